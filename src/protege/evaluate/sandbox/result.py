@@ -1,0 +1,75 @@
+"""Types shared by the sandbox's host side: limits in, result out, and the two errors callers may see."""
+from __future__ import annotations
+
+import signal
+from dataclasses import asdict, dataclass
+
+STATUSES = ("passed", "failed", "timeout", "memory", "killed", "output_limit")
+MEMORY_EXIT = 86  # same values as forkserver.py, which cannot import this package (it runs under python -I)
+SETUP_EXIT = 87
+SETUP_MARK = "protege-sandbox: setup failed: "
+
+
+class CodeExecutionNotAllowed(PermissionError):
+    def __init__(self) -> None:
+        super().__init__(
+            "Refusing to run model-generated code: code execution is off by default. Pass "
+            "--allow-code-execution on the command line, or allow_code_execution=True when calling "
+            "run_program/run_many, once you accept running untrusted code on this machine."
+        )
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (not the program): e.g. a confinement layer it relies on stopped working."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int = 1024  # address space (RLIMIT_AS), so it also counts mapped-but-untouched memory
+    cpu_s: float | None = None  # CPU seconds (RLIMIT_CPU); None means timeout_s + 1
+    max_procs: int = 32  # processes the program may have at once (RLIMIT_NPROC)
+    file_size_mb: int = 16  # largest file it may write (RLIMIT_FSIZE)
+    output_bytes: int = 1 << 20  # stdout + stderr kept; beyond this the run is killed
+    open_files: int = 256
+
+    def __post_init__(self) -> None:
+        bad = [f"{k}={v!r}" for k, v in asdict(self).items() if v is not None and v <= 0]
+        if bad:
+            raise ValueError(f"Limits must be positive; got {', '.join(bad)}")
+
+    def for_child(self, timeout_s: float) -> dict:
+        return {
+            "memory_mb": self.memory_mb,
+            "cpu_s": self.cpu_s if self.cpu_s is not None else timeout_s + 1,
+            # the runner and the namespace's init count against RLIMIT_NPROC too, plus the worker itself
+            "nproc": self.max_procs + 3,
+            "file_size_mb": self.file_size_mb,
+            "open_files": self.open_files,
+        }
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    status: str  # one of STATUSES
+    returncode: int | None  # negative: killed by that signal; None: never learned (sandbox broke)
+    stdout: str
+    stderr: str
+    wall_s: float
+    network_isolated: bool
+    notes: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+def classify(returncode: int | None, stderr: str, timed_out: bool, overflowed: bool) -> str:
+    if overflowed:
+        return "output_limit"
+    if timed_out or returncode == -signal.SIGXCPU:
+        return "timeout"
+    if returncode == MEMORY_EXIT or (returncode and "MemoryError" in stderr[-2000:]):
+        return "memory"
+    if returncode is None or returncode < 0:
+        return "killed"
+    return "passed" if returncode == 0 else "failed"

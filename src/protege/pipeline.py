@@ -1,0 +1,97 @@
+"""The flow task spec -> generate -> curate -> train -> eval -> report, each stage a run directory.
+
+    from protege.config import load_config
+    from protege.pipeline import Pipeline
+    Pipeline(load_config("configs/demo-trec6.yaml")).run("report")
+
+Each stage's key hashes its own config and its upstream key, so changing a setting reruns that stage and
+everything after it, and nothing before it. A stage with a MANIFEST is reused; one without resumes.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from protege.config import RunConfig
+from protege.store import StageDir, content_key, read_json
+
+STAGES = ["generate", "curate", "train", "eval", "report"]
+
+
+class Pipeline:
+    def __init__(self, cfg: RunConfig, progress: bool = True, echo=print):
+        from protege.tasks.spec import load_task
+
+        self.cfg = cfg
+        self.spec = load_task(cfg.task)
+        self.progress = progress
+        self.echo = echo
+        task_key = content_key(self.spec.model_dump(exclude={"source_file"}))
+        keys, upstream = {}, task_key
+        for name in STAGES:
+            section = getattr(cfg, name).model_dump() if name != "report" else {}
+            if name == "eval":
+                section["teacher"] = cfg.generate.teacher
+            upstream = content_key({"upstream": upstream, "config": section})
+            keys[name] = upstream
+        self.stages = {name: StageDir(Path(cfg.runs_dir), self.spec.name, name, keys[name]) for name in STAGES}
+
+    def run(self, until: str = "report") -> StageDir:
+        for name in STAGES[: STAGES.index(until) + 1]:
+            stage = self.stages[name]
+            if stage.complete:
+                self.echo(f"[{name}] reused {stage.path}")
+                continue
+            self.echo(f"[{name}] running in {stage.path}")
+            stage.start({"task": self.cfg.task, "stage": name, **self._stage_config(name)})
+            summary = getattr(self, f"_{name}")(stage)
+            stage.finish(summary)
+            self.echo(f"[{name}] done: {json.dumps(summary, default=str)[:300]}")
+        return self.stages[until]
+
+    def _stage_config(self, name: str) -> dict:
+        if name == "report":
+            return {}
+        cfg = getattr(self.cfg, name).model_dump()
+        if name == "eval":
+            cfg["teacher"] = self.cfg.generate.teacher
+            cfg["student"] = self.cfg.train.student
+        return {name: cfg}
+
+    # -- stages ---------------------------------------------------------------------------------------------
+    def _generate(self, stage: StageDir) -> dict:
+        from protege.models.resolve import load_lm
+        from protege.synth.generate import run_generate
+
+        lm = load_lm(self.cfg.generate.teacher, batch_size=self.cfg.generate.batch_size)
+        return run_generate(self.spec, self.cfg.generate, stage, lm, progress=self.progress)
+
+    def _curate(self, stage: StageDir) -> dict:
+        from protege.store import JsonlLog
+        from protege.synth.curate import run_curate
+
+        generated = JsonlLog(self.stages["generate"] / "samples.jsonl").read()
+        return run_curate(self.spec, self.cfg.curate, stage, generated)
+
+    def _train(self, stage: StageDir) -> dict:
+        from protege.models.resolve import load_lm
+        from protege.train.sft import run_train
+
+        rows = [json.loads(l) for l in (self.stages["curate"] / "data" / "train.jsonl").read_text().splitlines()]
+        if self.cfg.train.include_seeds:
+            rows += [{"id": s.id, "text": s.text, "label": s.label} for s in self.spec.seed_examples()]
+        lm = load_lm(self.cfg.train.student)
+        return run_train(self.spec, self.cfg.train, stage, lm, rows, progress=self.progress)
+
+    def _eval(self, stage: StageDir) -> dict:
+        from protege.evaluate.stage import run_eval
+
+        return run_eval(self.spec, self.cfg, stage, self.stages["train"] / "adapter", progress=self.progress)
+
+    def _report(self, stage: StageDir) -> dict:
+        from protege.report import write_report
+
+        results = read_json(self.stages["eval"] / "results.json")
+        curation = read_json(self.stages["curate"] / "MANIFEST.json")["summary"]
+        write_report(stage, self.spec, results, curation)
+        return {"rows": len(results["rows"])}

@@ -1,0 +1,47 @@
+"""Report stage: the results table as Markdown (report.md) and on the terminal.
+
+    print(render_markdown(spec, results, curation))
+"""
+from __future__ import annotations
+
+from protege.store import StageDir, atomic_write_text
+from protege.tasks.spec import TaskSpec
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
+    rows = results["rows"]
+    lines = [
+        f"# {spec.name}: distillation report",
+        "",
+        f"Test set: {results['test_items']} held-out human-written items; scoring: {results['scoring']}; "
+        f"95% bootstrap intervals in brackets.",
+        "",
+        "| row | model | accuracy | macro-F1 | p50 s/item | p95 s/item |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lo, hi = r["accuracy_ci"]
+        flo, fhi = r["macro_f1_ci"]
+        model = r["model"] + (" + LoRA" if r.get("adapter") else "") + (f", {r['shots']} shots" if r["shots"] else "")
+        lines.append(f"| {r['row']} | {model} | {_pct(r['accuracy'])} [{_pct(lo)}, {_pct(hi)}] | "
+                     f"{_pct(r['macro_f1'])} [{_pct(flo)}, {_pct(fhi)}] | {r['seconds_p50']:.3f} | "
+                     f"{r['seconds_p95']:.3f} |")
+    by = {r["row"]: r for r in rows}
+    if "fine-tuned" in by and "baseline (zero-shot)" in by:
+        gain = by["fine-tuned"]["accuracy"] - by["baseline (zero-shot)"]["accuracy"]
+        lines += ["", f"Fine-tuned minus zero-shot baseline: {100 * gain:+.1f} accuracy points."]
+    lines += ["", "## Curation", "", f"{curation.get('input')} generated, {curation.get('kept')} kept; dropped: "
+              + (", ".join(f"{k} {v}" for k, v in curation.get("dropped", {}).items()) or "none") + "."]
+    lines += ["", f"Provenance: git {results.get('git') or 'unknown'}, {results.get('date')}, "
+              f"torch {results['versions'].get('torch')}, transformers {results['versions'].get('transformers')}."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(stage: StageDir, spec: TaskSpec, results: dict, curation: dict) -> str:
+    text = render_markdown(spec, results, curation)
+    atomic_write_text(stage / "report.md", text)
+    return text

@@ -1,0 +1,147 @@
+"""Run directories: content-hash keys, atomic writes, append-only JSONL, manifests, resume.
+
+Layout of one stage (see docs/architecture.md):
+
+    runs/<task>/<stage>-<key>/config.yaml     resolved config of this stage
+                              samples.jsonl   append-only records keyed by id
+                              MANIFEST.json   written last: the stage is complete
+
+A stage whose MANIFEST.json exists is reused; one without it resumes from what its JSONL already holds.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import yaml
+
+MANIFEST = "MANIFEST.json"
+
+
+def content_key(obj: Any, length: int = 12) -> str:
+    """A short stable hash of any JSON-serialisable value (dict key order does not matter)."""
+    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: readers see the old or the new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+class JsonlLog:
+    """Append-only JSONL keyed by `id`. A line cut short by a kill is ignored on read and overwritten."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def read(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        records, seen = [], set()
+        with self.path.open() as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    break  # partial final line from an interrupted write
+                rec = json.loads(line)
+                if rec.get("id") in seen:
+                    continue
+                seen.add(rec.get("id"))
+                records.append(rec)
+        return records
+
+    def ids(self) -> set:
+        return {r.get("id") for r in self.read()}
+
+    def _truncate_partial_tail(self) -> None:
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        with self.path.open("rb+") as f:
+            data = f.read()
+            if data.endswith(b"\n"):
+                return
+            f.truncate(data.rfind(b"\n") + 1)
+
+    def append(self, records: Iterable[dict]) -> None:
+        """Append whole lines and fsync, so a finished record survives a kill."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._truncate_partial_tail()
+        with self.path.open("a") as f:
+            for rec in records:
+                f.write(json.dumps(rec, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.read())
+
+
+class StageDir:
+    """One stage's run directory: `root/<task>/<stage>-<key>`."""
+
+    def __init__(self, root: Path, task: str, stage: str, key: str):
+        self.stage = stage
+        self.key = key
+        self.path = Path(root) / task / f"{stage}-{key}"
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def complete(self) -> bool:
+        return (self.path / MANIFEST).exists()
+
+    def start(self, config: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+
+    def finish(self, summary: dict | None = None) -> None:
+        """Write the manifest last: the list of files with sizes and hashes, and when the stage ended."""
+        files = {}
+        for p in sorted(self.path.rglob("*")):
+            if p.is_file() and p.name != MANIFEST and not p.name.startswith("."):
+                files[str(p.relative_to(self.path))] = {"bytes": p.stat().st_size, "sha256": _file_sha(p)}
+        atomic_write_json(
+            self.path / MANIFEST,
+            {"stage": self.stage, "key": self.key, "finished": now_iso(), "files": files, "summary": summary or {}},
+        )
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
