@@ -50,6 +50,20 @@ def collate(batch: list[dict], pad_id: int) -> dict:
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
+def answer_loss(model, input_ids, labels, attention_mask):
+    """Mean cross-entropy over answer tokens, projecting to the vocabulary only where a label exists.
+
+    Most positions are prompt (-100): skipping their 49k-way logits and log-softmax cuts a third of the
+    step time for classification-length answers.
+    """
+    inner = model.get_base_model()
+    hidden = inner.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != -100
+    logits = inner.lm_head(hidden[:, :-1][keep])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+
+
 def epoch_order(n: int, epoch: int, seed: int) -> list[int]:
     order = list(range(n))
     random.Random(f"{seed}-{epoch}").shuffle(order)
@@ -99,7 +113,7 @@ def run_train(spec: TaskSpec, cfg: TrainConfig, stage: StageDir, lm, rows: list[
         idx = order[within * cfg.batch_size : (within + 1) * cfg.batch_size]
         batch = collate([examples[i] for i in idx], tok.pad_token_id)
         with autocast_context(lm.device):
-            loss = model(**{k: v.to(lm.device) for k, v in batch.items()}).loss
+            loss = answer_loss(model, **{k: v.to(lm.device) for k, v in batch.items()})
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()

@@ -39,6 +39,7 @@ def _load(name: str):
 
 
 confine = _load("confine")
+privileges = _load("privileges")
 guard = _load("guard")
 
 
@@ -59,28 +60,32 @@ def _exit_like(code: int) -> None:
     os._exit(code)
 
 
-def runner(req: dict, fds: list[int], layers: tuple | None) -> None:
+def _close_fds_except(keep: set[int]) -> None:
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 16)
+
+
+def runner(req: dict, fds: list[int], layers: tuple | None, sync: tuple[int, int]) -> None:
     """Forked from the server; never returns. `layers=None` means probe: try everything, report to stdout."""
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.dup2(fds[0], 1)
     os.dup2(fds[1], 2)
-    os.closerange(3, 1 << 16)  # the server's socket and fd copies must not reach untrusted code
+    _close_fds_except(set(sync))  # the server's socket and fd copies must not reach untrusted code
     os.setsid()
     workdir = req["workdir"]
     os.chdir(workdir)
     os.environ.clear()
     os.environ.update(PATH="/usr/local/bin:/usr/bin:/bin", HOME=workdir, TMPDIR=workdir, LANG="C.UTF-8")
-    uid, gid = os.getuid(), os.getgid()
     try:
-        applied, notes = confine.unshare(None if layers is None else tuple(n for n in layers if n in confine.FLAGS))
-        if "user" in applied:
-            confine.map_ids(uid, gid)
-        if "mnt" in applied:
-            confine.bind_workdir(workdir)
+        report = confine.enter(workdir, layers, sync)
     except OSError as e:
         _die_setup(str(e))
-    report = {"layers": list(applied), "notes": notes}
-    if "pid" not in applied:
+    os.close(sync[0])
+    os.close(sync[1])
+    if "pid" not in report["layers"]:
         if layers is None:
             os.write(1, json.dumps(report).encode())
             os._exit(0)
@@ -100,22 +105,17 @@ def runner(req: dict, fds: list[int], layers: tuple | None) -> None:
 
 
 def init(req: dict, layers: tuple | None, report: dict, status_w: int) -> None:
-    """pid 1 of the run's namespace: finish the mounts, start the worker, reap, report the worker's exit."""
-    workdir, probing = req["workdir"], layers is None
-    steps = (("proc", confine.mount_proc), ("ro", lambda: confine.readonly_rest(workdir)))
-    for name, step in steps:
-        if "mnt" not in report["layers"] or not (probing or name in layers):
-            continue
+    """pid 1 of the run's namespace: mount /proc, start the worker, reap, report the worker's exit."""
+    privileges.undumpable()  # we keep capabilities in the namespace; the worker (same uid) must not ptrace us
+    if "mnt" in report["layers"] and (layers is None or "proc" in layers):
         try:
-            refused = step()
-            if refused:
-                raise OSError(f"read-only remount refused for {', '.join(refused)}")
-            report["layers"].append(name)
+            confine.mount_proc()
+            report["layers"].append("proc")
         except OSError as e:
-            if not probing:
-                _die_setup(f"{name}: {e}")
-            report["notes"].append(f"{name}: {e}")
-    if probing:
+            if layers is not None:
+                _die_setup(str(e))
+            report["notes"].append(str(e))
+    if layers is None:
         os.write(status_w, json.dumps(report).encode())
         os._exit(0)
     pid = os.fork()
@@ -131,11 +131,15 @@ def init(req: dict, layers: tuple | None, report: dict, status_w: int) -> None:
 
 
 def worker(req: dict) -> None:
-    """Run workdir/program.py as __main__ under rlimits and the write guard; never returns."""
+    """Run workdir/program.py as __main__ without capabilities, under rlimits and the write guard; never returns."""
     path = os.path.join(req["workdir"], "program.py")
     with open(path, encoding="utf-8") as f:
         source = f.read()
-    confine.set_limits(req["limits"])
+    try:
+        privileges.drop_privileges()
+        privileges.set_limits(req["limits"])
+    except OSError as e:
+        _die_setup(str(e))
     guard.install(req["workdir"])
     main = types.ModuleType("__main__")
     main.__file__, main.__builtins__ = path, builtins
@@ -162,15 +166,39 @@ def worker(req: dict) -> None:
     os._exit(code & 0xFF)
 
 
-def probe() -> dict:
-    workdir = tempfile.mkdtemp(prefix="protege-probe-")
-    out_r, out_w = os.pipe()
+def _fork_runner(req: dict, fds: list[int], layers: tuple | None, sock=None) -> int:
+    """Fork a runner and, if it entered a user namespace as root's child, map it onto nobody from here."""
+    (ready_r, ready_w), (go_r, go_w) = os.pipe(), os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
-            runner({"workdir": workdir}, [out_w, out_w], None)
+            if sock is not None:
+                sock.close()
+            runner(req, fds, layers, (ready_w, go_r))
         finally:
-            os._exit(SETUP_EXIT)
+            os._exit(SETUP_EXIT)  # never fall back into the server loop
+    os.close(ready_w)
+    os.close(go_r)
+    try:
+        reply = b"g"
+        if os.read(ready_r, 1) == b"u":
+            try:
+                confine.map_ids(str(pid), confine.NOBODY, confine.NOBODY)
+            except OSError:
+                reply = b"!"
+        os.write(go_w, reply)
+    except OSError:
+        pass  # the runner died during setup; its exit status tells the host
+    finally:
+        os.close(ready_r)
+        os.close(go_w)
+    return pid
+
+
+def probe() -> dict:
+    workdir = tempfile.mkdtemp(prefix="protege-probe-")
+    out_r, out_w = os.pipe()
+    pid = _fork_runner({"workdir": workdir}, [out_w, out_w], None)
     os.close(out_w)
     data = b"".join(iter(lambda: os.read(out_r, 65536), b""))
     os.waitpid(pid, 0)
@@ -186,13 +214,7 @@ def serve(sock: socket.socket, layers: tuple) -> None:
             return
         if not msg:
             return  # the host closed its end: it is done with us (or gone)
-        pid = os.fork()
-        if pid == 0:
-            try:
-                sock.close()
-                runner(json.loads(msg), fds, layers)
-            finally:
-                os._exit(SETUP_EXIT)  # never fall back into the server loop
+        pid = _fork_runner(json.loads(msg), fds, layers, sock)
         for fd in fds:
             os.close(fd)
         try:

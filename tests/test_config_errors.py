@@ -1,0 +1,70 @@
+"""Bad input gets one error listing every problem, each naming its field and what to change."""
+import pytest
+from typer.testing import CliRunner
+
+from protege.cli import app
+from protege.config import load_config
+from protege.errors import ConfigError
+from protege.tasks.spec import load_task
+
+
+def test_unknown_keys_are_all_reported_with_their_field(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("task: trec6\ntrain:\n  epochz: 3\n  lora_rank: 8\ngenerat:\n  teacher: x\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    msg = str(err.value)
+    assert "train.epochz: unknown key" in msg and "generat: unknown key" in msg
+    assert str(cfg) in msg and "2 problem(s)" in msg
+
+
+def test_wrong_type_names_field_and_value(tmp_path):
+    with pytest.raises(ConfigError, match=r"train\.epochs: .*'three'"):
+        load_config(None, ["train.epochs=three"])
+
+
+def test_override_keeps_yaml_types():
+    cfg = load_config(None, ["train.epochs=2", "eval.max_test_items=5", "curate.dedup=false"])
+    assert cfg.train.epochs == 2 and cfg.eval.max_test_items == 5 and cfg.curate.dedup is False
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_missing_test_file_names_field(tiny_task):
+    (tiny_task.parent / "test.jsonl").unlink()
+    with pytest.raises(ConfigError, match=r"test\.path: file .*test\.jsonl does not exist"):
+        load_task(str(tiny_task))
+
+
+def test_bad_seed_label_names_index_and_allowed_labels(tiny_task):
+    tiny_task.write_text(tiny_task.read_text().replace("{text: 'Is 3 even ?', label: 'no'}", "{text: 'Is 3 even ?', label: maybe}"))
+    with pytest.raises(ConfigError) as err:
+        load_task(str(tiny_task))
+    assert "seeds[1].label: 'maybe' is not one of the labels ['yes', 'no']" in str(err.value)
+
+
+def test_unknown_task_lists_builtins():
+    with pytest.raises(ConfigError, match="built-ins are banking77, trec6"):
+        load_task("no-such-task")
+
+
+def test_cli_reports_config_error_and_exits_2(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("task: trec6\ntrain: {epochz: 3}\n")
+    result = CliRunner().invoke(app, ["run", str(cfg)])
+    assert result.exit_code == 2
+    assert "train.epochz: unknown key" in result.output
+
+
+def test_builtin_trec6_loads_real_splits():
+    spec = load_task("trec6")
+    test = spec.test_examples()
+    seeds = spec.seed_examples()
+    val = spec.validation_examples()
+    if not test:
+        pytest.skip("TREC data not available")
+    assert len(test) == 500 and len(seeds) == 48 and len(val) == 60
+    assert not {s.text for s in seeds} & {v.text for v in val}, "validation must be apart from the seeds"

@@ -1,0 +1,93 @@
+"""The whole flow on a tiny random model: exact run-directory layout, reuse, and training that learns."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from protege.config import load_config
+from protege.pipeline import STAGES, Pipeline
+from tiny import write_tiny_config
+
+
+def files_of(stage_dir):
+    return sorted(str(p.relative_to(stage_dir)) for p in stage_dir.rglob("*") if p.is_file())
+
+
+@pytest.fixture()
+def finished(tmp_path, tiny_model_dir, tiny_task):
+    cfg = load_config(write_tiny_config(tmp_path, tiny_model_dir, tiny_task))
+    messages = []
+    pipe = Pipeline(cfg, progress=False, echo=messages.append)
+    pipe.run("report")
+    return pipe, cfg, messages
+
+
+def test_run_directory_layout(finished):
+    pipe, cfg, _ = finished
+    slug = f"hf_{str(pipe.cfg.train.student)[3:]}".replace("/", "_")
+    expected = {
+        "generate": ["MANIFEST.json", "config.yaml", "samples.jsonl"],
+        "curate": ["MANIFEST.json", "config.yaml", "data/train.jsonl", "drops.jsonl"],
+        "train": ["MANIFEST.json", "adapter/README.md", "adapter/adapter_config.json",
+                  "adapter/adapter_model.safetensors", "config.yaml", "train_log.jsonl"],
+        "eval": sorted(["MANIFEST.json", "config.yaml", "results.json",
+                        f"samples/{slug}-fewshot.jsonl", f"samples/{slug}-zeroshot.jsonl",
+                        "samples/finetuned-zeroshot.jsonl"]),
+        "report": ["MANIFEST.json", "config.yaml", "report.md"],
+    }
+    task_dir = pipe.stages["generate"].path.parent
+    assert sorted(p.name.split("-")[0] for p in task_dir.iterdir()) == sorted(STAGES)
+    for name in STAGES:
+        stage = pipe.stages[name]
+        assert stage.path.name == f"{name}-{stage.key}"
+        assert files_of(stage.path) == expected[name], name
+
+
+def test_results_hold_rows_metrics_and_provenance(finished):
+    pipe, _, _ = finished
+    results = json.loads((pipe.stages["eval"] / "results.json").read_text())
+    assert [r["row"] for r in results["rows"]] == ["baseline (zero-shot)", "baseline (few-shot)", "fine-tuned",
+                                                   "teacher (few-shot)"]
+    for row in results["rows"]:
+        lo, hi = row["accuracy_ci"]
+        assert 0 <= lo <= row["accuracy"] <= hi <= 1 and row["n"] == 12
+    assert results["versions"]["torch"] and results["date"]
+    samples = [json.loads(l) for l in (pipe.stages["eval"] / "samples" / "finetuned-zeroshot.jsonl").open()]
+    assert len(samples) == 12 and all(len(s["prompt_hash"]) == 16 for s in samples)
+    report = (pipe.stages["report"] / "report.md").read_text()
+    assert "| fine-tuned |" in report and "| baseline (zero-shot) |" in report
+
+
+def test_second_run_reuses_every_stage(finished):
+    pipe, cfg, _ = finished
+    messages = []
+    Pipeline(cfg, progress=False, echo=messages.append).run("report")
+    assert messages == [f"[{s}] reused {pipe.stages[s].path}" for s in STAGES]
+
+
+def test_changing_train_config_keeps_upstream_stages(finished):
+    pipe, cfg, _ = finished
+    changed = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 1})})
+    other = Pipeline(changed, progress=False, echo=lambda m: None)
+    assert other.stages["curate"].path == pipe.stages["curate"].path
+    assert other.stages["train"].path != pipe.stages["train"].path
+
+
+def test_training_changes_adapter_parameters(finished, tiny_model_dir):
+    from peft import LoraConfig, get_peft_model
+    from peft.utils import get_peft_model_state_dict
+    from transformers import AutoModelForCausalLM
+
+    pipe, cfg, _ = finished
+    trained = load_file(pipe.stages["train"] / "adapter" / "adapter_model.safetensors")
+    fresh = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    initial = get_peft_model_state_dict(fresh)
+    lora_b = [k for k in trained if "lora_B" in k]
+    assert lora_b, "adapter has no LoRA B matrices"
+    for key in lora_b:
+        assert torch.count_nonzero(initial[key]) == 0  # PEFT starts B at zero
+        assert torch.count_nonzero(trained[key]) > 0, f"{key} did not move"
+    log = [json.loads(l) for l in (pipe.stages["train"] / "train_log.jsonl").open()]
+    assert [r["step"] for r in log] == list(range(1, len(log) + 1))

@@ -1,0 +1,84 @@
+"""A stage killed midway resumes without duplicating records or losing finished work."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from protege.config import load_config
+from protege.pipeline import Pipeline
+from protege.store import JsonlLog
+from protege.synth.generate import planned_requests
+from tiny import write_tiny_config
+
+KILL_AND_RUN = """
+import sys
+from protege.config import load_config
+from protege.pipeline import Pipeline
+Pipeline(load_config(sys.argv[1]), progress=False).run(sys.argv[2])
+"""
+
+
+def _run_and_kill(config: Path, until: str, watch: Path, min_lines: int, timeout: float = 120) -> bool:
+    """Start a stage in a child process and SIGKILL it once `watch` has min_lines lines; True if killed."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", KILL_AND_RUN, str(config), until], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if watch.exists() and watch.read_text().count("\n") >= min_lines:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.02)
+    proc.wait()
+    return False
+
+
+def test_generation_killed_with_sigkill_resumes_without_duplicates(tmp_path, tiny_model_dir, tiny_task):
+    config = write_tiny_config(tmp_path, tiny_model_dir, tiny_task, generate={"num_examples": 24, "batch_size": 4})
+    cfg = load_config(config)
+    pipe = Pipeline(cfg, progress=False, echo=lambda m: None)
+    samples = pipe.stages["generate"] / "samples.jsonl"
+    killed = _run_and_kill(config, "generate", samples, min_lines=4)
+    assert killed, "the child finished before it could be killed; make the stage longer"
+    assert not pipe.stages["generate"].complete
+    before = samples.read_text().count("\n")
+    assert 4 <= before < 24
+    pipe.run("generate")
+    ids = [json.loads(l)["id"] for l in samples.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 24
+    assert set(ids) == {r["id"] for r in planned_requests(pipe.spec, cfg.generate)}
+
+
+def test_training_interrupted_resumes_to_the_same_loss_curve(tmp_path, tiny_model_dir, tiny_task, monkeypatch):
+    import protege.train.sft as sft
+
+    config = write_tiny_config(tmp_path / "a", tiny_model_dir, tiny_task, train={"epochs": 3})
+    unbroken = Pipeline(load_config(config), progress=False, echo=lambda m: None)
+    unbroken.run("train")
+    reference = [r["loss"] for r in JsonlLog(unbroken.stages["train"] / "train_log.jsonl").read()]
+
+    config_b = write_tiny_config(tmp_path / "b", tiny_model_dir, tiny_task, train={"epochs": 3})
+    broken = Pipeline(load_config(config_b), progress=False, echo=lambda m: None)
+    real_save = sft._save_checkpoint
+    calls = {"n": 0}
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("simulated kill after the second checkpoint")
+
+    monkeypatch.setattr(sft, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        broken.run("train")
+    assert not broken.stages["train"].complete
+    monkeypatch.setattr(sft, "_save_checkpoint", real_save)
+    broken.run("train")
+    resumed = [r["loss"] for r in JsonlLog(broken.stages["train"] / "train_log.jsonl").read()]
+    assert resumed == pytest.approx(reference, rel=1e-5)

@@ -1,0 +1,31 @@
+"""Run-directory primitives: keys, atomic writes and the append-only log that survives a kill."""
+from protege.store import JsonlLog, StageDir, content_key
+
+
+def test_content_key_ignores_dict_order():
+    assert content_key({"a": 1, "b": [1, 2]}) == content_key({"b": [1, 2], "a": 1})
+    assert content_key({"a": 1}) != content_key({"a": 2})
+
+
+def test_partial_last_line_is_ignored_then_overwritten(tmp_path):
+    log = JsonlLog(tmp_path / "s.jsonl")
+    log.append([{"id": "a"}, {"id": "b"}])
+    with log.path.open("a") as f:
+        f.write('{"id": "c", "tex')  # a write cut off by a kill
+    assert [r["id"] for r in log.read()] == ["a", "b"]
+    log.append([{"id": "c"}])
+    assert [r["id"] for r in log.read()] == ["a", "b", "c"]
+    assert log.path.read_text().count("\n") == 3
+
+
+def test_manifest_lists_files_and_marks_complete(tmp_path):
+    stage = StageDir(tmp_path, "task", "generate", "abc")
+    stage.start({"x": 1})
+    assert not stage.complete
+    (stage / "samples.jsonl").write_text('{"id": 1}\n')
+    stage.finish({"records": 1})
+    assert stage.complete
+    import json
+
+    manifest = json.loads((stage / "MANIFEST.json").read_text())
+    assert set(manifest["files"]) == {"config.yaml", "samples.jsonl"}
