@@ -33,7 +33,7 @@ def test_run_directory_layout(finished):
                   "adapter/adapter_model.safetensors", "config.yaml", "train_log.jsonl"],
         "eval": sorted(["MANIFEST.json", "config.yaml", "results.json",
                         f"samples/{slug}-fewshot.jsonl", f"samples/{slug}-zeroshot.jsonl",
-                        "samples/finetuned-zeroshot.jsonl"]),
+                        "samples/finetuned-zeroshot.jsonl", "samples/cheap-baselines.jsonl"]),
         "report": ["MANIFEST.json", "config.yaml", "report.md"],
     }
     task_dir = pipe.stages["generate"].path.parent
@@ -52,6 +52,7 @@ def test_results_hold_rows_metrics_and_provenance(finished):
     for row in results["rows"]:
         lo, hi = row["accuracy_ci"]
         assert 0 <= lo <= row["accuracy"] <= hi <= 1 and row["n"] == 12
+    assert [b["row"].split(" (")[0] for b in results["baselines"]] == ["majority class", "TF-IDF + logistic regression"] * 2
     assert results["versions"]["torch"] and results["date"]
     samples = [json.loads(l) for l in (pipe.stages["eval"] / "samples" / "finetuned-zeroshot.jsonl").open()]
     assert len(samples) == 12 and all(len(s["prompt_hash"]) == 16 for s in samples)

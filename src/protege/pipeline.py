@@ -86,7 +86,8 @@ class Pipeline:
     def _eval(self, stage: StageDir) -> dict:
         from protege.evaluate.stage import run_eval
 
-        return run_eval(self.spec, self.cfg, stage, self.stages["train"] / "adapter", progress=self.progress)
+        rows = [json.loads(l) for l in (self.stages["curate"] / "data" / "train.jsonl").read_text().splitlines()]
+        return run_eval(self.spec, self.cfg, stage, self.stages["train"] / "adapter", rows, progress=self.progress)
 
     def _report(self, stage: StageDir) -> dict:
         from protege.report import write_report

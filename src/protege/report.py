@@ -34,11 +34,30 @@ def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
     if "fine-tuned" in by and "baseline (zero-shot)" in by:
         gain = by["fine-tuned"]["accuracy"] - by["baseline (zero-shot)"]["accuracy"]
         lines += ["", f"Fine-tuned minus zero-shot baseline: {100 * gain:+.1f} accuracy points."]
+    lines += _baseline_lines(results, by)
     lines += ["", "## Curation", "", f"{curation.get('input')} generated, {curation.get('kept')} kept; dropped: "
               + (", ".join(f"{k} {v}" for k, v in curation.get("dropped", {}).items()) or "none") + "."]
     lines += ["", f"Provenance: git {results.get('git') or 'unknown'}, {results.get('date')}, "
               f"torch {results['versions'].get('torch')}, transformers {results['versions'].get('transformers')}."]
     return "\n".join(lines) + "\n"
+
+
+def _baseline_lines(results: dict, lm_rows: dict) -> list[str]:
+    """The cheap non-LLM baselines, and a plain sentence when the fine-tuned student does not beat them."""
+    baselines = results.get("baselines") or []
+    if not baselines:
+        return []
+    lines = ["", "## Cheap baselines (no language model)", "", "| baseline | accuracy | macro-F1 |", "|---|---|---|"]
+    for b in baselines:
+        lines.append(f"| {b['row']} | {_pct(b['accuracy'])} [{_pct(b['accuracy_ci'][0])}, {_pct(b['accuracy_ci'][1])}]"
+                     f" | {_pct(b['macro_f1'])} |")
+    best = max(baselines, key=lambda b: b["accuracy"])
+    tuned = lm_rows.get("fine-tuned")
+    if tuned is not None:
+        verdict = "beats" if tuned["accuracy"] > best["accuracy"] else "does NOT beat"
+        lines += ["", f"The fine-tuned student ({_pct(tuned['accuracy'])}) {verdict} the best cheap baseline, "
+                  f"{best['row']} ({_pct(best['accuracy'])})."]
+    return lines
 
 
 def write_report(stage: StageDir, spec: TaskSpec, results: dict, curation: dict) -> str:

@@ -20,31 +20,35 @@ from protege.tasks.spec import Example, TaskSpec
 
 
 def evaluate_classification(lm, spec: TaskSpec, items: Sequence[Example], shots: Sequence[Example], log: JsonlLog,
-                            scoring: str = "likelihood", desc: str = "eval", progress: bool = True) -> list[dict]:
+                            scoring: str = "likelihood", desc: str = "eval", progress: bool = True,
+                            chunk: int = 8) -> list[dict]:
     done = log.ids()
     words = [l.word for l in spec.labels or []]
     pending = [it for it in items if it.id not in done]
-    bar = tqdm(pending, desc=desc, disable=not progress, unit="item")
-    buffer = []
-    for item in bar:
-        prompt = classification_prompt(spec, item.text, shots)
-        rendered = lm.render(prompt)
-        start = time.perf_counter()
+    bar = tqdm(total=len(pending), desc=desc, disable=not progress, unit="item")
+    for start in range(0, len(pending), chunk):
+        batch = pending[start : start + chunk]
+        prompts = [classification_prompt(spec, it.text, shots) for it in batch]
+        began = time.perf_counter()
         if scoring == "likelihood":
-            scores = lm.score_continuations(prompt, words)
-            pred = spec.label_names[max(range(len(scores)), key=scores.__getitem__)]
-            tokens_out, raw = 0, None
+            scores = lm.score_many(prompts, words)
+            preds = [spec.label_names[max(range(len(s)), key=s.__getitem__)] for s in scores]
+            raws, outs = [None] * len(batch), [0] * len(batch)
         else:
-            gen = lm.generate([prompt], GenerationConfig(max_new_tokens=8))[0]
-            pred, tokens_out, raw = parse_label(spec, gen.text), gen.tokens_out, gen.text
-        buffer.append({"id": item.id, "prompt_hash": text_hash(rendered), "target_hash": text_hash(item.label or ""),
-                       "gold": item.label, "prediction": pred, "raw": raw, "correct": pred == item.label,
-                       "seconds": time.perf_counter() - start, "tokens_in": lm.count_tokens(rendered),
-                       "tokens_out": tokens_out})
-        if len(buffer) >= 25:
-            log.append(buffer)
-            buffer = []
-    log.append(buffer)
+            gens = lm.generate(prompts, GenerationConfig(max_new_tokens=8))
+            preds = [parse_label(spec, g.text) for g in gens]
+            raws, outs = [g.text for g in gens], [g.tokens_out for g in gens]
+        per_item = (time.perf_counter() - began) / len(batch)  # items in a chunk share one batched pass
+        records = []
+        for item, prompt, pred, raw, tokens_out in zip(batch, prompts, preds, raws, outs):
+            rendered = lm.render(prompt)
+            records.append({"id": item.id, "prompt_hash": text_hash(rendered),
+                            "target_hash": text_hash(item.label or ""), "gold": item.label, "prediction": pred,
+                            "raw": raw, "correct": pred == item.label, "seconds": per_item,
+                            "tokens_in": lm.count_tokens(rendered), "tokens_out": tokens_out})
+        log.append(records)
+        bar.update(len(batch))
+    bar.close()
     by_id = {r["id"]: r for r in log.read()}
     return [by_id[it.id] for it in items]
 

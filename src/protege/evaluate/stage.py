@@ -6,13 +6,15 @@ once and shared. Per-item records go to `samples/<row>.jsonl`; metrics, CIs and 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 from protege.config import RunConfig
+from protege.evaluate.cheap_baselines import cheap_baseline_records
 from protege.evaluate.classify import evaluate_classification, few_shot_examples
 from protege.evaluate.summary import classification_summary
 from protege.provenance import provenance
-from protege.store import JsonlLog, StageDir, atomic_write_json
+from protege.store import JsonlLog, StageDir, atomic_write_json, atomic_write_text
 from protege.tasks.spec import TaskSpec
 
 
@@ -28,7 +30,8 @@ def load_finetuned(base_name: str, adapter_dir: Path):
     return LocalLM(f"{base_name}+lora", merged, base.tokenizer, device=base.device)
 
 
-def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path, progress: bool = True) -> dict:
+def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path, train_rows: list[dict],
+             progress: bool = True) -> dict:
     from protege.models.resolve import load_lm
 
     if spec.kind != "classification":
@@ -58,7 +61,12 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
         rows.append({"row": row, "model": student if model_name == "finetuned" else model_name,
                      "adapter": str(adapter_dir) if model_name == "finetuned" else None,
                      "shots": len(shots) if use_shots else 0, "samples": f"samples/{slug}.jsonl", **summary})
+    baselines, lines = [], []
+    for name, records in cheap_baseline_records(train_rows, spec.seed_examples(), items).items():
+        lines += [json.dumps({**r, "id": f"{name}|{r['id']}"}) + "\n" for r in records]
+        baselines.append({"row": name, **classification_summary(records, spec.label_names, ecfg.bootstrap_resamples)})
+    atomic_write_text(stage / "samples" / "cheap-baselines.jsonl", "".join(lines))
     results = {"task": spec.name, "metric": spec.metric, "scoring": ecfg.scoring, "test_items": len(items),
-               "rows": rows, "config": cfg.model_dump(), **provenance()}
+               "rows": rows, "baselines": baselines, "config": cfg.model_dump(), **provenance()}
     atomic_write_json(stage / "results.json", results)
     return {row["row"]: round(row["accuracy"], 4) for row in rows}

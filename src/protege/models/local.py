@@ -119,31 +119,55 @@ class LocalLM:
 
     # -- scoring --------------------------------------------------------------------------------------------
     def score_continuations(self, prompt: Prompt, continuations: Sequence[str]) -> list[float]:
-        """Log-probability of each continuation; the prompt is encoded once and its KV cache shared."""
+        """Log-probability of each continuation after the prompt (see `score_many`)."""
+        return self.score_many([prompt], continuations)[0]
+
+    def score_many(self, prompts: Sequence[Prompt], continuations: Sequence[str]) -> list[list[float]]:
+        """Log-probabilities of the same continuations after each of several prompts.
+
+        The prompts are encoded once, left-padded in one batch, and their KV cache is shared by all
+        continuations, so scoring L labels costs about one prompt pass rather than L.
+        """
         tok = self.tokenizer
-        prefix = self.render(prompt)
-        suffix = self.end_of_turn(prompt)
-        prefix_ids = tok(prefix, add_special_tokens=False)["input_ids"]
-        cont_ids = [tok(prefix + c + suffix, add_special_tokens=False)["input_ids"][len(prefix_ids) :] for c in continuations]
+        prefixes = [self.render(p) for p in prompts]
+        prefix_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prefixes]
+        cont_ids = [[tok(p + c + self.end_of_turn(pr), add_special_tokens=False)["input_ids"][len(ids):]
+                     for c in continuations] for p, ids, pr in zip(prefixes, prefix_ids, prompts)]
+        n, k = len(prompts), len(continuations)
+        plen = max(len(ids) for ids in prefix_ids)
+        clen = max(len(c) for row in cont_ids for c in row)
+        pad = tok.pad_token_id
+        ids = torch.full((n, plen), pad)
+        mask = torch.zeros((n, plen), dtype=torch.long)
+        for i, row in enumerate(prefix_ids):
+            ids[i, plen - len(row):] = torch.tensor(row)
+            mask[i, plen - len(row):] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        conts = torch.full((n * k, clen), pad)
+        for i in range(n):
+            for j, c in enumerate(cont_ids[i]):
+                conts[i * k + j, : len(c)] = torch.tensor(c)
+        cont_pos = pos[:, -1:].repeat_interleave(k, 0) + 1 + torch.arange(clen)
+        full_mask = torch.cat([mask.repeat_interleave(k, 0), torch.ones(n * k, clen, dtype=torch.long)], 1)
         with torch.inference_mode(), autocast_context(self.device):
-            ids = torch.tensor([prefix_ids], device=self.device)
-            out = self.model(input_ids=ids, use_cache=True)
-            first_logp = torch.log_softmax(out.logits[0, -1].float(), -1)
-            width = max(len(c) for c in cont_ids)
-            batch = torch.full((len(cont_ids), width), tok.pad_token_id, device=self.device)
-            for r, c in enumerate(cont_ids):
-                batch[r, : len(c)] = torch.tensor(c)
+            out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                             position_ids=pos.to(self.device), use_cache=True)
+            first = torch.log_softmax(out.logits[:, -1].float(), -1).repeat_interleave(k, 0)
             cache = out.past_key_values
-            cache.batch_repeat_interleave(len(cont_ids))
-            attn = torch.ones(len(cont_ids), len(prefix_ids) + width, dtype=torch.long, device=self.device)
-            logits = self.model(input_ids=batch, past_key_values=cache, attention_mask=attn).logits.float()
+            cache.batch_repeat_interleave(k)
+            logits = self.model(input_ids=conts.to(self.device), attention_mask=full_mask.to(self.device),
+                                position_ids=cont_pos.to(self.device), past_key_values=cache).logits.float()
             logp = torch.log_softmax(logits, -1)
         scores = []
-        for r, c in enumerate(cont_ids):
-            total = first_logp[c[0]].item()
-            for j in range(1, len(c)):
-                total += logp[r, j - 1, c[j]].item()
-            scores.append(total)
+        for i in range(n):
+            row = []
+            for j, c in enumerate(cont_ids[i]):
+                r = i * k + j
+                total = first[r, c[0]].item()
+                for t in range(1, len(c)):
+                    total += logp[r, t - 1, c[t]].item()
+                row.append(total)
+            scores.append(row)
         return scores
 
 

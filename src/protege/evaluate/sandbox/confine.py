@@ -1,25 +1,24 @@
-"""Namespace and mount steps, run inside a freshly forked sandbox child (never in the host process).
+"""Namespace and mount mechanisms for the sandbox, run only inside the fork server and its children.
 
 Loaded by path from `forkserver.py`, which runs under `python -I -S`, so this file imports only the standard
-library. Each function is one Linux mechanism; `enter()` (last) applies them in the order the kernel needs:
+library. `forkserver.py` decides when each step runs:
 
-    unshare()          new namespaces, trying the combinations it is given until the kernel accepts one
-    map_ids(), become()  run as an unprivileged uid (nobody when we are root) so rlimits and permissions bind
-    bind_workdir()     private mount propagation; the temp dir bound onto itself so it stays writable
-    expose()           make the interpreter's files reachable for nobody when they sit under /root (0700)
-    readonly_rest()    remount every other mount read-only
-    mount_proc()       a /proc that shows only this run's processes (hides the host's environments)
+    unshare()             new namespaces, trying the combinations it is given until the kernel accepts one
+    map_self()            (unprivileged callers) uid/gid 0 inside a fresh user namespace = ourselves outside
+    prepare_filesystem()  once per server: everything read-only except the directory holding run dirs
+    PidNamespaces         per run: fork straight into a fresh pid namespace (no intermediate process)
+    mount_scratch()       per run: a fresh size-limited tmpfs as the working directory, gone with the run
+    mount_proc()          per run, from pid 1 of the run's pid namespace: a /proc showing only the run
 """
 import ctypes
 import os
 import re
 import stat
-import sys
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x10000000, 0x20000000, 0x40000000
 FLAGS = {"user": CLONE_NEWUSER, "mnt": CLONE_NEWNS, "net": CLONE_NEWNET, "pid": CLONE_NEWPID}
-NOBODY = 65534
 
+PR_SET_PDEATHSIG = 1
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 # Inside a user namespace the kernel refuses a remount that drops an inherited nosuid/nodev/noexec ("locked").
@@ -27,6 +26,7 @@ LOCKED = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
 
 class SetupError(OSError):
@@ -57,56 +57,70 @@ def unshare(combos: list[tuple[str, ...]], strict: bool) -> tuple[tuple[str, ...
     return (), notes
 
 
-def map_ids(pid: str, outer_uid: int, outer_gid: int) -> None:
-    """Map uid/gid 0 inside the user namespace of `pid` ("self" or a number) to the given outer ids.
+class PidNamespaces:
+    """Forks children that are each pid 1 of a new pid namespace.
 
-    Real root maps a child onto `nobody` from outside (mapping another uid needs CAP_SETUID in the parent
-    namespace). Anyone else maps themselves, which requires denying setgroups first.
+    unshare(CLONE_NEWPID) only retargets where the caller's *next* child goes, and refuses a second time
+    while that target differs from the caller's own namespace, so after each fork we setns() back home.
     """
-    steps = [("uid_map", f"0 {outer_uid} 1"), ("gid_map", f"0 {outer_gid} 1")]
-    for name, text in ([("setgroups", "deny")] if pid == "self" else []) + steps:
-        with open(f"/proc/{pid}/{name}", "w") as f:
+
+    def __init__(self) -> None:
+        self.home = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+
+    def fork(self) -> int:
+        _check(_libc.unshare(CLONE_NEWPID), "unshare(pid)")
+        pid = os.fork()
+        if pid != 0 and _libc.setns(self.home, CLONE_NEWPID) != 0:
+            err = ctypes.get_errno()
+            os.kill(pid, 9)  # a child we cannot vouch for must not run
+            os.waitpid(pid, 0)
+            raise SetupError(err, f"setns(pid) back home: {os.strerror(err)}")
+        return pid
+
+
+def become_pid1() -> None:
+    """Move this process into a fresh pid namespace as its pid 1; the original process stays behind as
+    the parent only, exits with our status, and takes us along if it dies (PDEATHSIG). Needed without
+    root: setns() back to a pid namespace needs CAP_SYS_ADMIN over its owner, so PidNamespaces must start
+    from a namespace that our own user namespace owns."""
+    _check(_libc.unshare(CLONE_NEWPID), "unshare(pid)")
+    pid = os.fork()
+    if pid != 0:
+        _, status = os.waitpid(pid, 0)
+        os._exit(max(os.waitstatus_to_exitcode(status), 0))
+    _check(_libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
+def map_self(uid: int, gid: int) -> None:
+    """After unshare(user): be uid/gid 0 inside, our own ids outside (setgroups must be denied first)."""
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
             f.write(text)
 
 
-def become(uid: int, gid: int) -> None:
-    """Switch to (uid, gid); inside a user namespace 0 is the mapped outer id, so the kernel now accounts
-    processes and file access to that unprivileged id (root, INIT_USER, is exempt from RLIMIT_NPROC)."""
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
-
-
-def bind_workdir(workdir: str) -> None:
-    # Private propagation first, so nothing we mount leaks back into the host's mount namespace.
-    _mount(None, "/", None, MS_REC | MS_PRIVATE, "make mounts private")
-    _mount(workdir, workdir, None, MS_BIND | MS_REC, f"bind {workdir}")
-    os.chdir(workdir)  # the old cwd still points into the mount that is about to become read-only
-
-
-def _first_closed_dir(path: str) -> str | None:
-    """The first directory on the way to `path` that other users may not enter, if any."""
+def first_closed_dir(path: str) -> str | None:
+    """The first directory on the way to `path` (itself included) that other users may not enter."""
     current = "/"
-    for part in path.strip("/").split("/"):
-        if not os.stat(current).st_mode & stat.S_IXOTH:
+    for part in path.strip("/").split("/") + [""]:
+        mode = os.stat(current).st_mode
+        if stat.S_ISDIR(mode) and not mode & stat.S_IXOTH:
             return current
-        current = os.path.join(current, part)
+        current = os.path.join(current, part) if part else current
     return None
 
 
 def expose(paths: list[str]) -> None:
     """Make `paths` reachable for an unprivileged uid without opening anything else.
 
-    Python may live under a private directory (pyenv in /root, mode 0700) that `nobody` cannot enter. Each
-    such directory is covered with an empty tmpfs holding bind mounts of just the entries leading to `paths`,
-    which also hides the rest of it (keys, histories) from the program. Run as real root, before entering the
-    user namespace: there the skeleton's files could not be created for an unmapped owner (EOVERFLOW).
+    Python may live under a private directory (pyenv in /root, mode 0700) that the run's uid cannot enter.
+    Each such directory is covered with an empty tmpfs holding bind mounts of just the entries leading to
+    `paths`, which also hides the rest of it (keys, shell histories) from programs.
     """
-    paths = [os.path.realpath(p) for p in paths if os.path.exists(p)]
     for _ in range(8):  # one round per level of nested private directories
         plan: dict[str, set[str]] = {}
         for path in paths:
-            closed = _first_closed_dir(path)
-            if closed is not None:
+            closed = first_closed_dir(path)
+            if closed is not None and closed != path:
                 plan.setdefault(closed, set()).add(os.path.relpath(path, closed).split("/")[0])
         if not plan:
             return
@@ -136,12 +150,11 @@ def _mountinfo() -> list[tuple[str, int]]:
     return out
 
 
-def readonly_rest(workdir: str) -> list[str]:
-    """Remount all mounts except `workdir` read-only; returns the mount points that refused. Done as real
-    root before entering a user namespace, the kernel then locks them read-only for everything inside."""
+def readonly_rest(keep: str) -> list[str]:
+    """Remount all mounts except `keep` read-only; returns the mount points that refused."""
     failed = []
     for point, locked in _mountinfo():
-        if point == workdir:
+        if point == keep:
             continue
         flags = MS_REMOUNT | MS_BIND | MS_RDONLY | locked
         if _libc.mount(None, os.fsencode(point), None, flags, None) != 0:
@@ -149,59 +162,24 @@ def readonly_rest(workdir: str) -> list[str]:
     return failed
 
 
+def prepare_filesystem(base: str, expose_paths: list[str]) -> list[str]:
+    """In a fresh mount namespace: `base` (where run dirs live) stays writable, `expose_paths` become
+    reachable, every other mount goes read-only. Returns mount points that refused to go read-only."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE, "make mounts private")  # nothing leaks back to the host
+    _mount(base, base, None, MS_BIND | MS_REC, f"bind {base}")
+    if expose_paths:
+        expose(expose_paths)
+    return readonly_rest(base)
+
+
+def mount_scratch(path: str, size_mb: int, uid: int, gid: int) -> None:
+    """Only this run's mount namespace sees it, so the directory needs no cleanup and no disk I/O (on a
+    disk mounted with `discard`, creating and deleting one run dir cost ~3 ms of waiting)."""
+    options = f"size={size_mb}m,nr_inodes=16384,mode=0700,uid={uid},gid={gid}".encode()
+    _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"scratch tmpfs on {path}", options)
+
+
 def mount_proc() -> None:
     """Must run in a process inside the new pid namespace: /proc shows the mounter's namespace. Read-only
     because the kernel refuses a new proc less restricted than a locked read-only one already visible."""
     _mount("proc", "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mount /proc")
-
-
-def enter(workdir: str, layers: tuple | None, sync: tuple[int, int]) -> dict:
-    """Apply the confinement layers in the order the kernel needs; `layers=None` probes (never raises for a
-    refused layer, reports it instead). Returns {"layers", "notes"}; init still has to add "proc"."""
-    probing, root = layers is None, os.geteuid() == 0
-    want = lambda name: probing or name in layers  # noqa: E731
-    applied, notes = [], []
-
-    def readonly():
-        refused = readonly_rest(workdir)
-        if not refused:
-            applied.append("ro")
-        elif probing:
-            notes.append(f"read-only remount refused for {', '.join(refused)}")
-        else:
-            raise OSError(f"read-only remount refused for {', '.join(refused)}")
-
-    if root:
-        # As real root, build the filesystem view before entering a user namespace: the kernel then locks
-        # these mounts, so nothing inside can undo them. The program itself will run as nobody.
-        os.setgroups([])
-        os.chown(workdir, NOBODY, NOBODY)
-        if want("mnt"):
-            got, more = unshare([("mnt",)], strict=not probing)
-            notes += more
-            if got:
-                applied.append("mnt")
-                bind_workdir(workdir)
-                expose(sys.path + [os.path.dirname(os.path.realpath(sys.executable)), workdir])
-                if want("ro"):
-                    readonly()
-        full = ("user", "mnt", "net", "pid") if "mnt" in applied else ("user", "net", "pid")
-        combos = [full, ("net", "pid"), ("net",), ()]
-    else:
-        combos = [("user", "mnt", "net", "pid"), ()]  # without privileges it is all or nothing
-    if not probing:
-        combos = [tuple(n for n in combos[0] if n in layers and (n != "mnt" or "user" in layers))]
-    got, more = unshare(combos, strict=not probing)
-    notes += more
-    applied += [n for n in got if n not in applied]
-    if "user" in got:
-        os.write(sync[0], b"u" if root else b"-")  # root: ask the server, still outside, to map us to nobody
-        if os.read(sync[1], 1) != b"g":
-            raise OSError("the fork server could not write the user namespace's uid/gid maps")
-        if not root:
-            map_ids("self", os.getuid(), os.getgid())
-            bind_workdir(workdir)
-            if want("ro"):
-                readonly()
-        become(0, 0)  # uid 0 inside is nobody (or the calling user) outside
-    return {"layers": applied, "notes": notes}

@@ -1,34 +1,34 @@
 """Fork server: one long-lived trusted Python that forks a confined child per untrusted program.
 
-Started by `pool.py` as `python -I -S -B forkserver.py FD LAYERS` with a scrubbed environment (stdlib only, so
-it loads its siblings by path). FD is its end of a SOCK_SEQPACKET socketpair. Starting an interpreter costs
-~10 ms of CPU and forking this one ~1 ms, which is most of the sandbox's throughput. LAYERS is "probe" for the
-first server (try every layer, report what the kernel allowed) or the comma-separated layers that probe found,
-which every later run must apply or refuse to run (fail closed, never silently weaker).
+Started by `pool.py` as `python -I -S -B forkserver.py FD LAYERS BASE RUN_UID` with a scrubbed environment
+(stdlib only, so it loads its siblings by path). FD is its end of a SOCK_SEQPACKET socketpair; BASE the
+directory the host creates run dirs in; RUN_UID the otherwise unused uid programs run under when we are root.
+Starting an interpreter costs ~10 ms of CPU, forking this one ~1 ms: that is most of the sandbox's speed.
+So is doing the expensive confinement once here instead of per run (see `setup`).
 
-Messages are JSON. server -> host once: {"layers", "notes"}. Per run, host -> server: {"workdir", "limits"}
-with the stdout/stderr write ends attached; server -> host: {"pid"} then {"exit"} (negative = signal).
+LAYERS is "probe" for the first server (try everything, report what the kernel allowed) or the layers the
+probe found, which every later server and run must apply or refuse to run: fail closed, never silently weaker.
 
-Process tree per run:  server -> runner (setsid, unshare) -> init (pid 1 of the new pid namespace: /proc,
-read-only remounts) -> worker (rlimits, guard, the program). Killing the runner's process group kills init,
-and the kernel then kills everything left in the namespace, even children that setsid() out of the group.
+Messages are JSON. server -> host once: {"layers", "notes"} (or {"error"}). Per run, host -> server:
+{"workdir", "scratch", "limits"} with the stdout/stderr write ends and a memfd holding the program
+attached; server -> host: {"pid"} of the forked
+child (see child.py) or {"error"}, then {"exit", "cpu_s"} (exit < 0: killed by that signal).
 """
-import atexit
-import builtins
+import gc
+import importlib
 import importlib.util
 import json
 import os
-import signal
 import socket
 import sys
 import tempfile
-import traceback
 import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MEMORY_EXIT = 86  # the program raised MemoryError (result.py maps it to status "memory")
-SETUP_EXIT = 87  # confinement could not be applied, so the program never ran
-SETUP_MARK = "protege-sandbox: setup failed: "
+# Imported once by the server so every forked program finds them in sys.modules: each HumanEval prompt
+# starts with `from typing import List`, and a fresh import of typing alone costs several ms per run.
+PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string",
+           "random", "hashlib", "fractions", "decimal", "dataclasses", "statistics")
 
 
 def _load(name: str):
@@ -38,198 +38,147 @@ def _load(name: str):
     return module
 
 
-confine = _load("confine")
-privileges = _load("privileges")
-guard = _load("guard")
+mods = types.SimpleNamespace(**{name: _load(name) for name in ("confine", "privileges", "guard", "child")})
 
 
-def _die_setup(message: str) -> None:
-    os.write(2, f"{SETUP_MARK}{message}\n".encode())
-    os._exit(SETUP_EXIT)
+def interpreter_paths() -> list[str]:
+    paths = sys.path + [os.path.dirname(os.path.realpath(sys.executable))]
+    return [os.path.realpath(p) for p in paths if os.path.isdir(p)]
 
 
-def _exit_like(code: int) -> None:
-    """End this process the way the child did, so a signal death stays visible to the host as one."""
-    if code < 0:
-        try:
-            signal.signal(-code, signal.SIG_DFL)
-        except (OSError, ValueError):  # SIGKILL/SIGSTOP cannot be (and need not be) reset
-            pass
-        os.kill(os.getpid(), -code)
-        code = 128 - code
-    os._exit(code)
+def setup(base: str, layers: tuple | None) -> dict:
+    """Once per server: the namespaces and mounts that every run inherits. `layers=None` probes."""
+    probing, root = layers is None, os.geteuid() == 0
+    want = lambda name: probing or name in layers  # noqa: E731
+    applied, notes = [], []
+    confine = mods.confine
+    if not root and want("user"):
+        # Without privileges the kernel grants namespaces only inside a user namespace of our own; uid 0 in
+        # it is still us outside, so this gives programs nothing we did not have.
+        got, more = confine.unshare([("user",)], strict=not probing)
+        notes += more
+        if got:
+            confine.map_self(os.getuid(), os.getgid())
+            applied.append("user")
+            if want("pid"):
+                try:
+                    confine.become_pid1()
+                except OSError as e:
+                    if not probing:
+                        raise
+                    notes.append(str(e))
+    if (root or "user" in applied) and want("ro"):
+        got, more = confine.unshare([("mnt",)], strict=not probing)
+        notes += more
+        if got:
+            refused = confine.prepare_filesystem(base, interpreter_paths() if root else [])
+            if not refused:
+                applied.append("ro")
+            elif probing:
+                notes.append(f"read-only remount refused for {', '.join(refused)}")
+            else:
+                raise OSError(f"read-only remount refused for {', '.join(refused)}")
+    if not root:
+        applied.append("uid")  # we are not root, so neither are programs
+    elif want("uid"):
+        closed = [d for d in map(confine.first_closed_dir, interpreter_paths() + [base]) if d]
+        if not closed:
+            applied.append("uid")
+        else:
+            notes.append(f"programs run as root: the interpreter sits under {closed[0]}, which another uid "
+                         "cannot enter, and without a mount namespace it cannot be exposed")
+    missing = [] if probing else [n for n in ("user", "ro", "uid") if n in layers and n not in applied]
+    if missing:
+        raise OSError(f"server-wide layers {missing} no longer apply: {'; '.join(notes)}")
+    return {"layers": applied, "notes": notes}
 
 
-def _close_fds_except(keep: set[int]) -> None:
-    low = 3
-    for fd in sorted(keep):
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, 1 << 16)
-
-
-def runner(req: dict, fds: list[int], layers: tuple | None, sync: tuple[int, int]) -> None:
-    """Forked from the server; never returns. `layers=None` means probe: try everything, report to stdout."""
-    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-    os.dup2(fds[0], 1)
-    os.dup2(fds[1], 2)
-    _close_fds_except(set(sync))  # the server's socket and fd copies must not reach untrusted code
-    os.setsid()
-    workdir = req["workdir"]
-    os.chdir(workdir)
-    os.environ.clear()
-    os.environ.update(PATH="/usr/local/bin:/usr/bin:/bin", HOME=workdir, TMPDIR=workdir, LANG="C.UTF-8")
-    try:
-        report = confine.enter(workdir, layers, sync)
-    except OSError as e:
-        _die_setup(str(e))
-    os.close(sync[0])
-    os.close(sync[1])
-    if "pid" not in report["layers"]:
-        if layers is None:
-            os.write(1, json.dumps(report).encode())
-            os._exit(0)
-        worker(req)
-    status_r, status_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(status_r)
-        init(req, layers, report, status_w)
-    os.close(status_w)
-    _, status = os.waitpid(pid, 0)
-    data = b"".join(iter(lambda: os.read(status_r, 4096), b""))
-    if layers is None:
-        os.write(1, data)
-        os._exit(0)
-    _exit_like(int(data) if data else os.waitstatus_to_exitcode(status))
-
-
-def init(req: dict, layers: tuple | None, report: dict, status_w: int) -> None:
-    """pid 1 of the run's namespace: mount /proc, start the worker, reap, report the worker's exit."""
-    privileges.undumpable()  # we keep capabilities in the namespace; the worker (same uid) must not ptrace us
-    if "mnt" in report["layers"] and (layers is None or "proc" in layers):
-        try:
-            confine.mount_proc()
-            report["layers"].append("proc")
-        except OSError as e:
-            if layers is not None:
-                _die_setup(str(e))
-            report["notes"].append(str(e))
-    if layers is None:
-        os.write(status_w, json.dumps(report).encode())
-        os._exit(0)
-    pid = os.fork()
-    if pid == 0:
-        os.close(status_w)
-        worker(req)
-    while True:  # as pid 1 we also inherit every orphan, so reap until the worker itself is done
-        done, status = os.waitpid(-1, 0)
-        if done == pid:
-            break
-    os.write(status_w, str(os.waitstatus_to_exitcode(status)).encode())
-    os._exit(0)  # init exiting makes the kernel SIGKILL whatever the program left behind
-
-
-def worker(req: dict) -> None:
-    """Run workdir/program.py as __main__ without capabilities, under rlimits and the write guard; never returns."""
-    path = os.path.join(req["workdir"], "program.py")
-    with open(path, encoding="utf-8") as f:
-        source = f.read()
-    try:
-        privileges.drop_privileges()
-        privileges.set_limits(req["limits"])
-    except OSError as e:
-        _die_setup(str(e))
-    guard.install(req["workdir"])
-    main = types.ModuleType("__main__")
-    main.__file__, main.__builtins__ = path, builtins
-    sys.modules["__main__"], sys.argv = main, [path]
-    code = 0
-    try:
-        exec(compile(source, path, "exec"), main.__dict__)
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        if not isinstance(e.code, (int, type(None))):
-            print(e.code, file=sys.stderr)
-    except MemoryError:
-        code = MEMORY_EXIT
-        os.write(2, b"MemoryError: the program exceeded its memory limit\n")
-    except BaseException:  # noqa: BLE001 - any failure of untrusted code is a result, not our crash
-        traceback.print_exc()
-        code = 1
-    try:
-        atexit._run_exitfuncs()
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException:  # noqa: BLE001 - a broken pipe at exit must not change the recorded code
-        pass
-    os._exit(code & 0xFF)
-
-
-def _fork_runner(req: dict, fds: list[int], layers: tuple | None, sock=None) -> int:
-    """Fork a runner and, if it entered a user namespace as root's child, map it onto nobody from here."""
-    (ready_r, ready_w), (go_r, go_w) = os.pipe(), os.pipe()
-    pid = os.fork()
+def _fork_child(req: dict, fds: list[int], layers, run_uid, pid_ns, sock=None) -> int:
+    pid = pid_ns.fork() if pid_ns is not None else os.fork()
     if pid == 0:
         try:
             if sock is not None:
                 sock.close()
-            runner(req, fds, layers, (ready_w, go_r))
+            mods.child.start(mods, req, fds, layers, run_uid, pid_ns is not None)
         finally:
-            os._exit(SETUP_EXIT)  # never fall back into the server loop
-    os.close(ready_w)
-    os.close(go_r)
-    try:
-        reply = b"g"
-        if os.read(ready_r, 1) == b"u":
-            try:
-                confine.map_ids(str(pid), confine.NOBODY, confine.NOBODY)
-            except OSError:
-                reply = b"!"
-        os.write(go_w, reply)
-    except OSError:
-        pass  # the runner died during setup; its exit status tells the host
-    finally:
-        os.close(ready_r)
-        os.close(go_w)
+            os._exit(mods.child.SETUP_EXIT)  # never fall back into the server loop
     return pid
 
 
-def probe() -> dict:
-    workdir = tempfile.mkdtemp(prefix="protege-probe-")
+def probe(base: str, run_uid) -> dict:
+    """Fork one child that applies every per-run layer the kernel allows and reports which held."""
+    notes = []
+    try:
+        pid_ns = mods.confine.PidNamespaces()
+    except OSError as e:
+        pid_ns, notes = None, [f"pid namespace: {e}"]
+    workdir = tempfile.mkdtemp(prefix="probe-", dir=base)
+    req = {"workdir": workdir, "scratch": True, "limits": {"scratch_mb": 1}}
     out_r, out_w = os.pipe()
-    pid = _fork_runner({"workdir": workdir}, [out_w, out_w], None)
+    try:
+        pid = _fork_child(req, [out_w, out_w], None, run_uid, pid_ns)
+    except OSError as e:
+        notes.append(f"pid namespace: {e}")
+        pid = _fork_child(req, [out_w, out_w], None, run_uid, None)
     os.close(out_w)
     data = b"".join(iter(lambda: os.read(out_r, 65536), b""))
+    os.close(out_r)
     os.waitpid(pid, 0)
     os.rmdir(workdir)
-    return json.loads(data) if data.startswith(b"{") else {"layers": [], "notes": [data.decode(errors="replace")]}
+    if not data.startswith(b"{"):
+        return {"layers": [], "notes": notes + [data.decode(errors="replace")]}
+    found = json.loads(data)
+    return {"layers": found["layers"], "notes": notes + found["notes"]}
 
 
-def serve(sock: socket.socket, layers: tuple) -> None:
+def serve(sock: socket.socket, layers: tuple, run_uid) -> None:
+    pid_ns = mods.confine.PidNamespaces() if "pid" in layers else None
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 2)
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
         except OSError:
             return
         if not msg:
             return  # the host closed its end: it is done with us (or gone)
-        pid = _fork_runner(json.loads(msg), fds, layers, sock)
+        try:
+            pid = _fork_child(json.loads(msg), fds, layers, run_uid, pid_ns, sock)
+            reply = {"pid": pid}
+        except OSError as e:  # fail closed: no run without the pid namespace the probe promised
+            pid, reply = None, {"error": f"{mods.child.SETUP_MARK}{e}"}
         for fd in fds:
             os.close(fd)
         try:
-            sock.send(json.dumps({"pid": pid}).encode())
-            _, status = os.waitpid(pid, 0)
-            sock.send(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode())
+            sock.send(json.dumps(reply).encode())
+            if pid is not None:
+                _, status, usage = os.wait4(pid, 0)
+                cpu_s = usage.ru_utime + usage.ru_stime
+                sock.send(json.dumps({"exit": os.waitstatus_to_exitcode(status), "cpu_s": cpu_s}).encode())
         except OSError:
             return
 
 
 def main() -> None:
-    sock = socket.socket(fileno=int(sys.argv[1]))
-    report = probe() if sys.argv[2] == "probe" else {"layers": [n for n in sys.argv[2].split(",") if n], "notes": []}
+    fd, wanted, base, run_uid = sys.argv[1:5]
+    sock = socket.socket(fileno=int(fd))
+    for name in PRELOAD:
+        importlib.import_module(name)
+    # Children would otherwise let the collector walk (and so copy-on-write) every page the server filled.
+    gc.freeze()
+    layers = None if wanted == "probe" else tuple(n for n in wanted.split(",") if n)
+    try:
+        report = setup(base, layers)
+    except OSError as e:
+        report = {"error": f"{mods.child.SETUP_MARK}{e}"}
+    if "error" not in report:
+        uid = int(run_uid) if os.geteuid() == 0 and "uid" in report["layers"] else None
+        if layers is None:
+            found = probe(base, uid)
+            report = {"layers": report["layers"] + found["layers"], "notes": report["notes"] + found["notes"]}
+        else:  # setup() applied the server-wide layers strictly; the per-run ones are enforced per run
+            report["layers"] = list(layers)
     sock.send(json.dumps(report).encode())
-    serve(sock, tuple(report["layers"]))
+    if "error" not in report:
+        serve(sock, tuple(report["layers"]), uid)
 
 
 if __name__ == "__main__":

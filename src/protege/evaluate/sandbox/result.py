@@ -27,8 +27,9 @@ class SandboxError(RuntimeError):
 class Limits:
     memory_mb: int = 1024  # address space (RLIMIT_AS), so it also counts mapped-but-untouched memory
     cpu_s: float | None = None  # CPU seconds (RLIMIT_CPU); None means timeout_s + 1
-    max_procs: int = 32  # processes the program may have at once (RLIMIT_NPROC)
+    max_procs: int = 32  # processes the program may have at once, itself included (RLIMIT_NPROC)
     file_size_mb: int = 16  # largest file it may write (RLIMIT_FSIZE)
+    scratch_mb: int = 64  # size of its private tmpfs working dir (where mount namespaces are allowed)
     output_bytes: int = 1 << 20  # stdout + stderr kept; beyond this the run is killed
     open_files: int = 256
 
@@ -41,9 +42,10 @@ class Limits:
         return {
             "memory_mb": self.memory_mb,
             "cpu_s": self.cpu_s if self.cpu_s is not None else timeout_s + 1,
-            # the runner and the namespace's init count against RLIMIT_NPROC too, plus the worker itself
-            "nproc": self.max_procs + 3,
+            # +1: run without root, the fork server shares the program's uid and user namespace, so it counts
+            "nproc": self.max_procs + 1,
             "file_size_mb": self.file_size_mb,
+            "scratch_mb": self.scratch_mb,
             "open_files": self.open_files,
         }
 
@@ -63,10 +65,10 @@ class ExecResult:
         return self.status == "passed"
 
 
-def classify(returncode: int | None, stderr: str, timed_out: bool, overflowed: bool) -> str:
+def classify(returncode: int | None, stderr: str, timed_out: bool, overflowed: bool, cpu_exhausted: bool) -> str:
     if overflowed:
         return "output_limit"
-    if timed_out or returncode == -signal.SIGXCPU:
+    if timed_out or returncode == -signal.SIGXCPU or (returncode == -signal.SIGKILL and cpu_exhausted):
         return "timeout"
     if returncode == MEMORY_EXIT or (returncode and "MemoryError" in stderr[-2000:]):
         return "memory"

@@ -3,9 +3,11 @@
     from protege.evaluate.sandbox import run_program, run_many
     run_program("print(1 + 1)", allow_code_execution=True).stdout   # '2\\n'
 
-Each program gets its own temp dir (its cwd, HOME and TMPDIR, deleted afterwards), a scrubbed environment,
-stdin closed, rlimits (memory, CPU, processes, file size, open files) and whatever namespaces this machine
-allows (see isolation.py). Nothing here needs root; as root in a container every layer applies.
+Each program runs in a child forked from a warm fork server (pool.py, forkserver.py, child.py) with its own
+working dir (cwd, HOME and TMPDIR; a private tmpfs where the kernel allows, else a dir we delete), a
+scrubbed environment, stdin closed, no privileges, rlimits (memory, CPU, processes, file size, open files)
+and whatever namespaces this machine allows (`python -m protege.evaluate.sandbox.isolation` says which).
+Linux only. Nothing needs root; run as root (as in a container) every layer applies.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import signal
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from protege.evaluate.sandbox import pool
 from protege.evaluate.sandbox.isolation import isolation
@@ -35,19 +38,20 @@ def run_program(code: str, timeout_s: float = 5.0, limits: Limits | None = None,
         raise ValueError(f"timeout_s must be positive; got {timeout_s!r}")
     limits = limits or Limits()
     iso = isolation()
-    workdir = os.path.realpath(tempfile.mkdtemp(prefix="protege-sandbox-"))
+    base = pool.base_dir()
+    # Without a private tmpfs per run, fall back to a dir on disk that we create and remove ourselves.
+    workdir = os.path.join(base, pool.SCRATCH) if iso.scratch else tempfile.mkdtemp(prefix="run-", dir=base)
     try:
-        with open(os.path.join(workdir, "program.py"), "w", encoding="utf-8") as f:
-            f.write(code)
         server = pool.acquire()
         try:
-            result, healthy = _execute(server, workdir, timeout_s, limits)
+            result, healthy = _execute(server, code, workdir, iso.scratch, timeout_s, limits)
         except BaseException:
             pool.discard(server)
             raise
         (pool.release if healthy else pool.discard)(server)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not iso.scratch:
+            shutil.rmtree(workdir, ignore_errors=True)
     notes = tuple(result.pop("notes")) + iso.notes
     return ExecResult(**result, network_isolated=iso.network, notes=notes)
 
@@ -65,8 +69,10 @@ def run_many(programs: list[str], workers: int | None = None, timeout_s: float =
 
 
 def _kill(pid: int) -> None:
-    # The runner is its own process group leader (setsid). Until the server reports its exit it is unreaped,
-    # so the pid cannot have been reused. Killing the pid too covers the instant before its setsid().
+    # The child leads its own process group and, where the kernel allows, is pid 1 of its own pid namespace,
+    # so its death takes every process it started along, even ones that left the group. The server reaps it
+    # only after it dies and we stop killing once the server reports that, so the pid cannot have been
+    # reused. Killing by pid too covers the instant before the child's setsid().
     for kill in (os.killpg, os.kill):
         try:
             kill(pid, signal.SIGKILL)
@@ -74,77 +80,94 @@ def _kill(pid: int) -> None:
             pass
 
 
-def _execute(server: pool.ForkServer, workdir: str, timeout_s: float, limits: Limits) -> tuple[dict, bool]:
+@dataclass
+class _Outcome:
+    stdout: bytearray = field(default_factory=bytearray)
+    stderr: bytearray = field(default_factory=bytearray)
+    returncode: int | None = None  # None until the server reports the exit
+    cpu_s: float = 0.0
+    timed_out: bool = False
+    overflowed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _execute(server: pool.ForkServer, code: str, workdir: str, scratch: bool, timeout_s: float,
+             limits: Limits) -> tuple[dict, bool]:
     """Returns the ExecResult fields (less isolation) and whether the server is fit for reuse."""
     (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
+    source = os.memfd_create("program", os.MFD_CLOEXEC)  # any size, no disk, gone with its last fd
+    child_limits = limits.for_child(timeout_s)
     start = time.monotonic()
     try:
-        server.send({"workdir": workdir, "limits": limits.for_child(timeout_s)}, [out_w, err_w])
+        os.write(source, code.encode("utf-8", "surrogatepass"))
+        server.send({"workdir": workdir, "scratch": scratch, "limits": child_limits}, [out_w, err_w, source])
     finally:
-        os.close(out_w)
-        os.close(err_w)
-    started = server.recv(GRACE_S)
-    if started is None:
-        os.close(out_r)
-        os.close(err_r)
-        raise SandboxError("sandbox fork server stopped answering before the program started")
-    pid = started["pid"]
-    captured = {out_r: bytearray(), err_r: bytearray()}
-    total, returncode, notes = 0, None, []
-    timed_out = overflowed = killed = False
-    deadline = start + timeout_s
+        for fd in (out_w, err_w, source):
+            os.close(fd)
     sel = selectors.DefaultSelector()
-    for fd in (out_r, err_r, server.sock):
-        sel.register(fd, selectors.EVENT_READ)
     try:
-        while len(sel.get_map()) > 0:
-            now = time.monotonic()
-            if not killed and now >= deadline:
-                timed_out = killed = True
-                notes.append(f"wall-clock timeout after {timeout_s:g}s: process group killed")
-                _kill(pid)
-                deadline = now + GRACE_S
-            elif killed and now >= deadline:
-                if returncode is None:
-                    notes.append("fork server did not report the exit; discarded")
-                    return _fields(captured, out_r, err_r, None, start, timed_out, overflowed, notes), False
-                notes.append("output pipes still held after exit; stopped reading")
-                break
-            for key, _ in sel.select(max(0.0, deadline - now)):
-                if key.fileobj is server.sock:
-                    sel.unregister(server.sock)
-                    message = server.recv(0)
-                    if message is None:
-                        notes.append("fork server died")
-                        return _fields(captured, out_r, err_r, None, start, timed_out, overflowed, notes), False
-                    returncode = message["exit"]
-                    _kill(pid)  # leftovers in the group (only possible without a pid namespace)
-                    killed, deadline = True, min(deadline, time.monotonic() + DRAIN_S)
-                    continue
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    sel.unregister(key.fd)
-                    continue
-                room = limits.output_bytes - total
-                captured[key.fd] += chunk[: max(room, 0)]
-                total += len(chunk)
-                if total > limits.output_bytes and not overflowed:
-                    overflowed = killed = True
-                    notes.append(f"output over {limits.output_bytes} bytes: truncated and process group killed")
-                    _kill(pid)
-                    deadline = time.monotonic() + GRACE_S
+        started = server.recv(GRACE_S)
+        if started is None or "error" in started:
+            raise SandboxError(started["error"] if started else "sandbox fork server stopped answering")
+        for fd in (out_r, err_r, server.sock):
+            sel.register(fd, selectors.EVENT_READ)
+        outcome = _Outcome()
+        healthy = _collect(sel, server, started["pid"], {out_r: outcome.stdout, err_r: outcome.stderr},
+                           outcome, start + timeout_s, timeout_s, limits.output_bytes)
     finally:
         sel.close()
-    return _fields(captured, out_r, err_r, returncode, start, timed_out, overflowed, notes), True
-
-
-def _fields(captured, out_r, err_r, returncode, start, timed_out, overflowed, notes) -> dict:
-    os.close(out_r)
-    os.close(err_r)
-    stdout = captured[out_r].decode("utf-8", "replace")
-    stderr = captured[err_r].decode("utf-8", "replace")
-    if returncode == SETUP_EXIT and stderr.startswith(SETUP_MARK):
+        os.close(out_r)
+        os.close(err_r)
+    stdout = outcome.stdout.decode("utf-8", "replace")
+    stderr = outcome.stderr.decode("utf-8", "replace")
+    if outcome.returncode == SETUP_EXIT and stderr.startswith(SETUP_MARK):
         raise SandboxError(f"{stderr.strip()} (the program did not run; see isolation.py for the layers)")
-    status = classify(returncode, stderr, timed_out, overflowed)
-    return dict(status=status, returncode=returncode, stdout=stdout, stderr=stderr,
-                wall_s=time.monotonic() - start, notes=notes)
+    cpu_exhausted = outcome.cpu_s >= child_limits["cpu_s"] - 0.05
+    if cpu_exhausted and not outcome.timed_out:
+        outcome.notes.append(f"CPU time limit of {child_limits['cpu_s']:g}s reached")
+    status = classify(outcome.returncode, stderr, outcome.timed_out, outcome.overflowed, cpu_exhausted)
+    fields = dict(status=status, returncode=outcome.returncode, stdout=stdout, stderr=stderr,
+                  wall_s=time.monotonic() - start, notes=outcome.notes)
+    return fields, healthy
+
+
+def _collect(sel, server, pid: int, buffers: dict, outcome: _Outcome, deadline: float, timeout_s: float,
+             cap: int) -> bool:
+    """Read output until the run is over; kill it on timeout or overflow. False: the server is broken."""
+    total, killed = 0, False
+    while sel.get_map():
+        now = time.monotonic()
+        if now >= deadline:
+            if killed and outcome.returncode is None:
+                outcome.notes.append("fork server did not report the exit; discarded")
+                return False
+            if killed:
+                outcome.notes.append("output pipes still held after exit; stopped reading")
+                return True
+            outcome.timed_out = killed = True
+            outcome.notes.append(f"wall-clock timeout after {timeout_s:g}s: process group killed")
+            _kill(pid)
+            deadline = now + GRACE_S
+        for key, _ in sel.select(max(0.0, deadline - now)):
+            if key.fileobj is server.sock:
+                sel.unregister(server.sock)
+                message = server.recv(0)
+                if message is None:
+                    outcome.notes.append("fork server died")
+                    return False
+                outcome.returncode, outcome.cpu_s = message["exit"], message["cpu_s"]
+                _kill(pid)  # leftovers in the group (only possible without a pid namespace)
+                killed, deadline = True, min(deadline, time.monotonic() + DRAIN_S)
+                continue
+            chunk = os.read(key.fd, 65536)
+            if not chunk:
+                sel.unregister(key.fd)
+                continue
+            buffers[key.fd] += chunk[: max(cap - total, 0)]
+            total += len(chunk)
+            if total > cap and not outcome.overflowed:
+                outcome.overflowed = killed = True
+                outcome.notes.append(f"output over {cap} bytes: truncated and process group killed")
+                _kill(pid)
+                deadline = time.monotonic() + GRACE_S
+    return True

