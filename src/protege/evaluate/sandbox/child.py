@@ -3,7 +3,7 @@
 Loaded by path from `forkserver.py` (standard library only). The child is forked straight into a fresh pid
 namespace where the kernel allows it, so it is that namespace's pid 1: when it dies, for whatever reason,
 the kernel kills every process it left behind, including children that setsid() out of its process group.
-The host kills it by pid and by process group on timeout or too much output.
+The server kills it (and its process group) when the host asks, on timeout or too much output.
 """
 import atexit
 import builtins
@@ -35,7 +35,8 @@ def enter(mods, req: dict, layers: tuple | None, run_uid: int | None, in_pid_ns:
         combos = [tuple(n for n in ("mnt", "net") if n in layers)]
     got, notes = mods.confine.unshare(combos, strict=not probing)
     report = {"layers": list(got) + (["pid"] if in_pid_ns else []), "notes": notes}
-    steps = [("scratch", lambda: mods.confine.mount_scratch(workdir, req["limits"]["scratch_mb"], uid, uid))]
+    scratch_mb = req["limits"]["scratch_mb"]
+    steps = [("scratch", lambda: mods.confine.mount_scratch(workdir, scratch_mb, uid, uid))]
     if in_pid_ns:
         steps.append(("proc", mods.confine.mount_proc))
     for name, step in steps:
@@ -53,11 +54,13 @@ def enter(mods, req: dict, layers: tuple | None, run_uid: int | None, in_pid_ns:
     return report
 
 
-def start(mods, req: dict, fds: list[int], layers: tuple | None, run_uid: int | None, in_pid_ns: bool) -> None:
+def start(mods, req: dict, fds: list[int], layers: tuple | None, run_uid: int | None,
+          in_pid_ns: bool) -> None:
     """Never returns. `layers=None` probes: apply what the kernel allows and print a report instead of
     running anything. `run_uid`: the uid to run as when the server is root (None: keep ours, not root).
     fds: stdout and stderr write ends, then a memfd holding the program's source."""
-    source = os.pread(fds[2], os.fstat(fds[2]).st_size, 0).decode("utf-8", "surrogatepass") if len(fds) > 2 else ""
+    raw = os.pread(fds[2], os.fstat(fds[2]).st_size, 0) if len(fds) > 2 else b""
+    source = raw.decode("utf-8", "surrogatepass")
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.dup2(fds[0], 1)
     os.dup2(fds[1], 2)
@@ -73,7 +76,8 @@ def start(mods, req: dict, fds: list[int], layers: tuple | None, run_uid: int | 
             os.write(1, json.dumps(report).encode())
             os._exit(0)
         mods.privileges.drop_privileges(run_uid)
-        mods.privileges.set_limits(req["limits"])
+        # Without root the server and its parent share the program's uid in its user namespace.
+        mods.privileges.set_limits(req["limits"], also_counted=2 if "user" in layers else 0)
     except OSError as e:
         die_setup(str(e))
     mods.guard.install(workdir)

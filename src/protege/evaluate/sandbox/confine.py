@@ -5,6 +5,7 @@ library. `forkserver.py` decides when each step runs:
 
     unshare()             new namespaces, trying the combinations it is given until the kernel accepts one
     map_self()            (unprivileged callers) uid/gid 0 inside a fresh user namespace = ourselves outside
+    become_pid1()         once per server: pid 1 of its own pid namespace, so killing it kills every run
     prepare_filesystem()  once per server: everything read-only except the directory holding run dirs
     PidNamespaces         per run: fork straight into a fresh pid namespace (no intermediate process)
     mount_scratch()       per run: a fresh size-limited tmpfs as the working directory, gone with the run
@@ -45,7 +46,7 @@ def _mount(src, target, fstype, flags: int, what: str, data: bytes | None = None
 
 
 def unshare(combos: list[tuple[str, ...]], strict: bool) -> tuple[tuple[str, ...], list[str]]:
-    """Enter the first combination of namespaces the kernel accepts; with `strict`, the first or SetupError."""
+    """Enter the first combination of namespaces the kernel accepts; `strict`: the first or SetupError."""
     notes = []
     for combo in combos:
         if not combo or _libc.unshare(sum(FLAGS[n] for n in combo)) == 0:

@@ -1,6 +1,6 @@
 """Which confinement layers actually hold on this machine, detected once and stated plainly.
 
-    python -m protege.evaluate.sandbox.isolation     # prints the report
+    python -m protege.evaluate.sandbox     # prints the report
 
 Layers (Linux mechanisms set up by forkserver.py/child.py with confine.py, each only where the kernel allows):
   unprivileged  programs run without root or capabilities (as root we switch to a uid of their own), so file
@@ -65,7 +65,3 @@ def isolation() -> Isolation:
         scratch="scratch" in layers,
         notes=tuple(notes),
     )
-
-
-if __name__ == "__main__":
-    print(isolation().describe())

@@ -52,8 +52,9 @@ class ForkServer:
         run_uid = RUN_UID_BASE + ((os.getpid() & 0xFFFF) << 8) + next(_slots) % 256
         with theirs:
             # -S: no site-packages import (~4 ms less per server); programs get the standard library only.
+            argv = [str(theirs.fileno()), layers_arg, base, str(run_uid)]
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-B", SERVER, str(theirs.fileno()), layers_arg, base, str(run_uid)],
+                [sys.executable, "-I", "-S", "-B", SERVER, *argv],
                 pass_fds=[theirs.fileno()], env=SERVER_ENV, cwd="/", stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, start_new_session=True,
             )
@@ -67,6 +68,12 @@ class ForkServer:
     def send(self, message: dict, fds: list[int]) -> None:
         socket.send_fds(self.sock, [json.dumps(message).encode()], fds)
 
+    def kill_run(self) -> None:
+        try:
+            self.sock.send(b'{"kill": true}')
+        except OSError:
+            pass  # a dead server cannot report an exit either; the caller discards it after GRACE_S
+
     def recv(self, timeout: float | None) -> dict | None:
         """One message, or None if the server went away or said nothing within `timeout`."""
         if not select.select([self.sock], [], [], timeout)[0]:
@@ -78,7 +85,9 @@ class ForkServer:
         return json.loads(data) if data else None
 
     def close(self) -> None:
-        self.sock.close()  # the server exits on EOF; kill covers a server stuck in a wait
+        # The server exits on EOF after killing any run in progress. A kill covers a server that no longer
+        # answers; as pid 1 of its own pid namespace it then takes every run's processes with it.
+        self.sock.close()
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
@@ -110,6 +119,16 @@ def release(server: ForkServer) -> None:
 
 def discard(server: ForkServer) -> None:
     server.close()
+
+
+def _forget_after_fork() -> None:
+    # A forked copy of this process (multiprocessing) must not share our servers, sockets or run dirs.
+    global _lock, _base
+    _lock, _base = threading.Lock(), None
+    _idle.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 @atexit.register

@@ -41,15 +41,16 @@ def drop_privileges(run_uid: int | None) -> None:
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
 
 
-def set_limits(limits: dict) -> None:
-    """rlimits only ever go down here, and without CAP_SYS_RESOURCE they cannot go back up."""
+def set_limits(limits: dict, also_counted: int) -> None:
+    """rlimits only ever go down here, and without CAP_SYS_RESOURCE they cannot go back up.
+    `also_counted`: processes outside the program that share its uid and user namespace (the server)."""
     mem = int(limits["memory_mb"]) << 20
-    cpu = int(limits["cpu_s"] + 0.999)
+    cpu = limits["cpu_s"]
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
     # Hard = soft: as pid 1 of its namespace the worker ignores the soft limit's SIGXCPU, so the kernel's
     # SIGKILL at the hard limit is what ends it; the host tells it from other kills by the CPU time used.
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size_mb"] << 20,) * 2)
-    resource.setrlimit(resource.RLIMIT_NPROC, (limits["nproc"],) * 2)
+    resource.setrlimit(resource.RLIMIT_NPROC, (limits["max_procs"] + also_counted,) * 2)
     resource.setrlimit(resource.RLIMIT_NOFILE, (limits["open_files"],) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

@@ -1,6 +1,7 @@
 """Types shared by the sandbox's host side: limits in, result out, and the two errors callers may see."""
 from __future__ import annotations
 
+import math
 import signal
 from dataclasses import asdict, dataclass
 
@@ -41,9 +42,9 @@ class Limits:
     def for_child(self, timeout_s: float) -> dict:
         return {
             "memory_mb": self.memory_mb,
-            "cpu_s": self.cpu_s if self.cpu_s is not None else timeout_s + 1,
-            # +1: run without root, the fork server shares the program's uid and user namespace, so it counts
-            "nproc": self.max_procs + 1,
+            # RLIMIT_CPU counts whole seconds; rounding up here keeps "limit reached" checks exact.
+            "cpu_s": math.ceil(self.cpu_s if self.cpu_s is not None else timeout_s + 1),
+            "max_procs": self.max_procs,
             "file_size_mb": self.file_size_mb,
             "scratch_mb": self.scratch_mb,
             "open_files": self.open_files,
@@ -65,7 +66,8 @@ class ExecResult:
         return self.status == "passed"
 
 
-def classify(returncode: int | None, stderr: str, timed_out: bool, overflowed: bool, cpu_exhausted: bool) -> str:
+def classify(returncode: int | None, stderr: str, timed_out: bool, overflowed: bool,
+             cpu_exhausted: bool) -> str:
     if overflowed:
         return "output_limit"
     if timed_out or returncode == -signal.SIGXCPU or (returncode == -signal.SIGKILL and cpu_exhausted):

@@ -6,7 +6,7 @@
 Each program runs in a child forked from a warm fork server (pool.py, forkserver.py, child.py) with its own
 working dir (cwd, HOME and TMPDIR; a private tmpfs where the kernel allows, else a dir we delete), a
 scrubbed environment, stdin closed, no privileges, rlimits (memory, CPU, processes, file size, open files)
-and whatever namespaces this machine allows (`python -m protege.evaluate.sandbox.isolation` says which).
+and whatever namespaces this machine allows (`python -m protege.evaluate.sandbox` says which).
 Linux only. Nothing needs root; run as root (as in a container) every layer applies.
 """
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import selectors
 import shutil
-import signal
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -68,18 +67,6 @@ def run_many(programs: list[str], workers: int | None = None, timeout_s: float =
         return list(ex.map(lambda p: run_program(p, timeout_s, limits, allow_code_execution=True), programs))
 
 
-def _kill(pid: int) -> None:
-    # The child leads its own process group and, where the kernel allows, is pid 1 of its own pid namespace,
-    # so its death takes every process it started along, even ones that left the group. The server reaps it
-    # only after it dies and we stop killing once the server reports that, so the pid cannot have been
-    # reused. Killing by pid too covers the instant before the child's setsid().
-    for kill in (os.killpg, os.kill):
-        try:
-            kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 @dataclass
 class _Outcome:
     stdout: bytearray = field(default_factory=bytearray)
@@ -112,8 +99,8 @@ def _execute(server: pool.ForkServer, code: str, workdir: str, scratch: bool, ti
         for fd in (out_r, err_r, server.sock):
             sel.register(fd, selectors.EVENT_READ)
         outcome = _Outcome()
-        healthy = _collect(sel, server, started["pid"], {out_r: outcome.stdout, err_r: outcome.stderr},
-                           outcome, start + timeout_s, timeout_s, limits.output_bytes)
+        healthy = _collect(sel, server, {out_r: outcome.stdout, err_r: outcome.stderr}, outcome,
+                           start + timeout_s, timeout_s, limits.output_bytes)
     finally:
         sel.close()
         os.close(out_r)
@@ -122,7 +109,7 @@ def _execute(server: pool.ForkServer, code: str, workdir: str, scratch: bool, ti
     stderr = outcome.stderr.decode("utf-8", "replace")
     if outcome.returncode == SETUP_EXIT and stderr.startswith(SETUP_MARK):
         raise SandboxError(f"{stderr.strip()} (the program did not run; see isolation.py for the layers)")
-    cpu_exhausted = outcome.cpu_s >= child_limits["cpu_s"] - 0.05
+    cpu_exhausted = outcome.cpu_s >= child_limits["cpu_s"] - 0.05  # rusage is in ticks; allow for it
     if cpu_exhausted and not outcome.timed_out:
         outcome.notes.append(f"CPU time limit of {child_limits['cpu_s']:g}s reached")
     status = classify(outcome.returncode, stderr, outcome.timed_out, outcome.overflowed, cpu_exhausted)
@@ -131,8 +118,8 @@ def _execute(server: pool.ForkServer, code: str, workdir: str, scratch: bool, ti
     return fields, healthy
 
 
-def _collect(sel, server, pid: int, buffers: dict, outcome: _Outcome, deadline: float, timeout_s: float,
-             cap: int) -> bool:
+def _collect(sel, server: pool.ForkServer, buffers: dict, outcome: _Outcome, deadline: float,
+             timeout_s: float, cap: int) -> bool:
     """Read output until the run is over; kill it on timeout or overflow. False: the server is broken."""
     total, killed = 0, False
     while sel.get_map():
@@ -145,8 +132,8 @@ def _collect(sel, server, pid: int, buffers: dict, outcome: _Outcome, deadline: 
                 outcome.notes.append("output pipes still held after exit; stopped reading")
                 return True
             outcome.timed_out = killed = True
-            outcome.notes.append(f"wall-clock timeout after {timeout_s:g}s: process group killed")
-            _kill(pid)
+            outcome.notes.append(f"wall-clock timeout after {timeout_s:g}s: killed with all its processes")
+            server.kill_run()
             deadline = now + GRACE_S
         for key, _ in sel.select(max(0.0, deadline - now)):
             if key.fileobj is server.sock:
@@ -156,7 +143,6 @@ def _collect(sel, server, pid: int, buffers: dict, outcome: _Outcome, deadline: 
                     outcome.notes.append("fork server died")
                     return False
                 outcome.returncode, outcome.cpu_s = message["exit"], message["cpu_s"]
-                _kill(pid)  # leftovers in the group (only possible without a pid namespace)
                 killed, deadline = True, min(deadline, time.monotonic() + DRAIN_S)
                 continue
             chunk = os.read(key.fd, 65536)
@@ -167,7 +153,7 @@ def _collect(sel, server, pid: int, buffers: dict, outcome: _Outcome, deadline: 
             total += len(chunk)
             if total > cap and not outcome.overflowed:
                 outcome.overflowed = killed = True
-                outcome.notes.append(f"output over {cap} bytes: truncated and process group killed")
-                _kill(pid)
+                outcome.notes.append(f"output over {cap} bytes: truncated, killed with all its processes")
+                server.kill_run()
                 deadline = time.monotonic() + GRACE_S
     return True

