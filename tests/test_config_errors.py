@@ -6,6 +6,7 @@ from protege.cli import app
 from protege.config import load_config
 from protege.errors import ConfigError
 from protege.tasks.spec import load_task
+from conftest import requires_data
 
 
 def test_unknown_keys_are_all_reported_with_their_field(tmp_path):
@@ -59,12 +60,11 @@ def test_cli_reports_config_error_and_exits_2(tmp_path):
     assert "train.epochz: unknown key" in result.output
 
 
+@requires_data
 def test_builtin_trec6_loads_real_splits():
     spec = load_task("trec6")
     test = spec.test_examples()
     seeds = spec.seed_examples()
     val = spec.validation_examples()
-    if not test:
-        pytest.skip("TREC data not available")
     assert len(test) == 500 and len(seeds) == 48 and len(val) == 60
     assert not {s.text for s in seeds} & {v.text for v in val}, "validation must be apart from the seeds"

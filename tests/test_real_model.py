@@ -5,6 +5,7 @@ import pytest
 
 from protege.models.base import GenerationConfig
 from protege.models.resolve import load_lm, model_dir
+from conftest import requires_data
 
 pytestmark = [
     pytest.mark.real_model,
@@ -23,6 +24,7 @@ def test_bundled_model_converts_once_and_knows_facts():
     assert "Paris" in out.text and out.tokens_out > 0 and out.tokens_in > 10
 
 
+@requires_data
 def test_fine_tuning_the_real_model_on_trec_seeds_moves_the_loss(tmp_path):
     from protege.config import TrainConfig
     from protege.store import JsonlLog, StageDir
@@ -31,8 +33,6 @@ def test_fine_tuning_the_real_model_on_trec_seeds_moves_the_loss(tmp_path):
 
     spec = load_task("trec6")
     seeds = spec.seed_examples()
-    if not seeds:
-        pytest.skip("TREC data not available")
     rows = [{"id": s.id, "text": s.text, "label": s.label} for s in seeds[::4]]
     stage = StageDir(tmp_path, "trec6", "train", "real")
     stage.path.mkdir(parents=True)
