@@ -92,3 +92,18 @@ def test_training_changes_adapter_parameters(finished, tiny_model_dir):
         assert torch.count_nonzero(trained[key]) > 0, f"{key} did not move"
     log = [json.loads(l) for l in (pipe.stages["train"] / "train_log.jsonl").open()]
     assert [r["step"] for r in log] == list(range(1, len(log) + 1))
+
+
+def test_paired_tests_compare_fine_tuned_with_every_other_row(finished):
+    pipe, _, _ = finished
+    results = json.loads((pipe.stages["eval"] / "results.json").read_text())
+    samples = pipe.stages["eval"] / "samples"
+    tuned = {json.loads(l)["id"]: json.loads(l)["correct"] for l in (samples / "finetuned-zeroshot.jsonl").open()}
+    zero_file = next(p for p in samples.glob("*-zeroshot.jsonl") if not p.name.startswith("finetuned"))
+    zero = {json.loads(l)["id"]: json.loads(l)["correct"] for l in zero_file.open()}
+    comp = next(c for c in results["comparisons"] if c["model_b"] == "baseline (zero-shot)")
+    assert comp["only_a_right"] == sum(tuned[i] and not zero[i] for i in tuned)
+    assert comp["only_b_right"] == sum(zero[i] and not tuned[i] for i in tuned)
+    assert 0 <= comp["p_value"] <= 1
+    assert [c["model_b"] for c in results["comparisons"]] == ["baseline (zero-shot)", "baseline (few-shot)",
+                                                              "teacher (few-shot)"]

@@ -34,6 +34,9 @@ def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
     if "fine-tuned" in by and "baseline (zero-shot)" in by:
         gain = by["fine-tuned"]["accuracy"] - by["baseline (zero-shot)"]["accuracy"]
         lines += ["", f"Fine-tuned minus zero-shot baseline: {100 * gain:+.1f} accuracy points."]
+    for c in results.get("comparisons", []):
+        lines.append(f"- {c['model_a']} vs {c['model_b']}: McNemar p = {c['p_value']:.3g} ({c['only_a_right']} items "
+                     f"only the fine-tuned student got right, {c['only_b_right']} only the other; {c['method']}).")
     lines += _baseline_lines(results, by)
     lines += ["", "## Curation", "", f"{curation.get('input')} generated, {curation.get('kept')} kept; dropped: "
               + (", ".join(f"{k} {v}" for k, v in curation.get("dropped", {}).items()) or "none") + "."]

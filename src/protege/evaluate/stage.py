@@ -12,6 +12,7 @@ from pathlib import Path
 from protege.config import RunConfig
 from protege.evaluate.cheap_baselines import cheap_baseline_records
 from protege.evaluate.classify import evaluate_classification, few_shot_examples
+from protege.evaluate.metrics.paired import mcnemar
 from protege.evaluate.summary import classification_summary
 from protege.provenance import provenance
 from protege.store import JsonlLog, StageDir, atomic_write_json, atomic_write_text
@@ -61,12 +62,19 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
         rows.append({"row": row, "model": student if model_name == "finetuned" else model_name,
                      "adapter": str(adapter_dir) if model_name == "finetuned" else None,
                      "shots": len(shots) if use_shots else 0, "samples": f"samples/{slug}.jsonl", **summary})
+    comparisons = []
+    tuned = computed[("finetuned", False)]
+    for row, (model_name, use_shots) in plan.items():
+        if model_name != "finetuned":
+            test = mcnemar([r["correct"] for r in tuned], [r["correct"] for r in computed[(model_name, use_shots)]])
+            comparisons.append({"model_a": "fine-tuned", "model_b": row, "only_a_right": test["b"],
+                                "only_b_right": test["c"], "p_value": test["p_value"], "method": test["method"]})
     baselines, lines = [], []
     for name, records in cheap_baseline_records(train_rows, spec.seed_examples(), items).items():
         lines += [json.dumps({**r, "id": f"{name}|{r['id']}"}) + "\n" for r in records]
         baselines.append({"row": name, **classification_summary(records, spec.label_names, ecfg.bootstrap_resamples)})
     atomic_write_text(stage / "samples" / "cheap-baselines.jsonl", "".join(lines))
     results = {"task": spec.name, "metric": spec.metric, "scoring": ecfg.scoring, "test_items": len(items),
-               "rows": rows, "baselines": baselines, "config": cfg.model_dump(), **provenance()}
+               "rows": rows, "comparisons": comparisons, "baselines": baselines, "config": cfg.model_dump(), **provenance()}
     atomic_write_json(stage / "results.json", results)
     return {row["row"]: round(row["accuracy"], 4) for row in rows}
