@@ -58,6 +58,10 @@ class Pipeline:
             cfg["student"] = self.cfg.train.student
         return {name: cfg}
 
+    def _curated_rows(self) -> list[dict]:
+        path = self.stages["curate"] / "data" / "train.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
     # -- stages ---------------------------------------------------------------------------------------------
     def _generate(self, stage: StageDir) -> dict:
         from protege.models.resolve import load_lm
@@ -77,7 +81,7 @@ class Pipeline:
         from protege.models.resolve import load_lm
         from protege.train.sft import run_train
 
-        rows = [json.loads(l) for l in (self.stages["curate"] / "data" / "train.jsonl").read_text().splitlines()]
+        rows = self._curated_rows()
         if self.cfg.train.include_seeds:
             rows += [{"id": s.id, "text": s.text, "label": s.label} for s in self.spec.seed_examples()]
         lm = load_lm(self.cfg.train.student)
@@ -86,7 +90,7 @@ class Pipeline:
     def _eval(self, stage: StageDir) -> dict:
         from protege.evaluate.stage import run_eval
 
-        rows = [json.loads(l) for l in (self.stages["curate"] / "data" / "train.jsonl").read_text().splitlines()]
+        rows = self._curated_rows()
         return run_eval(self.spec, self.cfg, stage, self.stages["train"] / "adapter", rows, progress=self.progress)
 
     def _report(self, stage: StageDir) -> dict:

@@ -6,7 +6,6 @@ run resumes where it stopped and follows the same loss curve; `train_log.jsonl` 
 """
 from __future__ import annotations
 
-import json
 import random
 import shutil
 from pathlib import Path
