@@ -56,6 +56,23 @@ def run(config: Path = typer.Argument(..., help="run config YAML"),
     _run(config, overrides or [], "report")
 
 
+@app.command()
+def score(predictions: Path = typer.Argument(..., help="JSONL of {id, prediction}"),
+          task: str = typer.Option(..., "--task", help="built-in task name or task spec YAML")):
+    """Score a file of predictions (from protege or any other tool) against the task's test set."""
+    import json
+
+    from protege.evaluate.score_file import score_predictions
+    from protege.tasks.spec import load_task
+
+    try:
+        result = score_predictions(load_task(task), predictions)
+    except ConfigError as e:
+        typer.secho(str(e), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    typer.echo(json.dumps(result, indent=2))
+
+
 for _name in ["generate", "curate", "train", "eval", "report"]:
     app.command(name=_name)(_stage_command(_name))
 
