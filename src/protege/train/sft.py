@@ -20,16 +20,16 @@ from protege.tasks.prompts import classification_prompt
 from protege.tasks.spec import TaskSpec
 
 
-def build_examples(spec: TaskSpec, rows: list[dict], tokenizer, max_len: int) -> list[dict]:
-    """Tokenise prompt + answer in the student's chat template; labels are -100 on the prompt."""
+def build_examples(spec: TaskSpec, rows: list[dict], lm, max_len: int) -> list[dict]:
+    """Tokenise prompt + answer exactly as evaluation renders and scores them; labels are -100 on the prompt."""
+    tok = lm.tokenizer
     out = []
     for row in rows:
         prompt = classification_prompt(spec, row["text"])
-        prefix = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True) \
-            if tokenizer.chat_template else "".join(m["content"] + "\n\n" for m in prompt)
-        answer = spec.label(row["label"]).word + (tokenizer.eos_token or "")
-        p_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
-        a_ids = tokenizer(prefix + answer, add_special_tokens=False)["input_ids"][len(p_ids):]
+        prefix = lm.render(prompt)
+        answer = spec.label(row["label"]).word + lm.end_of_turn(prompt)
+        p_ids = tok(prefix, add_special_tokens=False)["input_ids"]
+        a_ids = tok(prefix + answer, add_special_tokens=False)["input_ids"][len(p_ids):]
         ids = (p_ids + a_ids)[-max_len:]
         labels = ([-100] * len(p_ids) + a_ids)[-max_len:]
         out.append({"input_ids": ids, "labels": labels})
@@ -75,7 +75,7 @@ def run_train(spec: TaskSpec, cfg: TrainConfig, stage: StageDir, lm, rows: list[
 
     torch.manual_seed(cfg.seed)
     tok = lm.tokenizer
-    examples = build_examples(spec, rows, tok, cfg.max_seq_len)
+    examples = build_examples(spec, rows, lm, cfg.max_seq_len)
     lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules="all-linear", task_type="CAUSAL_LM")
     import copy
