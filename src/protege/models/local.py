@@ -10,6 +10,7 @@ weights stay fp32 so training and scoring keep full-precision master copies.
 from __future__ import annotations
 
 import contextlib
+import functools
 import copy
 from pathlib import Path
 from typing import Sequence
@@ -20,8 +21,12 @@ from tqdm.auto import tqdm
 from protege.models.base import Generation, GenerationConfig, Prompt
 
 
+@functools.lru_cache(maxsize=None)
 def bf16_autocast_supported(device: str = "cpu") -> bool:
-    """True where bf16 autocast is both supported and fast (GPU, or a CPU with native bf16 matmuls)."""
+    """True where bf16 autocast is both supported and fast (GPU, or a CPU with native bf16 matmuls).
+
+    Cached: it is asked on every forward pass and training step, and the answer never changes.
+    """
     if device.startswith("cuda"):
         return torch.cuda.is_bf16_supported()
     try:

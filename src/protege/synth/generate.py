@@ -10,7 +10,7 @@ from collections import Counter
 
 from protege.config import GenerateConfig
 from protege.models.base import GenerationConfig
-from protege.store import JsonlLog, StageDir
+from protege.store import JsonlLog, StageDir, text_hash
 from protege.tasks.prompts import generation_prompt, parse_generated_text
 from protege.tasks.spec import TaskSpec
 
@@ -64,6 +64,5 @@ def run_generate(spec: TaskSpec, cfg: GenerateConfig, stage: StageDir, lm, progr
 
 
 def hash_id(text: str) -> int:
-    import hashlib
-
-    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+    """A stable 32-bit integer from a request id (the first 8 hex digits of its sha256)."""
+    return int(text_hash(text)[:8], 16)
