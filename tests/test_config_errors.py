@@ -48,7 +48,7 @@ def test_bad_seed_label_names_index_and_allowed_labels(tiny_task):
 
 
 def test_unknown_task_lists_builtins():
-    with pytest.raises(ConfigError, match="built-ins are banking77, trec6"):
+    with pytest.raises(ConfigError, match="built-ins are banking77, gsm8k, humaneval, mbpp, nq_open, restaurant8k"):
         load_task("no-such-task")
 
 

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from protege.models.base import GenerationConfig
 from protege.store import JsonlLog, text_hash
-from protege.tasks.prompts import classification_prompt, parse_label
+from protege.tasks.kinds import classification
 from protege.tasks.spec import Example, TaskSpec
 
 
@@ -28,7 +28,7 @@ def evaluate_classification(lm, spec: TaskSpec, items: Sequence[Example], shots:
     bar = tqdm(total=len(pending), desc=desc, disable=not progress, unit="item")
     for start in range(0, len(pending), chunk):
         batch = pending[start : start + chunk]
-        prompts = [classification_prompt(spec, it.text, shots) for it in batch]
+        prompts = [classification.prompt(spec, it, shots) for it in batch]
         began = time.perf_counter()
         if scoring == "likelihood":
             scores = lm.score_many(prompts, words)
@@ -36,7 +36,7 @@ def evaluate_classification(lm, spec: TaskSpec, items: Sequence[Example], shots:
             raws, outs = [None] * len(batch), [0] * len(batch)
         else:
             gens = lm.generate(prompts, GenerationConfig(max_new_tokens=8))
-            preds = [parse_label(spec, g.text) for g in gens]
+            preds = [classification.parse(spec, g.text) for g in gens]
             raws, outs = [g.text for g in gens], [g.tokens_out for g in gens]
         per_item = (time.perf_counter() - began) / len(batch)  # items in a chunk share one batched pass
         records = []

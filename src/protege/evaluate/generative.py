@@ -1,0 +1,69 @@
+"""Generate-then-score evaluation of one model in one prompting mode, for every kind; resumable per item.
+
+    records = evaluate_generative(lm, spec, items, shots, log, allow_code_execution=True)
+
+Greedy decoding, the kind's own prompt, parser and scorer (protege.tasks.kinds). Code answers run in the
+sandbox (evaluate/sandbox), which refuses unless `allow_code_execution` is set. Each record carries the item id,
+hashes of prompt and target, the raw output, the parsed prediction, per-item scores, time and tokens.
+"""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from tqdm.auto import tqdm
+
+from protege.models.base import GenerationConfig
+from protege.store import JsonlLog, text_hash
+from protege.tasks.kinds import kind_of
+from protege.tasks.spec import Example, TaskSpec
+
+
+def evaluate_generative(lm, spec: TaskSpec, items: Sequence[Example], shots: Sequence[Example], log: JsonlLog,
+                        desc: str = "eval", progress: bool = True, chunk: int = 16,
+                        allow_code_execution: bool = False, max_new_tokens: int | None = None) -> list[dict]:
+    kind = kind_of(spec)
+    if spec.kind == "code" and not allow_code_execution:
+        from protege.evaluate.sandbox import CodeExecutionNotAllowed
+
+        raise CodeExecutionNotAllowed()
+    config = GenerationConfig(max_new_tokens=max_new_tokens or kind.MAX_NEW_TOKENS, temperature=0.0,
+                              stop=list(kind.STOP))
+    done = log.ids()
+    pending = [it for it in items if it.id not in done]
+    bar = tqdm(total=len(pending), desc=desc, disable=not progress, unit="item")
+    for start in range(0, len(pending), chunk):
+        batch = pending[start : start + chunk]
+        prompts = [kind.prompt(spec, it, shots) for it in batch]
+        began = time.perf_counter()
+        gens = lm.generate(prompts, config)
+        per_item = (time.perf_counter() - began) / len(batch)  # items in a chunk share batched passes
+        preds = [kind.parse(spec, g.text) for g in gens]
+        if spec.kind == "code":
+            from protege.evaluate.sandbox import run_many
+
+            results = run_many([kind.program(spec, it, p) for it, p in zip(batch, preds)], allow_code_execution=True)
+            scores = [kind.score(spec, it, r) for it, r in zip(batch, results)]
+        else:
+            scores = [kind.score(spec, it, p) for it, p in zip(batch, preds)]
+        records = []
+        for item, prompt, gen, pred, item_scores in zip(batch, prompts, gens, preds, scores):
+            rendered = lm.render(prompt)
+            records.append({"id": item.id, "prompt_hash": text_hash(rendered),
+                            "target_hash": text_hash(kind.target(spec, item)), "gold": _gold(item), "raw": gen.text,
+                            "prediction": pred, **item_scores, "seconds": per_item,
+                            "tokens_in": gen.tokens_in, "tokens_out": gen.tokens_out})
+        log.append(records)
+        bar.update(len(batch))
+    bar.close()
+    by_id = {r["id"]: r for r in log.read()}
+    return [by_id[it.id] for it in items]
+
+
+def _gold(item: Example):
+    """What the record shows as the reference (code items are judged by their tests, not shown here)."""
+    if item.label is not None:
+        return item.label
+    if item.answers is not None:
+        return item.answers
+    return item.spans
