@@ -28,12 +28,13 @@ def test_run_directory_layout(finished):
     slug = f"hf_{str(pipe.cfg.train.student)[3:]}".replace("/", "_")
     expected = {
         "generate": ["MANIFEST.json", "config.yaml", "samples.jsonl"],
-        "curate": ["MANIFEST.json", "config.yaml", "data/train.jsonl", "drops.jsonl"],
+        "curate": ["MANIFEST.json", "config.yaml", "data/train.jsonl", "drops.jsonl", "test-access.jsonl"],
         "train": ["MANIFEST.json", "adapter/README.md", "adapter/adapter_config.json",
                   "adapter/adapter_model.safetensors", "config.yaml", "train_log.jsonl"],
         "eval": sorted(["MANIFEST.json", "config.yaml", "results.json",
                         f"samples/{slug}-fewshot.jsonl", f"samples/{slug}-zeroshot.jsonl",
-                        "samples/finetuned-zeroshot.jsonl", "samples/cheap-baselines.jsonl"]),
+                        "samples/finetuned-zeroshot.jsonl", "samples/cheap-baselines.jsonl",
+                        "forgetting/tinyqa-before.jsonl", "forgetting/tinyqa-after.jsonl", "test-access.jsonl"]),
         "report": ["MANIFEST.json", "config.yaml", "report.md"],
     }
     task_dir = pipe.stages["generate"].path.parent
@@ -107,3 +108,18 @@ def test_paired_tests_compare_fine_tuned_with_every_other_row(finished):
     assert 0 <= comp["p_value"] <= 1
     assert [c["model_b"] for c in results["comparisons"]] == ["baseline (zero-shot)", "baseline (few-shot)",
                                                               "teacher (few-shot)"]
+
+
+def test_access_log_counts_exactly_the_final_evaluations(finished):
+    pipe, _, _ = finished
+    log = [json.loads(l) for l in (pipe.stages["eval"] / "test-access.jsonl").open()]
+    own = [r for r in log if r["task"] == "tiny"]
+    # zero-shot, few-shot and fine-tuned; the teacher row is the student few-shot again, computed once
+    assert [r["who"] for r in own] == ["baseline (zero-shot)", "baseline (few-shot)", "fine-tuned"]
+    assert all(r["purpose"] == "final evaluation" and r["items"] == 12 for r in own)
+    assert [(r["task"], r["who"]) for r in log if r["task"] != "tiny"] == [("tinyqa", "forgetting suite")]
+    curate_log = [json.loads(l) for l in (pipe.stages["curate"] / "test-access.jsonl").open()]
+    assert [r["purpose"] for r in curate_log] == ["decontamination"]
+    results = json.loads((pipe.stages["eval"] / "results.json").read_text())
+    assert results["test_reads"] == 3
+    assert "Test-set reads in this run: 3 final evaluations" in (pipe.stages["report"] / "report.md").read_text()

@@ -1,6 +1,8 @@
 """`protege score` scores predictions from any tool, and refuses a file that does not cover the test set."""
 import json
 
+import pytest
+from conftest import requires_data
 from typer.testing import CliRunner
 
 from protege.cli import app
@@ -26,3 +28,47 @@ def test_score_refuses_missing_and_unknown_ids(tiny_task, tmp_path):
     assert result.exit_code == 2
     assert "1 test ids have no prediction, e.g. ['test-11']" in result.output
     assert "1 ids are not in the test set of tiny, e.g. ['test-99']" in result.output
+
+
+@requires_data
+def test_score_squad2_gold_and_empty_predictions(tmp_path):
+    from protege.tasks.spec import load_task
+
+    test = load_task("squad2").test_examples()
+    gold, empty = tmp_path / "gold.jsonl", tmp_path / "empty.jsonl"
+    write_preds(gold, [(t.id, t.answers[0] if t.answers else "") for t in test])
+    write_preds(empty, [(t.id, "") for t in test])
+    runner = CliRunner()
+    scored = json.loads(runner.invoke(app, ["score", str(gold), "--task", "squad2"]).output)
+    assert scored["exact_match"] == 1.0 and scored["f1"] == 1.0
+    scored = json.loads(runner.invoke(app, ["score", str(empty), "--task", "squad2"]).output)
+    no_answer = sum(1 for t in test if not t.answers) / len(test)
+    assert scored["exact_match"] == pytest.approx(no_answer) and scored["no_answer_exact_match"] == 1.0
+    assert scored["has_answer_f1"] == 0.0
+    log = [json.loads(l) for l in (tmp_path / "test-access.jsonl").open()]
+    assert [r["purpose"] for r in log] == ["final evaluation"] * 2
+
+
+@requires_data
+def test_score_code_needs_opt_in_and_runs_canonical_solutions(tmp_path):
+    from protege.tasks.spec import load_task
+
+    test = load_task("humaneval").test_examples()
+    preds = tmp_path / "preds.jsonl"
+    write_preds(preds, [(t.id, f"```python\n{t.reference}\n```") for t in test])
+    refused = CliRunner().invoke(app, ["score", str(preds), "--task", "humaneval"])
+    assert refused.exit_code == 2 and "--allow-code-execution" in refused.output
+    ok = CliRunner().invoke(app, ["score", str(preds), "--task", "humaneval", "--allow-code-execution"])
+    assert json.loads(ok.output)["pass@1"] == 1.0
+
+
+@requires_data
+def test_score_extraction_accepts_objects_and_pairs(tmp_path):
+    from protege.tasks.spec import load_task
+
+    test = load_task("restaurant8k").test_examples()
+    preds = tmp_path / "preds.jsonl"
+    lines = [(t.id, dict(t.spans) if i % 2 else [list(p) for p in t.spans]) for i, t in enumerate(test)]
+    write_preds(preds, lines)
+    scored = json.loads(CliRunner().invoke(app, ["score", str(preds), "--task", "restaurant8k"]).output)
+    assert scored["slot_f1"] == 1.0

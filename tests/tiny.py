@@ -64,6 +64,19 @@ def write_tiny_task(folder: Path, n_test: int = 12) -> Path:
     return folder / "task.yaml"
 
 
+def write_tiny_qa_task(folder: Path, n_test: int = 6) -> Path:
+    """A closed-book QA task (the forgetting suite of tiny runs): answers are the numbers themselves."""
+    folder.mkdir(parents=True, exist_ok=True)
+    test = [{"q": f"What number comes after {i} ?", "a": [str(i + 1)]} for i in range(n_test)]
+    (folder / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
+    (folder / "task.yaml").write_text(
+        "name: tinyqa\nkind: qa\ndescription: Answer with a number.\n"
+        "seeds:\n  - {text: 'What number comes after 1 ?', answers: ['2']}\n"
+        "test: {path: test.jsonl, fields: {text: q, answers: a}}\n"
+    )
+    return folder / "task.yaml"
+
+
 def write_tiny_config(folder: Path, model_dir: Path, task_path: Path, **sections) -> Path:
     """A run config over the tiny model and task, small enough to run the whole flow in seconds."""
     import yaml
@@ -75,7 +88,8 @@ def write_tiny_config(folder: Path, model_dir: Path, task_path: Path, **sections
         "curate": {"min_chars": 1},
         "train": {"student": f"hf:{model_dir}", "epochs": 2, "batch_size": 4, "lora_rank": 4, "lora_alpha": 8,
                   "lr": 1e-2, "checkpoint_every": 2},
-        "eval": {"bootstrap_resamples": 50},
+        "eval": {"bootstrap_resamples": 50,
+                 "forgetting": {"tasks": [str(write_tiny_qa_task(folder / "suite"))], "items": 6}},
     }
     for section, values in sections.items():
         cfg.setdefault(section, {}).update(values)

@@ -3,6 +3,8 @@
     protege demo                                  # TREC-6 on the embedded default model
     protege run configs/demo-trec6.yaml train.epochs=2
     protege generate|curate|train|eval|report CONFIG [key=value ...]   # run up to that stage
+    protege eval --model bundled:smollm2-135m-instruct --task gsm8k --shots 4 --limit 200
+    protege score --task trec6 predictions.jsonl
 """
 from __future__ import annotations
 
@@ -32,6 +34,10 @@ def _run(config: Optional[Path], overrides: List[str], until: str) -> None:
     if until == "report":
         typer.echo("\n" + (stage / "report.md").read_text())
     typer.echo(f"{until} output: {stage.path}")
+    failures = pipeline.gate_failures() if until in ("eval", "report") else []
+    if failures:
+        typer.secho("RUN FAILED: forgetting gate exceeded: " + "; ".join(failures), fg=typer.colors.RED, err=True)
+        raise typer.Exit(3)
 
 
 def _stage_command(stage: str):
@@ -58,22 +64,122 @@ def run(config: Path = typer.Argument(..., help="run config YAML"),
 
 @app.command()
 def score(predictions: Path = typer.Argument(..., help="JSONL of {id, prediction}"),
-          task: str = typer.Option(..., "--task", help="built-in task name or task spec YAML")):
+          task: str = typer.Option(..., "--task", help="built-in task name or task spec YAML"),
+          allow_code_execution: bool = typer.Option(False, "--allow-code-execution",
+                                                    help="run predicted code in the sandbox (code tasks)")):
     """Score a file of predictions (from protege or any other tool) against the task's test set."""
     import json
 
+    from protege.evaluate.sandbox import CodeExecutionNotAllowed
     from protege.evaluate.score_file import score_predictions
     from protege.tasks.spec import load_task
 
     try:
-        result = score_predictions(load_task(task), predictions)
-    except ConfigError as e:
+        result = score_predictions(load_task(task), predictions, allow_code_execution=allow_code_execution)
+    except (ConfigError, CodeExecutionNotAllowed) as e:
         typer.secho(str(e), fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     typer.echo(json.dumps(result, indent=2))
 
 
-for _name in ["generate", "curate", "train", "eval", "report"]:
+@app.command(name="eval")
+def eval_command(config: Optional[Path] = typer.Argument(None, help="run config YAML (runs the flow up to eval)"),
+                 overrides: List[str] = typer.Argument(None, help="key.path=value overrides"),
+                 model: Optional[str] = typer.Option(None, help="evaluate this model alone, e.g. "
+                                                     "bundled:smollm2-135m-instruct or hf:path/to/model"),
+                 task: Optional[str] = typer.Option(None, help="built-in task name or task spec YAML (with --model)"),
+                 shots: int = typer.Option(0, help="few-shot examples from the seeds (per label for classification)"),
+                 limit: Optional[int] = typer.Option(None, help="evaluate only the first N test items"),
+                 scoring: str = typer.Option("likelihood", help="classification: likelihood | generate"),
+                 allow_code_execution: bool = typer.Option(False, "--allow-code-execution",
+                                                           help="run generated code in the sandbox (code tasks)"),
+                 runs_dir: Path = typer.Option(Path("runs"), help="where results go")):
+    """Evaluate a run's models (with CONFIG), or one model on one task (with --model and --task)."""
+    if model is None and task is None:
+        if config is None:
+            typer.secho("give a run CONFIG, or --model and --task", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2)
+        _run(config, overrides or [], "eval")
+        return
+    if model is None or task is None or config is not None:
+        typer.secho("--model and --task go together, without a run CONFIG", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_dir)
+
+
+def _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_dir) -> None:
+    import json
+
+    from protege.evaluate.model_eval import evaluate_model
+    from protege.evaluate.sandbox import CodeExecutionNotAllowed
+    from protege.models.resolve import ModelNotFound
+    from protege.tasks.spec import load_task
+
+    if scoring not in ("likelihood", "generate"):
+        typer.secho(f"--scoring: {scoring!r} is not one of likelihood, generate", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    try:
+        results = evaluate_model(model, load_task(task), shots=shots, limit=limit, scoring=scoring,
+                                 allow_code_execution=allow_code_execution, runs_dir=runs_dir)
+    except (ConfigError, ModelNotFound, CodeExecutionNotAllowed) as e:
+        typer.secho(str(e), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    summary = results["summary"]
+    metric = results["metric"]
+    lo, hi = summary[f"{metric}_ci"]
+    typer.echo(json.dumps(summary, indent=2, default=str))
+    typer.echo(f"{results['task']} {metric} = {100 * summary[metric]:.1f} [{100 * lo:.1f}, {100 * hi:.1f}] "
+               f"on {results['test_items']} items; output: {results['path']}")
+
+
+@app.command()
+def baselines(model: str = typer.Option("bundled:smollm2-135m-instruct", help="the model to measure"),
+              tasks: Optional[str] = typer.Option(None, help="comma-separated task names (default: all built-ins)"),
+              limit: Optional[int] = typer.Option(100, help="first N test items per task (0: all)"),
+              out: Path = typer.Option(Path("docs/baselines.md"), help="Markdown file to write"),
+              runs_dir: Path = typer.Option(Path("runs"), help="where per-cell results go")):
+    """Zero-shot and few-shot scores of a model on every built-in task (runs code in the sandbox)."""
+    from protege.evaluate.baselines_doc import write_baselines
+
+    command = f"protege baselines --model {model} --limit {limit}" + (f" --tasks {tasks}" if tasks else "")
+    try:
+        path = write_baselines(model, out, tasks.split(",") if tasks else None, limit or None, str(runs_dir), command)
+    except ConfigError as e:
+        typer.secho(str(e), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def generate(config: Path = typer.Argument(..., help="run config YAML"),
+             overrides: List[str] = typer.Argument(None, help="key.path=value overrides"),
+             dry_run: bool = typer.Option(False, "--dry-run", help="print the projected tokens, time and money, "
+                                          "measured on one calibration batch, and generate nothing else")):
+    """Run the flow up to the generate stage (finished stages are reused)."""
+    if not dry_run:
+        _run(config, overrides or [], "generate")
+        return
+    from protege.config import load_config
+    from protege.models.resolve import ModelNotFound, load_lm
+    from protege.pipeline import Pipeline
+    from protege.store import JsonlLog
+    from protege.synth.projection import format_projection, project_generation
+
+    try:
+        pipeline = Pipeline(load_config(config, overrides or []), progress=False)
+        cfg, stage = pipeline.cfg, pipeline.stages["generate"]
+        lm = load_lm(cfg.generate.teacher, batch_size=cfg.generate.batch_size)
+        done = JsonlLog(stage / "samples.jsonl").ids()
+        projection = project_generation(pipeline.spec, cfg.generate, lm, done_ids=done,
+                                        price_in_per_m=cfg.cost.price_in_per_m,
+                                        price_out_per_m=cfg.cost.price_out_per_m)
+    except (ConfigError, ModelNotFound) as e:
+        typer.secho(str(e), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    typer.echo(format_projection(projection))
+
+
+for _name in ["curate", "train", "report"]:
     app.command(name=_name)(_stage_command(_name))
 
 

@@ -55,12 +55,32 @@ class TrainConfig(Strict):
     seed: int = 0
 
 
+class ForgettingConfig(Strict):
+    """A fixed general regression suite, measured on the student before and after training."""
+
+    tasks: list[str] = ["gsm8k", "mbpp", "nq_open"]  # built-in names or spec paths; the target task is skipped
+    items: int = 50  # the first N test items of each
+    # Largest allowed drop, in points (0-100) of a task's headline metric: {gsm8k: 5}, or {gsm8k.number_match: 5}.
+    # A drop beyond it marks the run failed and the command exits non-zero. Tasks not named are reported only.
+    max_drop: dict[str, float] = {}
+
+
 class EvalConfig(Strict):
-    scoring: Literal["likelihood", "generate"] = "likelihood"
-    few_shot_per_label: int = 1  # shots drawn from the seeds (never from the test set)
+    scoring: Literal["likelihood", "generate"] = "likelihood"  # classification: label likelihood or parse
+    few_shot_per_label: int = 1  # shots drawn from the seeds (never from the test set); per label or in all
     max_test_items: Optional[int] = None  # None: the whole test set
     bootstrap_resamples: int = 1000
     evaluate_teacher: bool = True
+    allow_code_execution: bool = False  # run generated code in the sandbox (code tasks, code in the suite)
+    forgetting: ForgettingConfig = ForgettingConfig()
+
+
+class CostConfig(Strict):
+    """Prices for HTTP teachers, in money per million tokens (a local model costs time, not money).
+    Not part of any stage key: changing a price never reruns anything."""
+
+    price_in_per_m: float = 0.0
+    price_out_per_m: float = 0.0
 
 
 class RunConfig(Strict):
@@ -70,6 +90,7 @@ class RunConfig(Strict):
     curate: CurateConfig = CurateConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    cost: CostConfig = CostConfig()
 
     @model_validator(mode="after")
     def _cross_field(self):

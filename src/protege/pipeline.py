@@ -22,8 +22,11 @@ class Pipeline:
     def __init__(self, cfg: RunConfig, progress: bool = True, echo=print):
         from protege.tasks.spec import load_task
 
+        from protege.evaluate.forgetting import check_suite
+
         self.cfg = cfg
         self.spec = load_task(cfg.task)
+        check_suite(cfg.eval)  # a bad suite or gate fails now, not after an hour of generation and training
         self.progress = progress
         self.echo = echo
         task_key = content_key(self.spec.model_dump(exclude={"source_file"}))
@@ -57,6 +60,13 @@ class Pipeline:
             cfg["teacher"] = self.cfg.generate.teacher
             cfg["student"] = self.cfg.train.student
         return {name: cfg}
+
+    def gate_failures(self) -> list[str]:
+        """Forgetting gates the finished eval stage failed (empty when they passed or eval has not run)."""
+        path = self.stages["eval"] / "results.json"
+        if not path.exists():
+            return []
+        return read_json(path).get("forgetting", {}).get("failures", [])
 
     def _curated_rows(self) -> list[dict]:
         path = self.stages["curate"] / "data" / "train.jsonl"

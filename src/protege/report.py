@@ -1,43 +1,65 @@
-"""Report stage: the results table as Markdown (report.md) and on the terminal.
+"""Report stage: the results as Markdown (report.md) and on the terminal.
 
     print(render_markdown(spec, results, curation))
+
+Sections: the model table (every metric of the task's kind with 95% intervals, and cost per answer), paired
+tests, cheap non-LLM baselines, the forgetting suite with its gates, curation counts, provenance.
 """
 from __future__ import annotations
 
 from protege.store import StageDir, atomic_write_text
 from protege.tasks.spec import TaskSpec
 
+COLUMNS = {"classification": [("accuracy", "accuracy"), ("macro_f1", "macro-F1")],
+           "extraction": [("slot_f1", "slot F1"), ("exact_match", "all slots right")],
+           "qa": [("exact_match", "EM"), ("f1", "F1")], "math": [("number_match", "answer right")],
+           "code": [("pass@1", "pass@1")]}
+
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
+def _with_ci(row: dict, key: str) -> str:
+    lo, hi = row[f"{key}_ci"]
+    return f"{_pct(row[key])} [{_pct(lo)}, {_pct(hi)}]"
+
+
 def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
-    rows = results["rows"]
+    rows, cols, metric = results["rows"], COLUMNS[spec.kind], spec.headline_metric
     lines = [
         f"# {spec.name}: distillation report",
         "",
-        f"Test set: {results['test_items']} held-out human-written items; scoring: {results['scoring']}; "
-        f"95% bootstrap intervals in brackets.",
+        f"Test set: {results['test_items']} held-out human-written items"
+        + (f"; scoring: {results['scoring']}" if spec.kind == "classification" else "; greedy generation")
+        + "; 95% bootstrap intervals in brackets; cost measured on this machine during evaluation.",
         "",
-        "| row | model | accuracy | macro-F1 | p50 s/item | p95 s/item |",
-        "|---|---|---|---|---|---|",
+        "| row | model | " + " | ".join(label for _, label in cols) + " | p50 s/item | p95 s/item | tokens in | tokens out |",
+        "|---|---|" + "---|" * (len(cols) + 4),
     ]
     for r in rows:
-        lo, hi = r["accuracy_ci"]
-        flo, fhi = r["macro_f1_ci"]
         model = r["model"] + (" + LoRA" if r.get("adapter") else "") + (f", {r['shots']} shots" if r["shots"] else "")
-        lines.append(f"| {r['row']} | {model} | {_pct(r['accuracy'])} [{_pct(lo)}, {_pct(hi)}] | "
-                     f"{_pct(r['macro_f1'])} [{_pct(flo)}, {_pct(fhi)}] | {r['seconds_p50']:.3f} | "
-                     f"{r['seconds_p95']:.3f} |")
+        lines.append(f"| {r['row']} | {model} | " + " | ".join(_with_ci(r, key) for key, _ in cols)
+                     + f" | {r['seconds_p50']:.3f} | {r['seconds_p95']:.3f} | {r['tokens_in_mean']:.0f} | "
+                     f"{r.get('tokens_out_mean', 0):.0f} |")
     by = {r["row"]: r for r in rows}
     if "fine-tuned" in by and "baseline (zero-shot)" in by:
-        gain = by["fine-tuned"]["accuracy"] - by["baseline (zero-shot)"]["accuracy"]
-        lines += ["", f"Fine-tuned minus zero-shot baseline: {100 * gain:+.1f} accuracy points."]
+        gain = by["fine-tuned"][metric] - by["baseline (zero-shot)"][metric]
+        lines += ["", f"Fine-tuned minus zero-shot baseline: {100 * gain:+.1f} {metric} points."]
     for c in results.get("comparisons", []):
         lines.append(f"- {c['model_a']} vs {c['model_b']}: McNemar p = {c['p_value']:.3g} ({c['only_a_right']} items "
                      f"only the fine-tuned student got right, {c['only_b_right']} only the other; {c['method']}).")
+        boot = c.get("paired_bootstrap")
+        if boot:
+            lines.append(f"  Paired bootstrap of {boot['metric']}: {100 * boot['delta']:+.1f} points "
+                         f"[{100 * boot['ci_low']:+.1f}, {100 * boot['ci_high']:+.1f}], p = {boot['p_value']:.3g}.")
+    if "test_reads" in results:
+        lines += ["", f"Test-set reads in this run: {results['test_reads']} final evaluations of {spec.name} "
+                  f"(one per distinct model and prompting; logged with who and when in the eval stage's "
+                  f"{results['test_access_log']}), plus {curation.get('test_reads', 0)} by decontamination in "
+                  "curation. Every choice (few-shot examples, gates) was made on seeds or validation."]
     lines += _baseline_lines(results, by)
+    lines += _forgetting_lines(results.get("forgetting"))
     lines += ["", "## Curation", "", f"{curation.get('input')} generated, {curation.get('kept')} kept; dropped: "
               + (", ".join(f"{k} {v}" for k, v in curation.get("dropped", {}).items()) or "none") + "."]
     lines += ["", f"Provenance: git {results.get('git') or 'unknown'}, {results.get('date')}, "
@@ -52,8 +74,7 @@ def _baseline_lines(results: dict, lm_rows: dict) -> list[str]:
         return []
     lines = ["", "## Cheap baselines (no language model)", "", "| baseline | accuracy | macro-F1 |", "|---|---|---|"]
     for b in baselines:
-        lines.append(f"| {b['row']} | {_pct(b['accuracy'])} [{_pct(b['accuracy_ci'][0])}, {_pct(b['accuracy_ci'][1])}]"
-                     f" | {_pct(b['macro_f1'])} |")
+        lines.append(f"| {b['row']} | {_with_ci(b, 'accuracy')} | {_pct(b['macro_f1'])} |")
     best = max(baselines, key=lambda b: b["accuracy"])
     tuned = lm_rows.get("fine-tuned")
     if tuned is not None:
@@ -61,6 +82,24 @@ def _baseline_lines(results: dict, lm_rows: dict) -> list[str]:
         lines += ["", f"The fine-tuned student ({_pct(tuned['accuracy'])}) {verdict} the best cheap baseline, "
                   f"{best['row']} ({_pct(best['accuracy'])})."]
     return lines
+
+
+def _forgetting_lines(forgetting: dict | None) -> list[str]:
+    if not forgetting or not forgetting.get("entries"):
+        return []
+    lines = ["", "## Forgetting (general suite, student before vs after training, zero-shot)", "",
+             "| task | metric | items | before | after | drop (points) | McNemar p | gate |", "|---|---|---|---|---|---|---|---|"]
+    for e in forgetting["entries"]:
+        if "skipped" in e:
+            lines.append(f"| {e['task']} | | | | | | | skipped: {e['skipped']} |")
+            continue
+        gate = "report only" if e["max_drop"] is None else (
+            f"{'pass' if e['passed'] else 'FAIL'} (max {e['max_drop']:g})")
+        lines.append(f"| {e['task']} | {e['metric']} | {e['items']} | {_with_ci(e, 'before')} | {_with_ci(e, 'after')}"
+                     f" | {e['drop']:+.1f} | {e['p_value']:.3g} | {gate} |")
+    verdict = ("All forgetting gates passed." if forgetting["passed"]
+               else "RUN FAILED: " + "; ".join(forgetting["failures"]) + ".")
+    return lines + ["", verdict]
 
 
 def write_report(stage: StageDir, spec: TaskSpec, results: dict, curation: dict) -> str:

@@ -20,7 +20,7 @@ from protege.tasks.spec import Example, TaskSpec
 
 
 def evaluate_generative(lm, spec: TaskSpec, items: Sequence[Example], shots: Sequence[Example], log: JsonlLog,
-                        desc: str = "eval", progress: bool = True, chunk: int = 16,
+                        desc: str = "eval", progress: bool = True, chunk: int = 32,
                         allow_code_execution: bool = False, max_new_tokens: int | None = None) -> list[dict]:
     kind = kind_of(spec)
     if spec.kind == "code" and not allow_code_execution:

@@ -1,9 +1,13 @@
 """Score a file of predictions from any tool against a task's test references.
 
     protege score --task trec6 predictions.jsonl      # one {"id": "test-0", "prediction": "NUM"} per line
+    protege score --task squad2 preds.jsonl           # prediction: the answer text, "" for unanswerable
+    protege score --task mbpp preds.jsonl --allow-code-execution   # prediction: the code (a ```python block is ok)
 
-Ids are the task's test ids (`test-<row>`). Missing or unknown ids are an error that lists a few of them,
-so a result is never computed on a silently different item set.
+Ids are the task's test ids (`test-<row>`). Predictions per kind: classification a label name; qa an answer
+string; math any text ending in the number; extraction a {slot: value} object or [[slot, value], ...]; code the
+program text. Missing or unknown ids are an error that lists a few of them, so a result is never computed on a
+silently different item set. The read of the test set is logged next to the predictions file.
 """
 from __future__ import annotations
 
@@ -11,13 +15,13 @@ import json
 from pathlib import Path
 
 from protege.errors import ConfigError
-from protege.evaluate.summary import classification_summary
+from protege.evaluate.summary import summarize
+from protege.evaluate.test_access import LOG_NAME, read_test_set
+from protege.tasks.kinds import kind_of
 from protege.tasks.spec import TaskSpec
 
 
-def score_predictions(spec: TaskSpec, path: Path) -> dict:
-    if spec.kind != "classification":
-        raise NotImplementedError(f"task {spec.name}: scoring kind {spec.kind!r} from a file is not built yet")
+def score_predictions(spec: TaskSpec, path: Path, allow_code_execution: bool = False) -> dict:
     preds, problems = {}, []
     for n, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip():
@@ -27,7 +31,7 @@ def score_predictions(spec: TaskSpec, path: Path) -> dict:
             preds[str(rec["id"])] = rec["prediction"]
         except (json.JSONDecodeError, KeyError, TypeError):
             problems.append(f"line {n}: expected a JSON object with 'id' and 'prediction'")
-    items = spec.test_examples()
+    items = read_test_set(spec, Path(path).parent / LOG_NAME, "score", "final evaluation", who=str(path))
     ids = {it.id for it in items}
     missing = [i for i in (it.id for it in items) if i not in preds]
     unknown = [i for i in preds if i not in ids]
@@ -37,6 +41,26 @@ def score_predictions(spec: TaskSpec, path: Path) -> dict:
         problems.append(f"{len(unknown)} ids are not in the test set of {spec.name}, e.g. {unknown[:3]}")
     if problems:
         raise ConfigError(str(path), problems)
-    records = [{"id": it.id, "gold": it.label, "prediction": preds[it.id], "correct": preds[it.id] == it.label,
-                "seconds": 0.0, "tokens_in": 0} for it in items]
-    return classification_summary(records, spec.label_names)
+    kind = kind_of(spec)
+    predictions = [_normalise(spec, kind, preds[it.id]) for it in items]
+    if spec.kind == "code":
+        from protege.evaluate.sandbox import run_many
+
+        results = run_many([kind.program(spec, it, p) for it, p in zip(items, predictions)],
+                           allow_code_execution=allow_code_execution)
+        scores = [kind.score(spec, it, r) for it, r in zip(items, results)]
+    else:
+        scores = [kind.score(spec, it, p) for it, p in zip(items, predictions)]
+    records = [{"id": it.id, "gold": it.label, "prediction": p, **s}
+               for it, p, s in zip(items, predictions, scores)]
+    return summarize(spec, records)
+
+
+def _normalise(spec: TaskSpec, kind, prediction):
+    if spec.kind == "extraction" and isinstance(prediction, dict):
+        return [[slot, str(value)] for slot, value in prediction.items()]
+    if spec.kind == "extraction" and isinstance(prediction, list):
+        return [[str(slot), str(value)] for slot, value in prediction]
+    if spec.kind in ("math", "code"):
+        return kind.parse(spec, str(prediction))
+    return "" if prediction is None and spec.kind == "qa" else prediction

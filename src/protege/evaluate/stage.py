@@ -1,7 +1,9 @@
-"""Eval stage: baseline (zero-shot), baseline (few-shot), fine-tuned student and teacher on one test set.
+"""Eval stage: baseline (zero-shot), baseline (few-shot), fine-tuned student and teacher on one test set,
+then the forgetting suite on the student before and after training.
 
 Rows that are the same computation (a teacher that is also the student, prompted the same way) are computed
-once and shared. Per-item records go to `samples/<row>.jsonl`; metrics, CIs and provenance to results.json.
+once and shared. Per-item records go to `samples/<row>.jsonl`; metrics, CIs, paired tests, forgetting gates and
+provenance to results.json.
 """
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ from pathlib import Path
 
 from protege.config import RunConfig
 from protege.evaluate.cheap_baselines import cheap_baseline_records
-from protege.evaluate.classify import evaluate_classification, few_shot_examples
-from protege.evaluate.metrics.paired import mcnemar
-from protege.evaluate.summary import classification_summary
+from protege.evaluate.comparisons import compare
+from protege.evaluate.forgetting import run_forgetting
+from protege.evaluate.model_eval import evaluate_lm, pick_shots
+from protege.evaluate.summary import classification_summary, summarize
 from protege.provenance import provenance
+from protege.evaluate.test_access import LOG_NAME, read_log, read_test_set
 from protege.store import JsonlLog, StageDir, atomic_write_json, atomic_write_text
 from protege.tasks.spec import TaskSpec
 
@@ -35,13 +39,8 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
              progress: bool = True) -> dict:
     from protege.models.resolve import load_lm
 
-    if spec.kind != "classification":
-        raise NotImplementedError(f"task {spec.name}: evaluation for kind {spec.kind!r} is not built yet")
     ecfg = cfg.eval
-    items = spec.test_examples()
-    if ecfg.max_test_items is not None:
-        items = items[: ecfg.max_test_items]
-    shots = few_shot_examples(spec, ecfg.few_shot_per_label)
+    shots = pick_shots(spec, ecfg.few_shot_per_label)
     student, teacher = cfg.train.student, cfg.generate.teacher
     # row name -> (model name, use shots); identical (model, shots) pairs share one computation
     plan = {"baseline (zero-shot)": (student, False), "baseline (few-shot)": (student, True),
@@ -50,31 +49,50 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
         plan["teacher (few-shot)"] = (teacher, True)
     computed: dict = {}
     rows = []
+    finetuned = None
     for row, (model_name, use_shots) in plan.items():
         key = (model_name, use_shots)
         slug = f"{model_name.replace(':', '_').replace('/', '_')}-{'fewshot' if use_shots else 'zeroshot'}"
         if key not in computed:
-            lm = load_finetuned(student, adapter_dir) if model_name == "finetuned" else load_lm(model_name)
-            log = JsonlLog(stage / "samples" / f"{slug}.jsonl")
-            computed[key] = evaluate_classification(lm, spec, items, shots if use_shots else [], log,
-                                                    scoring=ecfg.scoring, desc=f"eval {row}", progress=progress)
-        summary = classification_summary(computed[key], spec.label_names, ecfg.bootstrap_resamples)
+            # Each computation reads the test set once, through the access log (final evaluation only).
+            items = read_test_set(spec, stage / LOG_NAME, stage, "final evaluation", who=row,
+                                  limit=ecfg.max_test_items)
+            if model_name == "finetuned":
+                lm = finetuned = load_finetuned(student, adapter_dir)
+            else:
+                lm = load_lm(model_name)
+            computed[key] = evaluate_lm(lm, spec, items, shots if use_shots else [],
+                                        JsonlLog(stage / "samples" / f"{slug}.jsonl"), scoring=ecfg.scoring,
+                                        allow_code_execution=ecfg.allow_code_execution, desc=f"eval {row}",
+                                        progress=progress)
         rows.append({"row": row, "model": student if model_name == "finetuned" else model_name,
                      "adapter": str(adapter_dir) if model_name == "finetuned" else None,
-                     "shots": len(shots) if use_shots else 0, "samples": f"samples/{slug}.jsonl", **summary})
-    comparisons = []
+                     "shots": len(shots) if use_shots else 0, "samples": f"samples/{slug}.jsonl",
+                     **summarize(spec, computed[key], ecfg.bootstrap_resamples)})
     tuned = computed[("finetuned", False)]
-    for row, (model_name, use_shots) in plan.items():
-        if model_name != "finetuned":
-            test = mcnemar([r["correct"] for r in tuned], [r["correct"] for r in computed[(model_name, use_shots)]])
-            comparisons.append({"model_a": "fine-tuned", "model_b": row, "only_a_right": test["b"],
-                                "only_b_right": test["c"], "p_value": test["p_value"], "method": test["method"]})
+    comparisons = [compare(spec, "fine-tuned", tuned, row, computed[key], ecfg.bootstrap_resamples)
+                   for row, key in plan.items() if key[0] != "finetuned"]
+    baselines = _cheap_baselines(spec, train_rows, items, stage, ecfg.bootstrap_resamples)
+    if finetuned is None:
+        finetuned = load_finetuned(student, adapter_dir)
+    forgetting = run_forgetting(spec, ecfg, stage, load_lm(student), finetuned, progress=progress)
+    reads = [r for r in read_log(stage / LOG_NAME) if r["task"] == spec.name]
+    results = {"task": spec.name, "kind": spec.kind, "metric": spec.headline_metric, "scoring": ecfg.scoring,
+               "test_items": len(items), "test_reads": len(reads), "test_access_log": LOG_NAME, "rows": rows, "comparisons": comparisons, "baselines": baselines,
+               "forgetting": forgetting, "config": cfg.model_dump(), **provenance()}
+    atomic_write_json(stage / "results.json", results)
+    metric = spec.headline_metric
+    return {"metric": metric, **{row["row"]: round(row[metric], 4) for row in rows},
+            "forgetting_gate": "passed" if forgetting["passed"] else "FAILED"}
+
+
+def _cheap_baselines(spec: TaskSpec, train_rows: list[dict], items, stage: StageDir, resamples: int) -> list[dict]:
+    """Majority class and TF-IDF + logistic regression (classification only); their records kept too."""
+    if spec.kind != "classification":
+        return []
     baselines, lines = [], []
     for name, records in cheap_baseline_records(train_rows, spec.seed_examples(), items).items():
         lines += [json.dumps({**r, "id": f"{name}|{r['id']}"}) + "\n" for r in records]
-        baselines.append({"row": name, **classification_summary(records, spec.label_names, ecfg.bootstrap_resamples)})
+        baselines.append({"row": name, **classification_summary(records, spec.label_names, resamples)})
     atomic_write_text(stage / "samples" / "cheap-baselines.jsonl", "".join(lines))
-    results = {"task": spec.name, "metric": spec.metric, "scoring": ecfg.scoring, "test_items": len(items),
-               "rows": rows, "comparisons": comparisons, "baselines": baselines, "config": cfg.model_dump(), **provenance()}
-    atomic_write_json(stage / "results.json", results)
-    return {row["row"]: round(row["accuracy"], 4) for row in rows}
+    return baselines

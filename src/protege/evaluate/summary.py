@@ -72,6 +72,18 @@ def item_correct(spec: TaskSpec, record: dict) -> bool:
     return bool(record[key])
 
 
+def metric_fn(spec: TaskSpec, name: str):
+    """records -> value of one metric (what bootstrap and paired tests resample)."""
+    if name == "slot_f1":
+        return lambda records: _micro_f1(records, None)
+    if name == "macro_f1":
+        return lambda records: macro_f1([r["gold"] for r in records], [r["prediction"] for r in records],
+                                        spec.label_names)
+    if name == "accuracy" and spec.kind == "classification":
+        return lambda records: float(np.mean([r["prediction"] == r["gold"] for r in records])) if records else 0.0
+    return lambda records: _mean(name)(records, None)
+
+
 def _metric(name: str, fn, records: list[dict], resamples: int) -> dict:
     return {name: fn(records, records), f"{name}_ci": bootstrap_ci(fn, records, records, n_resamples=resamples)}
 

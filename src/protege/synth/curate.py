@@ -46,11 +46,14 @@ def curate(spec: TaskSpec, cfg: CurateConfig, generated: list[dict], protected: 
 
 
 def run_curate(spec: TaskSpec, cfg: CurateConfig, stage: StageDir, generated: list[dict]) -> dict:
-    protected = [e.text for e in spec.test_examples()] + [e.text for e in spec.validation_examples()]
+    from protege.evaluate.test_access import LOG_NAME, read_test_set
+
+    test = read_test_set(spec, stage / LOG_NAME, stage, "decontamination", who="curate")
+    protected = [e.text for e in test] + [e.text for e in spec.validation_examples()]
     kept, dropped = curate(spec, cfg, generated, protected)
     import json
 
     atomic_write_text(stage / "data" / "train.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
     atomic_write_text(stage / "drops.jsonl", "".join(json.dumps(r) + "\n" for r in dropped))
-    return {"input": len(generated), "kept": len(kept), "dropped": dict(Counter(r["dropped_by"] for r in dropped)),
+    return {"input": len(generated), "kept": len(kept), "test_reads": 1, "dropped": dict(Counter(r["dropped_by"] for r in dropped)),
             "kept_per_label": dict(Counter(r["label"] for r in kept))}

@@ -38,16 +38,12 @@ def run_generate(spec: TaskSpec, cfg: GenerateConfig, stage: StageDir, lm, progr
     log = JsonlLog(stage / "samples.jsonl")
     done = log.ids()
     todo = [r for r in planned_requests(spec, cfg) if r["id"] not in done]
-    gen_cfg = GenerationConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                               seed=cfg.seed, stop=["\n"])
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), desc=f"generate ({lm.name})", disable=not progress, unit="example")
     for start in range(0, len(todo), cfg.batch_size):
         batch = todo[start : start + cfg.batch_size]
-        # Seed per batch from its first id, so a resumed run samples the same way as an unbroken one would.
-        gen_cfg.seed = cfg.seed + hash_id(batch[0]["id"])
-        outs = lm.generate([r["prompt"] for r in batch], gen_cfg)
+        outs = lm.generate([r["prompt"] for r in batch], decoding_config(cfg, batch[0]["id"]))
         records = []
         for req, out in zip(batch, outs):
             text = parse_generated_text(out.text)
@@ -61,6 +57,13 @@ def run_generate(spec: TaskSpec, cfg: GenerateConfig, stage: StageDir, lm, progr
     return {"records": len(records), "malformed": sum(not r["ok"] for r in records),
             "per_label": dict(Counter(r["label"] for r in records)),
             "tokens_out": sum(r["tokens_out"] for r in records)}
+
+
+def decoding_config(cfg: GenerateConfig, first_id: str) -> GenerationConfig:
+    """Decoding settings of the batch starting with request `first_id`: seeded from that id, so a resumed run
+    samples exactly as an unbroken one would (and a dry-run calibration reproduces the first batch)."""
+    return GenerationConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                            seed=cfg.seed + hash_id(first_id), stop=["\n"])
 
 
 def hash_id(text: str) -> int:

@@ -40,8 +40,13 @@ def program(spec: TaskSpec, item: Example, prediction: str) -> str:
     from protege.evaluate.sandbox import check_program
 
     solution = prediction
-    if item.entry_point and not re.search(rf"^\s*def\s+{re.escape(item.entry_point)}\s*\(", prediction, re.M):
-        solution = item.text + prediction  # a body completing the prompt's signature
+    if item.entry_point:
+        if re.search(rf"^\s*def\s+{re.escape(item.entry_point)}\s*\(", prediction, re.M):
+            # A whole function: keep the prompt's imports (HumanEval signatures use typing.List etc.).
+            imports = [l for l in item.text.splitlines() if re.match(r"(from\s+\S+\s+)?import\s", l)]
+            solution = "\n".join(imports + [prediction])
+        else:
+            solution = item.text + prediction  # a body completing the prompt's signature
     return check_program(solution, item.tests or "", item.entry_point if item.entry_point else None)
 
 

@@ -1,0 +1,77 @@
+"""Evaluate any model on any task, outside a distillation run: `protege eval --model M --task T`.
+
+    results = evaluate_model("bundled:smollm2-135m-instruct", load_task("gsm8k"), shots=4, limit=200)
+
+The output folder `runs/<task>/model-eval-<key>/` (key = hash of model, task spec, shots, limit and scoring)
+holds samples.jsonl (one record per test item: id, prompt and target hashes, raw output, prediction, scores,
+time, tokens), results.json (metrics with 95% bootstrap intervals, config, versions, git hash, date) and
+MANIFEST.json. An interrupted evaluation resumes from samples.jsonl; a finished one is reused.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from protege.evaluate.summary import summarize
+from protege.evaluate.test_access import LOG_NAME, ensure_not_test, read_test_set
+from protege.provenance import provenance
+from protege.store import JsonlLog, StageDir, atomic_write_json, content_key, read_json
+from protege.tasks.spec import Example, TaskSpec
+
+
+def pick_shots(spec: TaskSpec, shots: int) -> list[Example]:
+    """Few-shot examples from the seeds only (never the test set): `shots` per label for classification,
+    else the first `shots` seeds."""
+    from protege.evaluate.classify import few_shot_examples
+
+    if shots <= 0:
+        return []
+    picked = few_shot_examples(spec, shots) if spec.kind == "classification" else spec.seed_examples()[:shots]
+    return ensure_not_test(spec, picked, "few-shot examples")
+
+
+def evaluate_lm(lm, spec: TaskSpec, items: Sequence[Example], shots: Sequence[Example], log: JsonlLog,
+                scoring: str = "likelihood", allow_code_execution: bool = False, desc: str = "eval",
+                progress: bool = True) -> list[dict]:
+    """Per-item records of one model in one prompting mode: label likelihood or generate-then-parse for
+    classification, generate-then-score for every other kind."""
+    if spec.kind == "classification":
+        from protege.evaluate.classify import evaluate_classification
+
+        return evaluate_classification(lm, spec, items, shots, log, scoring=scoring, desc=desc, progress=progress)
+    from protege.evaluate.generative import evaluate_generative
+
+    return evaluate_generative(lm, spec, items, shots, log, desc=desc, progress=progress,
+                               allow_code_execution=allow_code_execution)
+
+
+def evaluate_model(model: str, spec: TaskSpec, shots: int = 0, limit: int | None = None,
+                   scoring: str = "likelihood", allow_code_execution: bool = False, runs_dir: str | Path = "runs",
+                   resamples: int = 1000, progress: bool = True, echo=print) -> dict:
+    from protege.models.resolve import load_lm
+
+    if spec.kind == "code" and not allow_code_execution:
+        from protege.evaluate.sandbox import CodeExecutionNotAllowed
+
+        raise CodeExecutionNotAllowed()
+    setting = {"model": model, "shots": shots, "limit": limit,
+               "scoring": scoring if spec.kind == "classification" else "generate"}
+    key = content_key({"task": spec.model_dump(exclude={"source_file"}), **setting})
+    stage = StageDir(Path(runs_dir), spec.name, "model-eval", key)
+    if stage.complete:
+        echo(f"[eval] reused {stage.path}")
+        return {**read_json(stage / "results.json"), "path": str(stage.path)}
+    stage.start({"task": spec.name, **setting})
+    examples = pick_shots(spec, shots)
+    items = read_test_set(spec, stage / LOG_NAME, stage, "final evaluation", who=model, limit=limit)
+    lm = load_lm(model, batch_size=32)
+    records = evaluate_lm(lm, spec, items, examples, JsonlLog(stage / "samples.jsonl"), scoring=scoring,
+                          allow_code_execution=allow_code_execution, progress=progress,
+                          desc=f"eval {model} {shots}-shot")
+    results = {"task": spec.name, "kind": spec.kind, "metric": spec.headline_metric, **setting,
+               "test_items": len(items), "shot_ids": [e.id for e in examples],
+               "summary": summarize(spec, records, resamples), **provenance()}
+    atomic_write_json(stage / "results.json", results)
+    stage.finish({"metric": spec.headline_metric, "value": results["summary"][spec.headline_metric]})
+    results["path"] = str(stage.path)
+    return results

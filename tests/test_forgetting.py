@@ -1,0 +1,51 @@
+"""Forgetting suite: before/after scores on a general task, and a gate that fails the run and the command."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from protege.cli import app
+from protege.config import load_config
+from protege.errors import ConfigError
+from protege.evaluate.forgetting import measure
+from protege.pipeline import Pipeline
+from protege.tasks.spec import load_task
+from tiny import write_tiny_config, write_tiny_qa_task
+
+
+def qa_records(rights):
+    return [{"id": f"test-{i}", "exact_match": float(r), "f1": float(r), "has_answer": True, "seconds": 0.0,
+             "tokens_in": 1, "tokens_out": 1} for i, r in enumerate(rights)]
+
+
+def test_measure_computes_drop_and_gate(tmp_path):
+    task = load_task(str(write_tiny_qa_task(tmp_path / "qa")))
+    before, after = qa_records([1, 1, 1, 1, 0, 0]), qa_records([1, 0, 0, 0, 0, 0])  # F1 66.7 -> 16.7
+    entry = measure(task, before, after, {"tinyqa": 40}, resamples=50)
+    assert entry["metric"] == "f1"  # the qa default
+    assert entry["drop"] == pytest.approx(50.0)
+    assert entry["passed"] is False and entry["only_before_right"] == 3 and entry["only_after_right"] == 0
+    assert measure(task, before, after, {"tinyqa.f1": 60}, resamples=50)["passed"] is True
+    assert measure(task, before, after, {}, resamples=50)["passed"] is None  # no gate: reported only
+
+
+def test_gate_for_a_task_outside_the_suite_is_refused_up_front(tmp_path, tiny_model_dir, tiny_task):
+    path = write_tiny_config(tmp_path, tiny_model_dir, tiny_task)
+    with pytest.raises(ConfigError, match="gsm8k: not a task of the suite"):
+        Pipeline(load_config(path, ["eval.forgetting.max_drop={gsm8k: 5}"]), progress=False)
+
+
+def test_failed_gate_marks_run_failed_and_exits_non_zero(tmp_path, tiny_model_dir, tiny_task):
+    # A negative max_drop demands an improvement; the tiny student cannot deliver one, so the gate fails.
+    path = write_tiny_config(tmp_path, tiny_model_dir, tiny_task)
+    result = CliRunner().invoke(app, ["run", str(path), "eval.forgetting.max_drop={tinyqa: -1}"])
+    assert result.exit_code == 3, result.output
+    assert "RUN FAILED: forgetting gate exceeded: tinyqa f1 dropped" in result.output
+    results = json.loads(next((tmp_path / "runs" / "tiny").glob("eval-*/results.json")).read_text())
+    entry = results["forgetting"]["entries"][0]
+    assert entry["task"] == "tinyqa" and entry["items"] == 6 and entry["passed"] is False
+    report = next((tmp_path / "runs" / "tiny").glob("report-*/report.md")).read_text()
+    assert "## Forgetting" in report and "RUN FAILED" in report
+    # the same run with a gate it meets passes, reusing every finished stage but eval and report
+    ok = CliRunner().invoke(app, ["run", str(path), "eval.forgetting.max_drop={tinyqa: 100}"])
+    assert ok.exit_code == 0, ok.output
