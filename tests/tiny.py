@@ -71,7 +71,7 @@ def write_tiny_qa_task(folder: Path, n_test: int = 6) -> Path:
     (folder / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
     (folder / "task.yaml").write_text(
         "name: tinyqa\nkind: qa\ndescription: Answer with a number.\n"
-        "seeds:\n  - {text: 'What number comes after 1 ?', answers: ['2']}\n"
+        "seeds:\n  - {text: 'What number comes after 10 ?', answers: ['11']}\n"
         "test: {path: test.jsonl, fields: {text: q, answers: a}}\n"
     )
     return folder / "task.yaml"

@@ -34,18 +34,20 @@ def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
         + (f"; scoring: {results['scoring']}" if spec.kind == "classification" else "; greedy generation")
         + "; 95% bootstrap intervals in brackets; cost measured on this machine during evaluation.",
         "",
-        "| row | model | " + " | ".join(label for _, label in cols) + " | p50 s/item | p95 s/item | tokens in | tokens out |",
-        "|---|---|" + "---|" * (len(cols) + 4),
+        "| row | model | " + " | ".join(label for _, label in cols)
+        + " | p50 s/item | p95 s/item | tokens in | tokens out | weights MiB | peak RSS MiB |",
+        "|---|---|" + "---|" * (len(cols) + 6),
     ]
     for r in rows:
         model = r["model"] + (" + LoRA" if r.get("adapter") else "") + (f", {r['shots']} shots" if r["shots"] else "")
         lines.append(f"| {r['row']} | {model} | " + " | ".join(_with_ci(r, key) for key, _ in cols)
                      + f" | {r['seconds_p50']:.3f} | {r['seconds_p95']:.3f} | {r['tokens_in_mean']:.0f} | "
-                     f"{r.get('tokens_out_mean', 0):.0f} |")
+                     f"{r.get('tokens_out_mean', 0):.0f} | {_mb(r.get('weights_mb'))} | {_mb(r.get('peak_rss_mb'))} |")
     by = {r["row"]: r for r in rows}
     if "fine-tuned" in by and "baseline (zero-shot)" in by:
         gain = by["fine-tuned"][metric] - by["baseline (zero-shot)"][metric]
         lines += ["", f"Fine-tuned minus zero-shot baseline: {100 * gain:+.1f} {metric} points."]
+    lines += _cost_lines(by)
     for c in results.get("comparisons", []):
         lines.append(f"- {c['model_a']} vs {c['model_b']}: McNemar p = {c['p_value']:.3g} ({c['only_a_right']} items "
                      f"only the fine-tuned student got right, {c['only_b_right']} only the other; {c['method']}).")
@@ -58,6 +60,7 @@ def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
                   f"(one per distinct model and prompting; logged with who and when in the eval stage's "
                   f"{results['test_access_log']}), plus {curation.get('test_reads', 0)} by decontamination in "
                   "curation. Every choice (few-shot examples, gates) was made on seeds or validation."]
+    lines += _per_class_lines(spec, by.get("fine-tuned"))
     lines += _baseline_lines(results, by)
     lines += _forgetting_lines(results.get("forgetting"))
     lines += ["", "## Curation", "", f"{curation.get('input')} generated, {curation.get('kept')} kept; dropped: "
@@ -65,6 +68,35 @@ def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
     lines += ["", f"Provenance: git {results.get('git') or 'unknown'}, {results.get('date')}, "
               f"torch {results['versions'].get('torch')}, transformers {results['versions'].get('transformers')}."]
     return "\n".join(lines) + "\n"
+
+
+def _mb(x) -> str:
+    return "n/a" if x is None else f"{x:.0f}"
+
+
+def _cost_lines(by: dict) -> list[str]:
+    """Student vs teacher cost per answer, measured during this evaluation."""
+    student, teacher = by.get("fine-tuned"), by.get("teacher (few-shot)")
+    if not student or not teacher or not student["seconds_p50"]:
+        return []
+    ratio = teacher["seconds_p50"] / student["seconds_p50"]
+    tokens = teacher["tokens_in_mean"] / max(student["tokens_in_mean"], 1)
+    return [f"Cost per answer: the fine-tuned student answers at 1/{ratio:.1f} of the teacher's time "
+            f"(p50 {student['seconds_p50']:.3f} vs {teacher['seconds_p50']:.3f} s/item on this machine), reading "
+            f"1/{tokens:.1f} of its prompt tokens ({student['tokens_in_mean']:.0f} vs {teacher['tokens_in_mean']:.0f})."
+            " Peak RSS is the whole process (the fine-tuned row also holds the base model it was merged from)."]
+
+
+def _per_class_lines(spec: TaskSpec, row: dict | None) -> list[str]:
+    """Classification: where the fine-tuned student is right and wrong, label by label (small label sets)."""
+    if spec.kind != "classification" or not row or "per_class" not in row or len(row["per_class"]) > 20:
+        return []
+    lines = ["", "Fine-tuned student per label:", "", "| label | precision | recall | F1 | gold | predicted |",
+             "|---|---|---|---|---|---|"]
+    for label, m in row["per_class"].items():
+        lines.append(f"| {label} | {_pct(m['precision'])} | {_pct(m['recall'])} | {_pct(m['f1'])} | {m['support']} | "
+                     f"{row['predicted'].get(label, 0)} |")
+    return lines
 
 
 def _baseline_lines(results: dict, lm_rows: dict) -> list[str]:
@@ -97,8 +129,13 @@ def _forgetting_lines(forgetting: dict | None) -> list[str]:
             f"{'pass' if e['passed'] else 'FAIL'} (max {e['max_drop']:g})")
         lines.append(f"| {e['task']} | {e['metric']} | {e['items']} | {_with_ci(e, 'before')} | {_with_ci(e, 'after')}"
                      f" | {e['drop']:+.1f} | {e['p_value']:.3g} | {gate} |")
-    verdict = ("All forgetting gates passed." if forgetting["passed"]
-               else "RUN FAILED: " + "; ".join(forgetting["failures"]) + ".")
+    gated = [e for e in forgetting["entries"] if e.get("max_drop") is not None]
+    if not forgetting["passed"]:
+        verdict = "RUN FAILED: " + "; ".join(forgetting["failures"]) + "."
+    elif gated:
+        verdict = f"All {len(gated)} forgetting gates passed."
+    else:
+        verdict = "No forgetting gate is set (eval.forgetting.max_drop), so these numbers are reported only."
     return lines + ["", verdict]
 
 

@@ -15,6 +15,7 @@ from protege.config import RunConfig
 from protege.evaluate.cheap_baselines import cheap_baseline_records
 from protege.evaluate.comparisons import compare
 from protege.evaluate.forgetting import run_forgetting
+from protege.evaluate.memory import PeakMemory
 from protege.evaluate.model_eval import evaluate_lm, pick_shots
 from protege.evaluate.summary import classification_summary, summarize
 from protege.provenance import provenance
@@ -35,6 +36,11 @@ def load_finetuned(base_name: str, adapter_dir: Path):
     return LocalLM(f"{base_name}+lora", merged, base.tokenizer, device=base.device)
 
 
+def weights_mb(lm) -> float:
+    """Memory the model's weights take as loaded (what a deployment holds at the least)."""
+    return sum(p.numel() * p.element_size() for p in lm.model.parameters()) / 2**20
+
+
 def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path, train_rows: list[dict],
              progress: bool = True) -> dict:
     from protege.models.resolve import load_lm
@@ -48,6 +54,7 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
     if ecfg.evaluate_teacher:
         plan["teacher (few-shot)"] = (teacher, True)
     computed: dict = {}
+    memory: dict = {}
     rows = []
     finetuned = None
     for row, (model_name, use_shots) in plan.items():
@@ -61,13 +68,15 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
                 lm = finetuned = load_finetuned(student, adapter_dir)
             else:
                 lm = load_lm(model_name)
-            computed[key] = evaluate_lm(lm, spec, items, shots if use_shots else [],
-                                        JsonlLog(stage / "samples" / f"{slug}.jsonl"), scoring=ecfg.scoring,
-                                        allow_code_execution=ecfg.allow_code_execution, desc=f"eval {row}",
-                                        progress=progress)
+            with PeakMemory() as peak:
+                computed[key] = evaluate_lm(lm, spec, items, shots if use_shots else [],
+                                            JsonlLog(stage / "samples" / f"{slug}.jsonl"), scoring=ecfg.scoring,
+                                            allow_code_execution=ecfg.allow_code_execution, desc=f"eval {row}",
+                                            progress=progress)
+            memory[key] = {"peak_rss_mb": peak.mb, "weights_mb": weights_mb(lm)}
         rows.append({"row": row, "model": student if model_name == "finetuned" else model_name,
                      "adapter": str(adapter_dir) if model_name == "finetuned" else None,
-                     "shots": len(shots) if use_shots else 0, "samples": f"samples/{slug}.jsonl",
+                     "shots": len(shots) if use_shots else 0, "samples": f"samples/{slug}.jsonl", **memory[key],
                      **summarize(spec, computed[key], ecfg.bootstrap_resamples)})
     tuned = computed[("finetuned", False)]
     comparisons = [compare(spec, "fine-tuned", tuned, row, computed[key], ecfg.bootstrap_resamples)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from protege.evaluate.metrics.classification import accuracy, macro_f1
+from protege.evaluate.metrics.classification import accuracy, macro_f1, per_class_report
 from protege.evaluate.metrics.uncertainty import bootstrap_ci
 from protege.tasks.spec import TaskSpec
 
@@ -50,6 +50,8 @@ def classification_summary(records: list[dict], labels: list[str], resamples: in
         "accuracy_ci": bootstrap_ci(accuracy, gold, pred, n_resamples=resamples),
         "macro_f1": f1(gold, pred),
         "macro_f1_ci": bootstrap_ci(f1, gold, pred, n_resamples=resamples),
+        "per_class": per_class_report(gold, pred, labels),
+        "predicted": {label: sum(1 for p in pred if p == label) for label in labels},
         **cost_summary(records),
     }
 
