@@ -42,7 +42,7 @@ def render(model: str, rows: list[dict], command: str) -> str:
         "",
         f"Reproduce with `{command}` (finished cells are reused from `runs/`).",
         "",
-        "| task | kind | metric | shots | items | score [95% CI] | other metrics | s/item p50 | tokens out |",
+        "| task | kind | metric | shots | items | score [95% CI] | other metrics | prompt tokens | tokens out |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -50,11 +50,12 @@ def render(model: str, rows: list[dict], command: str) -> str:
         lo, hi = s[f"{m}_ci"]
         other = ", ".join(f"{k} {100 * s[k]:.1f}" for k in _others(r["kind"], m, s))
         lines.append(f"| {r['task']} | {r['kind']} | {m} | {r['shots']} | {r['test_items']} | "
-                     f"{100 * s[m]:.1f} [{100 * lo:.1f}, {100 * hi:.1f}] | {other} | {s['seconds_p50']:.2f} | "
+                     f"{100 * s[m]:.1f} [{100 * lo:.1f}, {100 * hi:.1f}] | {other} | {s['tokens_in_mean']:.0f} | "
                      f"{s['tokens_out_mean']:.0f} |")
     first = rows[0] if rows else {}
     lines += ["", "Items: the first N test items of each task in file order (the whole set where it is smaller).",
-              "For SQuAD 2.0 the no-answer rows are in 'other metrics' as HasAns/NoAns splits.",
+              "For SQuAD 2.0 the no-answer rows are in 'other metrics' as HasAns/NoAns splits. Token counts are",
+              "means per item; time per item is left out here because these cells ran beside other jobs.",
               "", f"Measured on: git {first.get('git') or 'unknown'}, {first.get('date')}, "
               f"torch {first.get('versions', {}).get('torch')}, "
               f"transformers {first.get('versions', {}).get('transformers')}."]
