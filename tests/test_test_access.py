@@ -87,15 +87,21 @@ def test_long_id_lists_are_shortened(tiny_task):
 
 
 @pytest.mark.parametrize("validation_path", ["validation.jsonl", "./test.jsonl"])
-def test_validation_that_is_the_test_file_is_caught_by_content(tiny_task, validation_path):
-    # A copy of the test file, or the test file under another spelling (the loader drops test twins only
-    # when the path is written exactly as test.path): ids are validation-*, contents are the test set's.
+def test_validation_that_is_the_test_file_is_refused_at_load(tiny_task, validation_path):
+    # A copy of the test file, or the test file under another spelling: the loader sees its rows repeat test
+    # items and refuses the split, naming it and the fix.
     shutil.copy(tiny_task.parent / "test.jsonl", tiny_task.parent / "validation.jsonl")
     spec = load_task(str(with_validation(tiny_task, validation_path)))
-    validation = spec.validation_examples()
-    assert len(validation) == 12 and all(e.id.startswith("validation-") for e in validation)
+    with pytest.raises(ConfigError, match="validation: 12 of its 12 rows repeat test items"):
+        spec.validation_examples()
+
+
+def test_guard_catches_test_items_that_reach_a_choice_another_way(tiny_task):
+    # Examples built in code (not through the loader) with the test set's texts under other ids.
+    spec = load_task(str(tiny_task))
+    copies = [e.model_copy(update={"id": f"validation-{i}"}) for i, e in enumerate(spec.test_examples())]
     with pytest.raises(TestSetSelectionError, match="teacher gate: 12 of the items .*same text as a test item"):
-        ensure_not_test(spec, validation, "teacher gate")
+        ensure_not_test(spec, copies, "teacher gate")
 
 
 def test_content_match_ignores_case_punctuation_and_spacing(tiny_task):
@@ -127,18 +133,15 @@ def test_fingerprints_follow_an_edited_test_file(tiny_task):
 
 
 def test_a_stage_choosing_shots_from_the_test_set_fails(tmp_path, tiny_model_dir):
-    """A task whose seeds are a copy of the test file: the eval stage's few-shot choice refuses."""
+    """Inline seeds that are test questions: the eval stage's few-shot choice refuses."""
     from protege.config import load_config
     from protege.pipeline import Pipeline
     from tiny import write_tiny_config, write_tiny_task
 
     task = write_tiny_task(tmp_path / "leaky")
-    shutil.copy(task.parent / "test.jsonl", task.parent / "copy.jsonl")
-    text = task.read_text().split("seeds:")[0] + (
-        "seeds: {path: copy.jsonl, format: jsonl, fields: {text: question, label: answer}}\n"
-        "test: {path: test.jsonl, format: jsonl, fields: {text: question, label: answer}}\nmetric: accuracy\n")
+    text = task.read_text().replace("'Is 2 even ?'", "'Is 2 an even number ?'").replace("'Is 3 even ?'", "'is 3 an even number'")
     task.write_text(text)
     cfg = load_config(write_tiny_config(tmp_path, tiny_model_dir, task))
     pipe = Pipeline(cfg, progress=False, echo=lambda m: None)
-    with pytest.raises(TestSetSelectionError, match="few-shot examples: .* from the test set"):
+    with pytest.raises(TestSetSelectionError, match="few-shot examples: 2 of the items .* from the test set"):
         pipe.run("eval")

@@ -13,10 +13,8 @@ Both errors are ConfigErrors, so the CLI prints them and exits 2. Tests: `pytest
 """
 from __future__ import annotations
 
-import functools
 import getpass
 import os
-import re
 import socket
 import uuid
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Iterable, Optional, Union
 
 from protege.errors import ConfigError
 from protege.store import JsonlLog, StageDir, content_key, now_iso
+from protege.tasks.loaders import fingerprint, test_fingerprints
 from protege.tasks.spec import Example, TaskSpec
 
 LOG_NAME = "test-access.jsonl"
@@ -103,36 +102,15 @@ def ensure_not_test(spec: TaskSpec, examples: Iterable[Union[Example, dict]], ch
     by_id = [_get(e, "id") for e in examples if str(_get(e, "id") or "").startswith("test-")]
     if by_id:
         raise TestSetSelectionError(spec, choice, by_id, "test ids")
-    fingerprints = _test_fingerprints(spec)
+    fingerprints = test_fingerprints(spec)
     by_content = [str(_get(e, "id")) for e in examples if _fingerprint(e) in fingerprints]
     if by_content:
         raise TestSetSelectionError(spec, choice, by_content, "same text as a test item")
     return examples
 
 
-def _test_fingerprints(spec: TaskSpec) -> frozenset:
-    # Keyed by the whole spec and the test file's size and mtime, so an edited test file is read again.
-    path = spec.resolve_path(spec.test.path)
-    stat = path.stat()
-    return _fingerprints_cached(spec.model_dump_json(), str(path), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=32)
-def _fingerprints_cached(spec_json: str, path: str, mtime_ns: int, size: int) -> frozenset:
-    # This read is not logged as a test access: it keeps only normalised inputs (no labels, no answers),
-    # and the guard only refuses; nothing it learns can shape a choice or a score. Logging it would make the
-    # count in the report measure how often stages were checked, not how often the test set was used.
-    spec = TaskSpec.model_validate_json(spec_json)
-    return frozenset(_fingerprint(e) for e in spec.test_examples())
-
-
 def _fingerprint(example: Union[Example, dict]) -> tuple[str, str]:
-    return _normalise(_get(example, "text") or ""), _normalise(_get(example, "context") or "")
-
-
-def _normalise(text: str) -> str:
-    """Lowercase, drop punctuation, collapse spaces (as curation's decontamination does)."""
-    return " ".join(re.sub(r"[^\w\s]", " ", str(text).lower()).split())
+    return fingerprint(_get(example, "text"), _get(example, "context"))
 
 
 def _get(example: Union[Example, dict], field: str):
