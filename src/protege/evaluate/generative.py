@@ -39,13 +39,7 @@ def evaluate_generative(lm, spec: TaskSpec, items: Sequence[Example], shots: Seq
         gens = lm.generate(prompts, config)
         per_item = (time.perf_counter() - began) / len(batch)  # items in a chunk share batched passes
         preds = [kind.parse(spec, g.text) for g in gens]
-        if spec.kind == "code":
-            from protege.evaluate.sandbox import run_many
-
-            results = run_many([kind.program(spec, it, p) for it, p in zip(batch, preds)], allow_code_execution=True)
-            scores = [kind.score(spec, it, r) for it, r in zip(batch, results)]
-        else:
-            scores = [kind.score(spec, it, p) for it, p in zip(batch, preds)]
+        scores = score_items(spec, batch, preds, allow_code_execution=True)
         records = []
         for item, prompt, gen, pred, item_scores in zip(batch, prompts, gens, preds, scores):
             rendered = lm.render(prompt)
@@ -58,6 +52,18 @@ def evaluate_generative(lm, spec: TaskSpec, items: Sequence[Example], shots: Seq
     bar.close()
     by_id = {r["id"]: r for r in log.read()}
     return [by_id[it.id] for it in items]
+
+
+def score_items(spec: TaskSpec, items: Sequence[Example], predictions: list, allow_code_execution: bool) -> list[dict]:
+    """Per-item scores of parsed predictions; code runs in the sandbox (in parallel), which needs the opt-in."""
+    kind = kind_of(spec)
+    if spec.kind != "code":
+        return [kind.score(spec, it, p) for it, p in zip(items, predictions)]
+    from protege.evaluate.sandbox import run_many
+
+    results = run_many([kind.program(spec, it, p) for it, p in zip(items, predictions)],
+                       allow_code_execution=allow_code_execution)
+    return [kind.score(spec, it, r) for it, r in zip(items, results)]
 
 
 def _gold(item: Example):

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from protege.errors import ConfigError
+from protege.evaluate.generative import score_items
 from protege.evaluate.summary import summarize
 from protege.evaluate.test_access import LOG_NAME, read_test_set
 from protege.tasks.kinds import kind_of
@@ -43,14 +44,7 @@ def score_predictions(spec: TaskSpec, path: Path, allow_code_execution: bool = F
         raise ConfigError(str(path), problems)
     kind = kind_of(spec)
     predictions = [_normalise(spec, kind, preds[it.id]) for it in items]
-    if spec.kind == "code":
-        from protege.evaluate.sandbox import run_many
-
-        results = run_many([kind.program(spec, it, p) for it, p in zip(items, predictions)],
-                           allow_code_execution=allow_code_execution)
-        scores = [kind.score(spec, it, r) for it, r in zip(items, results)]
-    else:
-        scores = [kind.score(spec, it, p) for it, p in zip(items, predictions)]
+    scores = score_items(spec, items, predictions, allow_code_execution)
     records = [{"id": it.id, "gold": it.label, "prediction": p, **s}
                for it, p, s in zip(items, predictions, scores)]
     return summarize(spec, records)
