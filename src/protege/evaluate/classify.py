@@ -11,8 +11,7 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from tqdm.auto import tqdm
-
+from protege.evaluate.resumable import evaluate_in_chunks
 from protege.models.base import GenerationConfig
 from protege.store import JsonlLog, text_hash
 from protege.tasks.kinds import classification
@@ -22,12 +21,9 @@ from protege.tasks.spec import Example, TaskSpec
 def evaluate_classification(lm, spec: TaskSpec, items: Sequence[Example], shots: Sequence[Example], log: JsonlLog,
                             scoring: str = "likelihood", desc: str = "eval", progress: bool = True,
                             chunk: int = 8) -> list[dict]:
-    done = log.ids()
     words = [l.word for l in spec.labels or []]
-    pending = [it for it in items if it.id not in done]
-    bar = tqdm(total=len(pending), desc=desc, disable=not progress, unit="item")
-    for start in range(0, len(pending), chunk):
-        batch = pending[start : start + chunk]
+
+    def score_chunk(batch: list[Example]) -> list[dict]:
         prompts = [classification.prompt(spec, it, shots) for it in batch]
         began = time.perf_counter()
         if scoring == "likelihood":
@@ -46,11 +42,9 @@ def evaluate_classification(lm, spec: TaskSpec, items: Sequence[Example], shots:
                             "target_hash": text_hash(item.label or ""), "gold": item.label, "prediction": pred,
                             "raw": raw, "correct": pred == item.label, "seconds": per_item,
                             "tokens_in": lm.count_tokens(rendered), "tokens_out": tokens_out})
-        log.append(records)
-        bar.update(len(batch))
-    bar.close()
-    by_id = {r["id"]: r for r in log.read()}
-    return [by_id[it.id] for it in items]
+        return records
+
+    return evaluate_in_chunks(items, log, chunk, score_chunk, desc=desc, progress=progress)
 
 
 def few_shot_examples(spec: TaskSpec, per_label: int) -> list[Example]:

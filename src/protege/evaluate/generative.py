@@ -11,8 +11,7 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from tqdm.auto import tqdm
-
+from protege.evaluate.resumable import evaluate_in_chunks
 from protege.models.base import GenerationConfig
 from protege.store import JsonlLog, text_hash
 from protege.tasks.kinds import kind_of
@@ -29,11 +28,8 @@ def evaluate_generative(lm, spec: TaskSpec, items: Sequence[Example], shots: Seq
         raise CodeExecutionNotAllowed()
     config = GenerationConfig(max_new_tokens=max_new_tokens or kind.MAX_NEW_TOKENS, temperature=0.0,
                               stop=list(kind.STOP))
-    done = log.ids()
-    pending = [it for it in items if it.id not in done]
-    bar = tqdm(total=len(pending), desc=desc, disable=not progress, unit="item")
-    for start in range(0, len(pending), chunk):
-        batch = pending[start : start + chunk]
+
+    def score_chunk(batch: list[Example]) -> list[dict]:
         prompts = [kind.prompt(spec, it, shots) for it in batch]
         began = time.perf_counter()
         gens = lm.generate(prompts, config)
@@ -47,11 +43,9 @@ def evaluate_generative(lm, spec: TaskSpec, items: Sequence[Example], shots: Seq
                             "target_hash": text_hash(kind.target(spec, item)), "gold": _gold(item), "raw": gen.text,
                             "prediction": pred, **item_scores, "seconds": per_item,
                             "tokens_in": gen.tokens_in, "tokens_out": gen.tokens_out})
-        log.append(records)
-        bar.update(len(batch))
-    bar.close()
-    by_id = {r["id"]: r for r in log.read()}
-    return [by_id[it.id] for it in items]
+        return records
+
+    return evaluate_in_chunks(items, log, chunk, score_chunk, desc=desc, progress=progress)
 
 
 def score_items(spec: TaskSpec, items: Sequence[Example], predictions: list, allow_code_execution: bool) -> list[dict]:

@@ -18,8 +18,8 @@ from protege.evaluate.forgetting import run_forgetting
 from protege.evaluate.memory import PeakMemory
 from protege.evaluate.model_eval import evaluate_lm, pick_shots
 from protege.evaluate.summary import classification_summary, summarize
-from protege.provenance import provenance
 from protege.evaluate.test_access import LOG_NAME, read_log, read_test_set
+from protege.provenance import provenance
 from protege.store import JsonlLog, StageDir, atomic_write_json, atomic_write_text
 from protege.tasks.spec import TaskSpec
 
@@ -87,8 +87,8 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
     forgetting = run_forgetting(spec, ecfg, stage, load_lm(student), finetuned, progress=progress)
     reads = [r for r in read_log(stage / LOG_NAME) if r["task"] == spec.name]
     results = {"task": spec.name, "kind": spec.kind, "metric": spec.headline_metric, "scoring": ecfg.scoring,
-               "test_items": len(items), "test_reads": len(reads), "test_access_log": LOG_NAME, "rows": rows, "comparisons": comparisons, "baselines": baselines,
-               "forgetting": forgetting, "config": cfg.model_dump(), **provenance()}
+               "test_items": len(items), "test_reads": len(reads), "test_access_log": LOG_NAME, "rows": rows,
+               "comparisons": comparisons, "baselines": baselines, "forgetting": forgetting, "config": cfg.model_dump(), **provenance()}
     atomic_write_json(stage / "results.json", results)
     metric = spec.headline_metric
     return {"metric": metric, **{row["row"]: round(row[metric], 4) for row in rows},
