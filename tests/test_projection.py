@@ -7,7 +7,8 @@ import pytest
 from protege.config import load_config
 from protege.models.local import LocalLM
 from protege.store import JsonlLog, StageDir
-from protege.synth.generate import planned_requests, run_generate
+from protege.synth.generate import run_generate
+from protege.synth.plan import planned_requests
 from protege.synth.projection import format_projection, project_generation
 from protege.tasks.spec import load_task
 from tiny import write_tiny_config

@@ -12,7 +12,7 @@ import pytest
 from protege.config import load_config
 from protege.pipeline import Pipeline
 from protege.store import JsonlLog
-from protege.synth.generate import planned_requests
+from protege.synth.plan import planned_requests
 from tiny import write_tiny_config
 
 KILL_AND_RUN = """
@@ -23,14 +23,19 @@ Pipeline(load_config(sys.argv[1]), progress=False).run(sys.argv[2])
 """
 
 
-def _run_and_kill(config: Path, until: str, watch: Path, min_lines: int, timeout: float = 120) -> bool:
-    """Start a stage in a child process and SIGKILL it once `watch` has min_lines lines; True if killed."""
+def _run_and_kill(config: Path, until: str, watch: Path, min_lines: int, timeout: float = 120,
+                  delay: float = 0.0) -> bool:
+    """Start a stage in a child process and SIGKILL it `delay` seconds after `watch` has min_lines lines;
+    True if it was still running to be killed."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     proc = subprocess.Popen([sys.executable, "-c", KILL_AND_RUN, str(config), until], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         if watch.exists() and watch.read_text().count("\n") >= min_lines:
+            time.sleep(delay)
+            if proc.poll() is not None:
+                break
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             return True
@@ -53,6 +58,36 @@ def test_generation_killed_with_sigkill_resumes_without_duplicates(tmp_path, tin
     ids = [json.loads(l)["id"] for l in samples.read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 24
     assert set(ids) == {r["id"] for r in planned_requests(pipe.spec, cfg.generate)}
+
+
+def test_generation_killed_several_times_at_random_points_ends_with_an_unbroken_runs_ids(tmp_path, tiny_model_dir):
+    """Issue 4: SIGKILL at random moments, three times, then finish: the ids equal an unbroken run's, once each."""
+    import random
+
+    from tiny import write_tiny_qa_task
+
+    task = write_tiny_qa_task(tmp_path / "qa")  # a whole-item (generative) task, not one-line classification
+    gen = {"num_examples": 40, "batch_size": 2, "max_new_tokens": 6}
+    unbroken_cfg = load_config(write_tiny_config(tmp_path / "unbroken", tiny_model_dir, task, generate=gen))
+    unbroken = Pipeline(unbroken_cfg, progress=False, echo=lambda m: None)
+    unbroken.run("generate")
+    expected = [r["id"] for r in JsonlLog(unbroken.stages["generate"] / "samples.jsonl").read()]
+
+    config = write_tiny_config(tmp_path / "killed", tiny_model_dir, task, generate=gen)
+    pipe = Pipeline(load_config(config), progress=False, echo=lambda m: None)
+    samples = pipe.stages["generate"] / "samples.jsonl"
+    rng = random.Random(4)
+    kills, target = 0, 0
+    for _ in range(3):
+        target = rng.randint(target + 1, target + 10)  # a random point further on each time
+        kills += _run_and_kill(config, "generate", samples, min_lines=target, delay=rng.uniform(0, 0.3))
+    assert kills >= 2, "the child finished before most kills; make the stage longer"
+    assert not pipe.stages["generate"].complete
+    pipe.run("generate")
+    lines = samples.read_text().splitlines()
+    ids = [json.loads(line)["id"] for line in lines]
+    assert len(ids) == len(set(ids)), "a request was written twice"
+    assert sorted(ids) == sorted(expected) and len(expected) == 40
 
 
 def test_training_interrupted_resumes_to_the_same_loss_curve(tmp_path, tiny_model_dir, tiny_task, monkeypatch):

@@ -26,9 +26,12 @@ class GenerateConfig(Strict):
     seeds_per_prompt: int = 4  # seeds shown in each request, rotated per request for diversity
     temperature: float = 0.9
     top_p: float = 0.95
-    max_new_tokens: int = 40
-    batch_size: int = 32
+    max_new_tokens: Optional[int] = None  # None: 40 for a one-line classification input, more for whole items
+    batch_size: int = 32  # requests per batch (local) and per append to samples.jsonl
     seed: int = 0
+    # Diversity: each request is steered to one topic and/or written in one persona, rotated by request index.
+    topics: list[str] = []
+    personas: list[str] = []
 
 
 class CurateConfig(Strict):
@@ -81,6 +84,28 @@ class CostConfig(Strict):
 
     price_in_per_m: float = 0.0
     price_out_per_m: float = 0.0
+    budget: Optional[float] = None  # stop generation cleanly once this much money is spent (HTTP teachers)
+    token_budget: Optional[int] = None  # or once this many tokens (in + out) are spent
+
+
+class EndpointConfig(Strict):
+    """How protege talks to an OpenAI-compatible teacher (`openai:<model>@<base_url>`). Not part of any stage
+    key: these settings change how requests are sent, never what is asked."""
+
+    api_key_env: str = "OPENAI_API_KEY"  # the environment variable holding the key (unset: no key sent)
+    max_concurrency: int = 8
+    timeout_s: float = 120.0
+    max_retries: int = 6
+
+
+class TeacherGateConfig(Strict):
+    """Score the teacher on validation items (else the seeds) before generating; refuse below min_score.
+    Not part of any stage key."""
+
+    min_score: Optional[float] = None  # in points (0-100) of the task's headline metric; None: no gate
+    items: int = 32
+    shots: int = 1  # few-shot examples from the seeds (per label for classification), never the item itself
+    force: bool = False  # generate anyway when the teacher scores below min_score
 
 
 class RunConfig(Strict):
@@ -91,6 +116,8 @@ class RunConfig(Strict):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     cost: CostConfig = CostConfig()
+    endpoint: EndpointConfig = EndpointConfig()
+    teacher_gate: TeacherGateConfig = TeacherGateConfig()
 
     @model_validator(mode="after")
     def _cross_field(self):

@@ -74,11 +74,14 @@ class Pipeline:
 
     # -- stages ---------------------------------------------------------------------------------------------
     def _generate(self, stage: StageDir) -> dict:
-        from protege.models.resolve import load_lm
         from protege.synth.generate import run_generate
+        from protege.synth.teacher import load_teacher
+        from protege.synth.teacher_gate import run_teacher_gate
 
-        lm = load_lm(self.cfg.generate.teacher, batch_size=self.cfg.generate.batch_size)
-        return run_generate(self.spec, self.cfg.generate, stage, lm, progress=self.progress)
+        lm = load_teacher(self.cfg, stage)
+        gate = run_teacher_gate(self.spec, self.cfg, stage, lm, progress=self.progress, echo=self.echo)
+        summary = run_generate(self.spec, self.cfg.generate, stage, lm, progress=self.progress)
+        return {**summary, "teacher_gate": gate} if gate else summary
 
     def _curate(self, stage: StageDir) -> dict:
         from protege.store import JsonlLog

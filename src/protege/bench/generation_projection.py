@@ -19,7 +19,8 @@ import protege
 from protege.config import load_config
 from protege.models.resolve import load_lm
 from protege.store import JsonlLog, StageDir
-from protege.synth.generate import planned_requests, run_generate
+from protege.synth.generate import run_generate
+from protege.synth.plan import max_new_tokens, planned_requests
 from protege.synth.projection import format_projection, project_generation
 from protege.tasks.spec import load_task
 
@@ -74,7 +75,7 @@ def main(argv=None) -> None:
     n = len(plan)
 
     print(f"\n{n} examples of {spec.name} with {lm.name}, batch {small.batch_size}, "
-          f"max_new_tokens {small.max_new_tokens}; calibration: the first {k}")
+          f"max_new_tokens {max_new_tokens(spec, small)}; calibration: the first {k}")
     print(f"  {'':<26}{'estimate':>12}{'measured':>12}{'error':>10}")
     tokens_in = project_generation(spec, small, lm, calibrate=0)["tokens_in"]
     print(_row("tokens in", tokens_in, sum(r["tokens_in"] for r in records.values())))

@@ -1,37 +1,49 @@
-"""Generate stage: the teacher writes labelled examples from the seeds, appended to samples.jsonl.
+"""Generate stage: the teacher writes new examples from the seeds, appended to samples.jsonl as batches finish.
 
-Every request has a deterministic id (`gen-<label>-<index>`), so a killed run resumes by generating only the
-ids not yet in the file. Output the teacher mangles is kept with its raw text and `ok: false`, and counted.
+    protege generate CONFIG.yaml            # runs the teacher gate, then generation (resumable)
+
+Every request has a deterministic id (protege.synth.plan), so a killed run (kill -9 included) resumes by asking
+only the ids not yet in the file: no duplicates, no finished work lost. Output the teacher mangles is kept
+with its raw text, `ok: false` and the reason, and counted; it never stops the run. An HTTP teacher with a
+budget (cost.budget / cost.token_budget) stops cleanly when it is spent: finished records are saved and the
+stage stays open, so raising the budget and rerunning continues where it stopped.
 """
 from __future__ import annotations
 
-import random
 from collections import Counter
 
 from protege.config import GenerateConfig
 from protege.models.base import GenerationConfig
 from protege.store import JsonlLog, StageDir, text_hash
-from protege.tasks.prompts import generation_prompt, parse_generated_text
+from protege.synth.plan import max_new_tokens, planned_requests, stop_strings
 from protege.tasks.spec import TaskSpec
 
 
-def planned_requests(spec: TaskSpec, cfg: GenerateConfig) -> list[dict]:
-    """All requests of this stage: id, label and the seeds shown, spread evenly over labels."""
-    if spec.kind != "classification":
-        raise NotImplementedError(f"task {spec.name}: generation for kind {spec.kind!r} is not built yet")
-    seeds = spec.seed_examples()
-    by_label = {l: [s for s in seeds if s.label == l] for l in spec.label_names}
-    labels = spec.label_names
-    requests = []
-    for i in range(cfg.num_examples):
-        label = labels[i % len(labels)]
-        index = i // len(labels)
-        pool = by_label[label]
-        rng = random.Random(f"{cfg.seed}-{label}-{index}")
-        shown = rng.sample(pool, min(cfg.seeds_per_prompt, len(pool)))
-        requests.append({"id": f"gen-{label}-{index}", "label": label, "seed_ids": [s.id for s in shown],
-                         "prompt": generation_prompt(spec, label, shown)})
-    return requests
+class BudgetReached(RuntimeError):
+    """Generation stopped because the configured budget is spent; what finished is in samples.jsonl."""
+
+
+def read_reply(spec: TaskSpec, raw: str) -> tuple[dict | None, str | None]:
+    """Example fields from one teacher reply, or (None, why it is unusable)."""
+    if spec.kind == "classification":
+        from protege.tasks.prompts import parse_generated_text
+
+        text = parse_generated_text(raw)
+        return ({"text": text}, None) if text else (None, "empty reply")
+    from protege.synth.teacher_formats import read_item
+
+    return read_item(spec, raw)
+
+
+def make_record(spec: TaskSpec, request: dict, out, teacher: str) -> dict:
+    fields, error = read_reply(spec, out.text)
+    label = request["conditioning"]["label"]
+    record = {"id": request["id"], **(fields or {"text": None})}
+    if label is not None:
+        record["label"] = label
+    return {**record, "ok": fields is not None, "error": error, "raw": out.text, "seed_ids": request["seed_ids"],
+            "conditioning": request["conditioning"], "teacher": teacher, "tokens_in": out.tokens_in,
+            "tokens_out": out.tokens_out}
 
 
 def run_generate(spec: TaskSpec, cfg: GenerateConfig, stage: StageDir, lm, progress: bool = True) -> dict:
@@ -43,27 +55,39 @@ def run_generate(spec: TaskSpec, cfg: GenerateConfig, stage: StageDir, lm, progr
     bar = tqdm(total=len(todo), desc=f"generate ({lm.name})", disable=not progress, unit="example")
     for start in range(0, len(todo), cfg.batch_size):
         batch = todo[start : start + cfg.batch_size]
-        outs = lm.generate([r["prompt"] for r in batch], decoding_config(cfg, batch[0]["id"]))
-        records = []
-        for req, out in zip(batch, outs):
-            text = parse_generated_text(out.text)
-            records.append({"id": req["id"], "label": req["label"], "text": text, "raw": out.text,
-                            "ok": text is not None, "seed_ids": req["seed_ids"], "teacher": lm.name,
-                            "tokens_in": out.tokens_in, "tokens_out": out.tokens_out})
-        log.append(records)
+        try:
+            outs = lm.generate([r["prompt"] for r in batch], decoding_config(spec, cfg, batch[0]["id"]))
+        except Exception as e:
+            partial = getattr(e, "partial", None)
+            if partial is None:
+                raise
+            finished = [make_record(spec, r, o, lm.name) for r, o in zip(batch, partial) if o is not None]
+            log.append(finished)
+            bar.close()
+            total = len(log.ids())
+            raise BudgetReached(f"{e}; {total} of {cfg.num_examples} examples are saved in {log.path}; raise "
+                                "cost.budget (or cost.token_budget) and rerun to continue") from None
+        log.append([make_record(spec, r, o, lm.name) for r, o in zip(batch, outs)])
         bar.update(len(batch))
     bar.close()
-    records = log.read()
-    return {"records": len(records), "malformed": sum(not r["ok"] for r in records),
-            "per_label": dict(Counter(r["label"] for r in records)),
-            "tokens_out": sum(r["tokens_out"] for r in records)}
+    return summarize_generation(log.read())
 
 
-def decoding_config(cfg: GenerateConfig, first_id: str) -> GenerationConfig:
+def summarize_generation(records: list[dict]) -> dict:
+    summary = {"records": len(records), "malformed": sum(not r["ok"] for r in records),
+               "malformed_reasons": dict(Counter(r.get("error") for r in records if not r["ok"])),
+               "tokens_in": sum(r["tokens_in"] for r in records),
+               "tokens_out": sum(r["tokens_out"] for r in records)}
+    if any("label" in r for r in records):
+        summary["per_label"] = dict(Counter(r.get("label") for r in records))
+    return summary
+
+
+def decoding_config(spec: TaskSpec, cfg: GenerateConfig, first_id: str) -> GenerationConfig:
     """Decoding settings of the batch starting with request `first_id`: seeded from that id, so a resumed run
     samples exactly as an unbroken one would (and a dry-run calibration reproduces the first batch)."""
-    return GenerationConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                            seed=cfg.seed + hash_id(first_id), stop=["\n"])
+    return GenerationConfig(max_new_tokens=max_new_tokens(spec, cfg), temperature=cfg.temperature,
+                            top_p=cfg.top_p, seed=cfg.seed + hash_id(first_id), stop=stop_strings(spec))
 
 
 def hash_id(text: str) -> int:

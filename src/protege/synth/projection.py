@@ -28,7 +28,8 @@ import time
 from typing import Iterable, Optional
 
 from protege.config import GenerateConfig
-from protege.synth.generate import decoding_config, planned_requests
+from protege.synth.generate import decoding_config
+from protege.synth.plan import max_new_tokens, planned_requests
 from protege.tasks.spec import TaskSpec
 
 
@@ -49,7 +50,7 @@ def project_generation(spec: TaskSpec, cfg: GenerateConfig, lm, calibrate: Optio
     n, bs = len(todo), cfg.batch_size
     tokens_in = sum(lm.count_tokens(lm.render(r["prompt"])) for r in todo)
     k = min(n, bs * math.ceil((bs if calibrate is None else calibrate) / bs))
-    calib = _calibrate(cfg, lm, todo[:k]) if k else None
+    calib = _calibrate(spec, cfg, lm, todo[:k]) if k else None
     if calib:
         tokens_out = round(calib["tokens_out"] / k * n)
         seconds = calib["seconds"] / k * n
@@ -57,33 +58,33 @@ def project_generation(spec: TaskSpec, cfg: GenerateConfig, lm, calibrate: Optio
     elif n == 0:
         tokens_out, seconds, method = 0, 0.0, "nothing pending"
     else:
-        tokens_out, seconds = n * cfg.max_new_tokens, None
+        tokens_out, seconds = n * max_new_tokens(spec, cfg), None
         method = "upper bound: examples x max_new_tokens (no calibration)"
     cost = tokens_in / 1e6 * price_in_per_m + tokens_out / 1e6 * price_out_per_m
     return {"teacher": lm.name, "examples": n, "already_done": len(plan) - n,
-            "batches": math.ceil(n / bs), "batch_size": bs, "max_new_tokens": cfg.max_new_tokens,
+            "batches": math.ceil(n / bs), "batch_size": bs, "max_new_tokens": max_new_tokens(spec, cfg),
             "tokens_in": tokens_in, "tokens_out_est": tokens_out, "seconds_est": seconds,
             "price_in_per_m": price_in_per_m, "price_out_per_m": price_out_per_m, "cost_est": cost,
             "method": method, "calibration": calib}
 
 
-def _calibrate(cfg: GenerateConfig, lm, requests: list[dict]) -> dict:
+def _calibrate(spec: TaskSpec, cfg: GenerateConfig, lm, requests: list[dict]) -> dict:
     """Generate `requests` batch by batch exactly as `run_generate` would, timing only the generation."""
     # Untimed warm-up: the first generate call in a process pays one-off costs (stop-string tables, allocator)
     # that a whole run pays once but a one-batch calibration would multiply by the number of batches.
-    warm = decoding_config(cfg, requests[0]["id"])
+    warm = decoding_config(spec, cfg, requests[0]["id"])
     warm.max_new_tokens = 1
     lm.generate([requests[0]["prompt"]], warm)
     seconds, outs = 0.0, []
     for start in range(0, len(requests), cfg.batch_size):
         batch = requests[start : start + cfg.batch_size]
         t0 = time.perf_counter()
-        outs += lm.generate([r["prompt"] for r in batch], decoding_config(cfg, batch[0]["id"]))
+        outs += lm.generate([r["prompt"] for r in batch], decoding_config(spec, cfg, batch[0]["id"]))
         seconds += time.perf_counter() - t0
     tokens_out = sum(o.tokens_out for o in outs)
     return {"examples": len(outs), "seconds": seconds, "tokens_in": sum(o.tokens_in for o in outs),
             "tokens_out": tokens_out, "tokens_out_per_example": tokens_out / len(outs),
-            "at_cap": sum(o.tokens_out >= cfg.max_new_tokens for o in outs)}
+            "at_cap": sum(o.tokens_out >= max_new_tokens(spec, cfg) for o in outs)}
 
 
 def format_projection(p: dict) -> str:

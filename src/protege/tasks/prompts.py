@@ -10,15 +10,19 @@ from typing import Sequence
 from protege.tasks.spec import Example, TaskSpec
 
 
-def generation_prompt(spec: TaskSpec, label: str, examples: Sequence[Example]) -> list[dict]:
-    """Ask the teacher for one new input of the given label, showing a few seeds of that label."""
+def generation_prompt(spec: TaskSpec, label: str, examples: Sequence[Example], topic: str | None = None,
+                      persona: str | None = None) -> list[dict]:
+    """Ask the teacher for one new input of the given label, showing a few seeds of that label, optionally
+    steered to a topic and written as a persona would."""
     lab = spec.label(label)
     what = f"{lab.word} ({lab.description})" if lab.description else lab.word
     shown = "\n".join(f"- {e.text}" for e in examples)
+    steer = (f" It should be about {topic}." if topic else "") + (f" Write it as {persona} would." if persona else "")
     content = (
         f"Task: {spec.description}\n"
         f"Here are examples labelled \"{what}\":\n{shown}\n\n"
-        f"Write one new, different example labelled \"{lab.word}\". Reply with the example only, on one line."
+        f"Write one new, different example labelled \"{lab.word}\".{steer} "
+        "Reply with the example only, on one line."
     )
     return [{"role": "user", "content": content}]
 
