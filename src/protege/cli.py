@@ -5,6 +5,7 @@
     protege generate|curate|train|eval|report CONFIG [key=value ...]   # run up to that stage
     protege eval --model bundled:smollm2-135m-instruct --task gsm8k --shots 4 --limit 200
     protege score --task trec6 predictions.jsonl
+    protege serve --model bundled:smollm2-135m-instruct --port 8000   # OpenAI-compatible HTTP API
 """
 from __future__ import annotations
 
@@ -177,6 +178,29 @@ def generate(config: Path = typer.Argument(..., help="run config YAML"),
         typer.secho(str(e), fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     typer.echo(format_projection(projection))
+
+
+@app.command(name="serve")
+def serve_command(model: str = typer.Option(..., help="bundled:..., hf:... or a local model folder"),
+                  host: str = typer.Option("127.0.0.1", help="address to bind (0.0.0.0: every interface)"),
+                  port: int = typer.Option(8000, help="port to bind"),
+                  batch_size: int = typer.Option(16, help="most prompts answered in one batch"),
+                  adapter: Optional[Path] = typer.Option(None, help="a LoRA adapter folder to merge in "
+                                                         "(a run's train-<hash>/adapter)"),
+                  log_requests: bool = typer.Option(False, "--log-requests", help="log each request to stderr")):
+    """Serve a model over an OpenAI-compatible HTTP API (use it as openai:<id>@http://HOST:PORT/v1)."""
+    from protege.models.resolve import ModelNotFound
+    from protege.serve import serve
+
+    try:
+        serve(model, host, port, batch_size, str(adapter) if adapter else None, log_requests)
+    except (ModelNotFound, FileNotFoundError, ValueError) as e:
+        typer.secho(str(e), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    except OSError as e:  # binding: the port is taken or the address is not this machine's
+        typer.secho(f"cannot listen on {host}:{port}: {e}; pick another --port or --host",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
 
 
 for _name in ["curate", "train", "report"]:

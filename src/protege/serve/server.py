@@ -1,0 +1,142 @@
+"""An OpenAI-compatible HTTP server over a local model (a teacher, or a distilled student with its adapter).
+
+    protege serve --model bundled:smollm2-135m-instruct --port 8000
+    protege serve --model hf:path/to/model --adapter runs/tiny/train-ab12cd/adapter
+
+then use it as the model `openai:<id>@http://127.0.0.1:8000/v1` (printed at start), or with any OpenAI client.
+Endpoints: GET /v1/models, GET /health, POST /v1/chat/completions, POST /v1/completions. Concurrent requests
+are batched (serve/batcher.py); /health reports the batches formed so far (`max_batch`: the most prompts one
+forward pass answered). Standard library only: ThreadingHTTPServer, one handler thread per connection.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from protege.serve.batcher import Batcher
+from protege.serve.protocol import ApiError, parse_request, response
+
+MAX_BODY = 32 * 2**20
+
+
+def load_model(name_or_dir: str, adapter: str | None = None, batch_size: int = 16):
+    """A LocalLM from a resolve name (bundled:..., hf:...) or a model folder, with a LoRA adapter merged in."""
+    from protege.models.local import LocalLM
+    from protege.models.resolve import model_dir
+
+    folder = Path(name_or_dir).expanduser()
+    if folder.is_dir():
+        lm = LocalLM.from_dir(folder, name=folder.name, batch_size=batch_size)
+    else:
+        lm = LocalLM.from_dir(model_dir(name_or_dir), name=name_or_dir, batch_size=batch_size)
+    if adapter is None:
+        return lm
+    if not (Path(adapter) / "adapter_config.json").exists():
+        raise FileNotFoundError(f"--adapter {adapter}: no adapter_config.json there; point it at a run's "
+                                "train stage adapter/ folder (runs/<task>/train-<hash>/adapter)")
+    from peft import PeftModel
+
+    merged = PeftModel.from_pretrained(lm.model, str(adapter)).merge_and_unload()
+    return LocalLM(f"{lm.name}+lora", merged, lm.tokenizer, device=lm.device, batch_size=batch_size)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive for clients that reuse connections
+    server: "ModelServer"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0].rstrip("/")
+        if path == "/health":
+            self._send(200, {"status": "ok", "model": self.server.model_id, **self.server.batcher.snapshot()})
+        elif path == "/v1/models":
+            self._send(200, {"object": "list", "data": [{"id": self.server.model_id, "object": "model",
+                                                        "created": self.server.started, "owned_by": "protege"}]})
+        else:
+            self._error(ApiError(404, f"no route GET {path}; try GET /v1/models or /health", code="not_found"))
+
+    def do_POST(self) -> None:
+        path = self.path.split("?")[0].rstrip("/")
+        kind = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}.get(path)
+        try:
+            body = self._read_json()  # read it first, so a keep-alive connection stays in step
+            if kind is None:
+                raise ApiError(404, f"no route POST {path}; use /v1/chat/completions or /v1/completions",
+                               code="not_found")
+            prompts, config = parse_request(kind, body, self.server.model_id)
+        except ApiError as e:
+            self._error(e)
+            return
+        try:
+            gens = self.server.batcher.submit(prompts, config)
+        except Exception as e:  # a model failure answers this request; the server stays up
+            self._error(ApiError(500, f"generation failed: {type(e).__name__}: {e}", type="server_error"))
+            return
+        self._send(200, response(kind, self.server.model_id, gens, config))
+
+    def _read_json(self):
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length <= 0 or length > MAX_BODY:
+            self.close_connection = True
+            raise ApiError(400, "send a JSON body with a Content-Length header (at most 32 MiB)")
+        raw = self.rfile.read(length)
+        try:
+            return json.loads(raw)
+        except ValueError as e:
+            raise ApiError(400, f"the body is not valid JSON: {e}")
+
+    def _error(self, e: ApiError) -> None:
+        self._send(e.status, e.body())
+
+    def _send(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timed out); nothing to answer
+            self.close_connection = True
+
+    def log_message(self, format: str, *args) -> None:
+        if self.server.log_requests:
+            super().log_message(format, *args)
+
+
+class ModelServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True  # a restarted server gets its port back at once
+
+    def __init__(self, lm, host: str = "127.0.0.1", port: int = 8000, batch_size: int = 16,
+                 model_id: str | None = None, log_requests: bool = False):
+        self.model_id = model_id or lm.name
+        self.batcher = Batcher(lm, max_batch=batch_size)
+        self.started = int(time.time())
+        self.log_requests = log_requests
+        super().__init__((host, port), _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+
+def serve(model: str, host: str = "127.0.0.1", port: int = 8000, batch_size: int = 16,
+          adapter: str | None = None, log_requests: bool = False) -> None:
+    """Load the model, bind, print the name to use, and answer until interrupted."""
+    lm = load_model(model, adapter, batch_size)
+    server = ModelServer(lm, host, port, batch_size, log_requests=log_requests)
+    print(f"serving {server.model_id} at {server.url}\nuse it as the model: openai:{server.model_id}@{server.url}",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        server.server_close()
