@@ -15,6 +15,17 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
+@pytest.fixture(scope="session")
+def tiny_server(tiny_model_dir, tmp_path_factory):
+    """One `protege serve` of the tiny model for every test that needs a real OpenAI-compatible server."""
+    from served import ServerProcess
+
+    server = ServerProcess(tiny_model_dir, tmp_path_factory.mktemp("serve") / "server.log")
+    server.start()
+    yield server
+    server.kill()
+
+
 @pytest.fixture()
 def tiny_task(tmp_path) -> Path:
     return write_tiny_task(tmp_path / "task")

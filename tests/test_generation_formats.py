@@ -92,7 +92,7 @@ def test_the_plan_is_deterministic_unique_and_rotates_topics_personas_and_seeds(
     assert [r["conditioning"]["topic"] for r in plan[:4]] == ["sport", "music", "law", "sport"]
     assert {r["conditioning"]["persona"] for r in plan} == {"a child", "a lawyer"}
     assert len({tuple(r["seed_ids"]) for r in plan}) > 3  # seeds shown rotate between requests
-    assert "about music" in plan[1]["prompt"][0]["content"]
+    assert "about music" in plan[1]["prompt"][-1]["content"]
     other_seed = planned_requests(spec, cfg.model_copy(update={"seed": 1}))
     assert [r["seed_ids"] for r in other_seed] != [r["seed_ids"] for r in plan]
 
@@ -100,6 +100,9 @@ def test_the_plan_is_deterministic_unique_and_rotates_topics_personas_and_seeds(
 def test_item_prompt_shows_seeds_in_the_format_it_asks_for():
     spec = spec_of("qa")
     shown = [Example(text="Who wrote Hamlet?", context="Hamlet is a play by Shakespeare.", answers=["Shakespeare"])]
-    content = item_prompt(spec, shown)[0]["content"]
-    assert "Passage: Hamlet is a play by Shakespeare.\nQuestion: Who wrote Hamlet?\nAnswer: Shakespeare" in content
-    assert "(Passage:, Question:, Answer:)" in content
+    messages = item_prompt(spec, shown, topic="theatre")
+    assert "(Passage:, Question:, Answer:)" in messages[0]["content"]
+    # The seed is an earlier assistant turn, so a small model continues the pattern rather than chatting.
+    assert messages[1] == {"role": "assistant", "content": "Passage: Hamlet is a play by Shakespeare.\n"
+                           "Question: Who wrote Hamlet?\nAnswer: Shakespeare"}
+    assert messages[-1]["role"] == "user" and "about theatre" in messages[-1]["content"]

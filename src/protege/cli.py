@@ -26,10 +26,13 @@ def _run(config: Optional[Path], overrides: List[str], until: str) -> None:
     from protege.models.resolve import ModelNotFound
     from protege.pipeline import Pipeline
 
+    from protege.models.openai_http import EndpointError
+    from protege.synth.generate import BudgetReached
+
     try:
         pipeline = Pipeline(load_config(config, overrides))
         stage = pipeline.run(until)
-    except (ConfigError, ModelNotFound) as e:
+    except (ConfigError, ModelNotFound, BudgetReached, EndpointError) as e:
         typer.secho(str(e), fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     if until == "report":
@@ -161,15 +164,16 @@ def generate(config: Path = typer.Argument(..., help="run config YAML"),
         _run(config, overrides or [], "generate")
         return
     from protege.config import load_config
-    from protege.models.resolve import ModelNotFound, load_lm
+    from protege.models.resolve import ModelNotFound
     from protege.pipeline import Pipeline
     from protege.store import JsonlLog
+    from protege.synth.teacher import load_teacher
     from protege.synth.projection import format_projection, project_generation
 
     try:
         pipeline = Pipeline(load_config(config, overrides or []), progress=False)
         cfg, stage = pipeline.cfg, pipeline.stages["generate"]
-        lm = load_lm(cfg.generate.teacher, batch_size=cfg.generate.batch_size)
+        lm = load_teacher(cfg, stage)
         done = JsonlLog(stage / "samples.jsonl").ids()
         projection = project_generation(pipeline.spec, cfg.generate, lm, done_ids=done,
                                         price_in_per_m=cfg.cost.price_in_per_m,

@@ -96,7 +96,7 @@ class Pipeline:
 
         rows = self._curated_rows()
         if self.cfg.train.include_seeds:
-            rows += [{"id": s.id, "text": s.text, "label": s.label} for s in self.spec.seed_examples()]
+            rows += [s.model_dump(exclude_none=True) for s in self.spec.seed_examples()]
         lm = load_lm(self.cfg.train.student)
         return run_train(self.spec, self.cfg.train, stage, lm, rows, progress=self.progress)
 

@@ -14,6 +14,7 @@ from collections import Counter
 
 from protege.config import GenerateConfig
 from protege.models.base import GenerationConfig
+from protege.models.openai_http import BudgetExhausted, EndpointError
 from protege.store import JsonlLog, StageDir, text_hash
 from protege.synth.plan import max_new_tokens, planned_requests, stop_strings
 from protege.tasks.spec import TaskSpec
@@ -57,16 +58,14 @@ def run_generate(spec: TaskSpec, cfg: GenerateConfig, stage: StageDir, lm, progr
         batch = todo[start : start + cfg.batch_size]
         try:
             outs = lm.generate([r["prompt"] for r in batch], decoding_config(spec, cfg, batch[0]["id"]))
-        except Exception as e:
-            partial = getattr(e, "partial", None)
-            if partial is None:
-                raise
-            finished = [make_record(spec, r, o, lm.name) for r, o in zip(batch, partial) if o is not None]
-            log.append(finished)
+        except (BudgetExhausted, EndpointError) as e:
+            # Keep what finished before the endpoint stopped answering or the money ran out.
+            log.append([make_record(spec, r, o, lm.name) for r, o in zip(batch, e.partial or []) if o is not None])
             bar.close()
-            total = len(log.ids())
-            raise BudgetReached(f"{e}; {total} of {cfg.num_examples} examples are saved in {log.path}; raise "
-                                "cost.budget (or cost.token_budget) and rerun to continue") from None
+            if isinstance(e, EndpointError):
+                raise
+            raise BudgetReached(f"{e}; {len(log.ids())} of {cfg.num_examples} examples are saved in {log.path}; "
+                                "raise cost.budget (or cost.token_budget) and rerun to continue") from None
         log.append([make_record(spec, r, o, lm.name) for r, o in zip(batch, outs)])
         bar.update(len(batch))
     bar.close()

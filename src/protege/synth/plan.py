@@ -15,11 +15,17 @@ from protege.config import GenerateConfig
 from protege.tasks.spec import TaskSpec
 
 # A whole item (passage + question + answer, a worked solution, code + tests) needs more room than one line.
-DEFAULT_MAX_NEW_TOKENS = {"classification": 40, "qa": 200, "math": 256, "extraction": 80, "code": 384}
+# Reading-comprehension items carry their own passage, so they need the most.
+DEFAULT_MAX_NEW_TOKENS = {"classification": 40, "qa": 96, "math": 256, "extraction": 80, "code": 384}
+PASSAGE_QA_MAX_NEW_TOKENS = 320
 
 
 def max_new_tokens(spec: TaskSpec, cfg: GenerateConfig) -> int:
-    return cfg.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[spec.kind]
+    if cfg.max_new_tokens:
+        return cfg.max_new_tokens
+    if spec.kind == "qa" and any(s.context for s in spec.seed_examples()):
+        return PASSAGE_QA_MAX_NEW_TOKENS
+    return DEFAULT_MAX_NEW_TOKENS[spec.kind]
 
 
 def stop_strings(spec: TaskSpec) -> list[str]:

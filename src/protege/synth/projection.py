@@ -5,8 +5,10 @@
     print(format_projection(proj))
 
 How each figure is made:
-  tokens in   exact: every pending request's prompt is rendered with the teacher's chat template and counted
-              with its tokenizer, the same text and count `LocalLM.generate` records as `tokens_in`.
+  tokens in   exact for a local teacher: every pending request's prompt is rendered with the teacher's chat
+              template and counted with its tokenizer, the same text and count `LocalLM.generate` records.
+              An HTTP teacher's tokenizer is not on this machine: its prompts' characters are counted and
+              converted at the characters-per-token the calibration batch's `usage` reports (4 without one).
   tokens out  calibrated: the first pending batch(es) are really generated, with the stage's decoding settings
               and the very seed `run_generate` gives that batch, and their mean tokens out per example is
               scaled to all pending examples. With `calibrate=0` nothing is generated and the figure is the
@@ -48,9 +50,17 @@ def project_generation(spec: TaskSpec, cfg: GenerateConfig, lm, calibrate: Optio
     plan = planned_requests(spec, cfg)
     todo = [r for r in plan if r["id"] not in done]
     n, bs = len(todo), cfg.batch_size
-    tokens_in = sum(lm.count_tokens(lm.render(r["prompt"])) for r in todo)
     k = min(n, bs * math.ceil((bs if calibrate is None else calibrate) / bs))
     calib = _calibrate(spec, cfg, lm, todo[:k]) if k else None
+    if hasattr(lm, "count_tokens"):
+        tokens_in = sum(lm.count_tokens(lm.render(r["prompt"])) for r in todo)
+        in_method = "exact: prompts counted with the teacher's tokenizer"
+    else:
+        chars = sum(_chars(r["prompt"]) for r in todo)
+        per_token = sum(_chars(r["prompt"]) for r in todo[:k]) / calib["tokens_in"] if calib else 4.0
+        tokens_in = round(chars / per_token)
+        in_method = (f"estimated: {chars:,} characters at {per_token:.2f} per token, "
+                     + ("the ratio the calibration's usage reported" if calib else "a rule of thumb"))
     if calib:
         tokens_out = round(calib["tokens_out"] / k * n)
         seconds = calib["seconds"] / k * n
@@ -63,9 +73,13 @@ def project_generation(spec: TaskSpec, cfg: GenerateConfig, lm, calibrate: Optio
     cost = tokens_in / 1e6 * price_in_per_m + tokens_out / 1e6 * price_out_per_m
     return {"teacher": lm.name, "examples": n, "already_done": len(plan) - n,
             "batches": math.ceil(n / bs), "batch_size": bs, "max_new_tokens": max_new_tokens(spec, cfg),
-            "tokens_in": tokens_in, "tokens_out_est": tokens_out, "seconds_est": seconds,
+            "tokens_in": tokens_in, "tokens_in_method": in_method, "tokens_out_est": tokens_out, "seconds_est": seconds,
             "price_in_per_m": price_in_per_m, "price_out_per_m": price_out_per_m, "cost_est": cost,
             "method": method, "calibration": calib}
+
+
+def _chars(prompt) -> int:
+    return len(prompt) if isinstance(prompt, str) else sum(len(m["content"]) for m in prompt)
 
 
 def _calibrate(spec: TaskSpec, cfg: GenerateConfig, lm, requests: list[dict]) -> dict:
@@ -94,7 +108,7 @@ def format_projection(p: dict) -> str:
                 "are already in samples.jsonl")
     lines = [f"generate projection for {p['teacher']}: {p['examples']} examples to generate "
              f"({p['already_done']} already done), {p['batches']} batches of {p['batch_size']}",
-             f"  tokens in   {p['tokens_in']:,} (exact: prompts counted with the teacher's tokenizer)"]
+             f"  tokens in   {p['tokens_in']:,} ({p['tokens_in_method']})"]
     c = p["calibration"]
     if c:
         lines.append(f"  tokens out  ~{p['tokens_out_est']:,} ({p['method']}: {c['tokens_out_per_example']:.1f} "

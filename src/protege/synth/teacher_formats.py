@@ -70,20 +70,24 @@ def _what(spec: TaskSpec, with_context: bool) -> str:
 
 def item_prompt(spec: TaskSpec, shown: Sequence[Example], topic: str | None = None,
                 persona: str | None = None) -> list[dict]:
-    """Ask the teacher for one new item in the section format, showing a few seeds."""
+    """Ask the teacher for one new item in the section format.
+
+    The seeds are earlier assistant turns answering the same request, so even a small instruct model
+    continues the pattern instead of chatting about it; the last request carries the topic and persona.
+    """
     with_context = any(e.context for e in shown) and spec.kind == "qa"
-    examples = "\n\n".join(show(spec, e) for e in shown)
-    steer = ""
-    if topic:
-        steer += f" It should be about {topic}."
-    if persona:
-        steer += f" Write it as {persona} would."
     headers = [h for h in _headers(spec) if h != "Passage" or with_context]
     headers = [h for h in headers if h != "Asked" or any(e.context for e in shown)]
-    content = (f"Task: {spec.description}\nHere are examples:\n\n{examples}\n\n"
-               f"Write one new, different example: {_what(spec, with_context)}.{steer} "
-               f"Use exactly the same format ({', '.join(h + ':' for h in headers)}) and nothing else.")
-    return [{"role": "user", "content": content}]
+    ask = (f"Task: {spec.description}\nWrite one new example: {_what(spec, with_context)}. "
+           f"Use exactly this format ({', '.join(h + ':' for h in headers)}) and nothing else.")
+    again = "Write another new example, different from the ones before, in the same format."
+    messages: list[dict] = []
+    for i, example in enumerate(shown):
+        messages += [{"role": "user", "content": ask if i == 0 else again},
+                     {"role": "assistant", "content": show(spec, example)}]
+    steer = (f" It should be about {topic}." if topic else "") + (f" Write it as {persona} would." if persona else "")
+    messages.append({"role": "user", "content": (again if shown else ask) + steer})
+    return messages
 
 
 def sections(raw: str, names: Sequence[str]) -> dict[str, str]:
