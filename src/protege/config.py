@@ -35,10 +35,56 @@ class GenerateConfig(Strict):
 
 
 class CurateConfig(Strict):
+    """Curation filters, in the order they run (see protege/synth/curate.py); thresholds are fixed up front or
+    chosen on seeds and validation, never on the test set."""
+
+    # schema: per-kind validity and lengths
     min_chars: int = 10
-    max_chars: int = 300
+    max_chars: Optional[int] = None  # longest `text`; None: per kind (classification 300 ... code 1000)
+    max_context_chars: int = 4000  # qa passages
+    max_reference_chars: int = 4000  # code solutions, math worked answers
+    # duplicates: exact (normalised input) first, near-duplicates last
     dedup: bool = True
-    decontaminate: bool = True  # drop items whose normalised text equals a test or validation item
+    near_dup_jaccard: Optional[float] = 0.8  # word-shingle Jaccard (MinHash LSH candidates); None: off
+    shingle_words: int = 3
+    minhash_perms: int = 128
+    lsh_bands: int = 32  # must divide minhash_perms; 32 bands of 4 rows find pairs above ~0.6 reliably
+    near_dup_cosine: Optional[float] = None  # MiniLM cosine between generated items; None: off
+    # decontamination against test and validation inputs (and qa passages)
+    decontaminate: bool = True
+    contam_ngram: int = 10  # any shared word n-gram, between strings of at least 2n words
+    contam_overlap: float = 0.8  # shorter strings: share of the shorter one's word trigrams found in the other
+    contam_common_max: int = 5  # n-grams in more protected strings than this are boilerplate, not evidence
+    contam_cosine: Optional[float] = 0.9  # MiniLM cosine to a test/validation input (paraphrases); None: off
+    # code: run each solution against its tests in the sandbox, then prefer simple solutions
+    allow_code_execution: bool = False  # required for code tasks: generated solutions are untrusted code
+    exec_timeout_s: float = 5.0
+    max_cyclomatic: int = 10
+    max_ast_nodes: int = 300
+    max_lines: int = 40
+    drop_unused: bool = True  # unused imports, functions, variables, and helpers/classes that add nothing
+    drop_lint: bool = True  # pyflakes-like errors: undefined names, star imports, redefinitions, ...
+    keep_simplest: bool = True  # several passing solutions of one problem: keep the simplest
+
+    @model_validator(mode="after")
+    def _check(self):
+        problems = []
+        for name in ("near_dup_jaccard", "near_dup_cosine", "contam_cosine", "contam_overlap"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1:
+                problems.append(f"curate.{name} must be in (0, 1] (or null to switch it off); got {value}")
+        if self.minhash_perms < 1 or self.lsh_bands < 1 or self.minhash_perms % self.lsh_bands:
+            problems.append(f"curate.lsh_bands ({self.lsh_bands}) must divide curate.minhash_perms "
+                            f"({self.minhash_perms}), e.g. 32 bands of 128")
+        for name in ("shingle_words", "contam_ngram", "exec_timeout_s", "max_cyclomatic", "max_ast_nodes",
+                     "max_lines", "max_context_chars", "max_reference_chars"):
+            if getattr(self, name) <= 0:
+                problems.append(f"curate.{name} must be positive; got {getattr(self, name)}")
+        if self.max_chars is not None and self.max_chars < self.min_chars:
+            problems.append(f"curate.max_chars ({self.max_chars}) is below curate.min_chars ({self.min_chars})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class TrainConfig(Strict):

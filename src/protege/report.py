@@ -65,6 +65,7 @@ def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
     lines += _forgetting_lines(results.get("forgetting"))
     lines += ["", "## Curation", "", f"{curation.get('input')} generated, {curation.get('kept')} kept; dropped: "
               + (", ".join(f"{k} {v}" for k, v in curation.get("dropped", {}).items()) or "none") + "."]
+    lines += _curation_lines(curation)
     lines += ["", f"Provenance: git {results.get('git') or 'unknown'}, {results.get('date')}, "
               f"torch {results['versions'].get('torch')}, transformers {results['versions'].get('transformers')}."]
     return "\n".join(lines) + "\n"
@@ -137,6 +138,26 @@ def _forgetting_lines(forgetting: dict | None) -> list[str]:
     else:
         verdict = "No forgetting gate is set (eval.forgetting.max_drop), so these numbers are reported only."
     return lines + ["", verdict]
+
+
+def _curation_lines(curation: dict) -> list[str]:
+    """Each curation filter that ran, in order, with its reasons; code solution sizes before and after."""
+    ran = {name: f for name, f in (curation.get("filters") or {}).items() if "skipped" not in f}
+    lines = [f"- {name}: {f['dropped']} of {f['input']} dropped"
+             + (f" ({', '.join(f'{k} {v}' for k, v in f['reasons'].items())})" if f["reasons"] else "")
+             for name, f in ran.items()]
+    stats = curation.get("code_stats")
+    if stats and stats["before"]["solutions"]:
+        def mean(side: str, key: str) -> str:
+            value = stats[side][key]["mean"]
+            return "n/a" if value is None else f"{value:g}"
+
+        lines.append("- passing solutions entering vs leaving the simplicity filter ("
+                     f"{stats['before']['solutions']} vs {stats['after']['solutions']}), mean lines "
+                     f"{mean('before', 'lines')} vs {mean('after', 'lines')}, AST nodes {mean('before', 'ast_nodes')}"
+                     f" vs {mean('after', 'ast_nodes')}, cyclomatic {mean('before', 'cyclomatic')} vs "
+                     f"{mean('after', 'cyclomatic')}")
+    return [""] + lines if lines else []
 
 
 def write_report(stage: StageDir, spec: TaskSpec, results: dict, curation: dict) -> str:
