@@ -28,7 +28,8 @@ def test_run_directory_layout(finished):
     slug = f"hf_{str(pipe.cfg.train.student)[3:]}".replace("/", "_")
     expected = {
         "generate": ["MANIFEST.json", "config.yaml", "samples.jsonl"],
-        "curate": ["MANIFEST.json", "config.yaml", "data/train.jsonl", "drops.jsonl", "test-access.jsonl"],
+        "curate": ["MANIFEST.json", "config.yaml", "curation.json", "data/train.jsonl", "drops.jsonl",
+                   "test-access.jsonl"],
         "train": ["MANIFEST.json", "adapter/README.md", "adapter/adapter_config.json",
                   "adapter/adapter_model.safetensors", "config.yaml", "train_log.jsonl"],
         "eval": sorted(["MANIFEST.json", "config.yaml", "results.json",

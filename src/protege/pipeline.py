@@ -23,10 +23,12 @@ class Pipeline:
         from protege.tasks.spec import load_task
 
         from protege.evaluate.forgetting import check_suite
+        from protege.synth.curate import check_config as check_curation
 
         self.cfg = cfg
         self.spec = load_task(cfg.task)
         check_suite(cfg.eval)  # a bad suite or gate fails now, not after an hour of generation and training
+        check_curation(self.spec, cfg.curate)
         self.progress = progress
         self.echo = echo
         task_key = content_key(self.spec.model_dump(exclude={"source_file"}))
