@@ -50,3 +50,17 @@ def test_dry_run_for_an_http_teacher_calibrates_characters_per_token_from_usage(
     measured_in = sum(r["tokens_in"] for r in records)
     assert abs(proj["tokens_in"] - measured_in) <= 0.3 * measured_in
     assert "usage reported" in proj["tokens_in_method"] and "$" in format_projection(proj)
+
+
+def test_the_report_prices_an_http_teachers_answers_and_the_student_beside_it(tmp_path, tiny_server, tiny_task):
+    pipe = http_pipeline(tmp_path, tiny_server, tiny_task, cost={"price_in_per_m": 0.5, "price_out_per_m": 2.0})
+    stage = pipe.run("report")
+    results = json.loads((pipe.stages["eval"] / "results.json").read_text())
+    rows = {r["row"]: r for r in results["rows"]}
+    teacher = rows["teacher (few-shot)"]
+    assert teacher["model"].startswith("openai:") and teacher["scoring"] == "generate"
+    expected = 1000 * (teacher["tokens_in_mean"] * 0.5 + teacher["tokens_out_mean"] * 2.0) / 1e6
+    assert teacher["tokens_in_mean"] > 0 and abs(teacher["money_per_1k"] - expected) < 1e-12
+    assert rows["fine-tuned"]["money_per_1k"] is None and teacher["peak_rss_mb"] is None
+    report = (stage / "report.md").read_text()
+    assert "per 1000 answers at the configured prices" in report and "1/" in report

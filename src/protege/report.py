@@ -82,10 +82,22 @@ def _cost_lines(by: dict) -> list[str]:
         return []
     ratio = teacher["seconds_p50"] / student["seconds_p50"]
     tokens = teacher["tokens_in_mean"] / max(student["tokens_in_mean"], 1)
-    return [f"Cost per answer: the fine-tuned student answers at 1/{ratio:.1f} of the teacher's time "
-            f"(p50 {student['seconds_p50']:.3f} vs {teacher['seconds_p50']:.3f} s/item on this machine), reading "
-            f"1/{tokens:.1f} of its prompt tokens ({student['tokens_in_mean']:.0f} vs {teacher['tokens_in_mean']:.0f})."
-            " Peak RSS is the whole process (the fine-tuned row also holds the base model it was merged from)."]
+    lines = [f"Cost per answer: the fine-tuned student answers at 1/{ratio:.1f} of the teacher's time "
+             f"(p50 {student['seconds_p50']:.3f} vs {teacher['seconds_p50']:.3f} s/item on this machine), reading "
+             f"1/{tokens:.1f} of its prompt tokens ({student['tokens_in_mean']:.0f} vs "
+             f"{teacher['tokens_in_mean']:.0f}). Peak RSS is the whole process (the fine-tuned row also holds the "
+             "base model it was merged from)."]
+    money = teacher.get("money_per_1k")
+    if money is not None:
+        lines.append(f"The teacher is an HTTP endpoint: {_money(money)} per 1000 answers at the configured prices "
+                     f"({teacher['tokens_in_mean']:.0f} tokens in, {teacher['tokens_out_mean']:.0f} "
+                     "out per answer, as its usage reported); the student runs on this machine for no money, "
+                     "its cost is the time above. Its memory is the server's, so not measured here.")
+    return lines
+
+
+def _money(x: float) -> str:
+    return f"${x:.4f}" if x < 1 else f"${x:,.2f}"
 
 
 def _per_class_lines(spec: TaskSpec, row: dict | None) -> list[str]:

@@ -12,7 +12,7 @@ import time
 from typing import Sequence
 
 from protege.evaluate.resumable import evaluate_in_chunks
-from protege.models.base import GenerationConfig
+from protege.models.base import GenerationConfig, prompt_text
 from protege.store import JsonlLog, text_hash
 from protege.tasks.kinds import classification
 from protege.tasks.spec import Example, TaskSpec
@@ -30,18 +30,20 @@ def evaluate_classification(lm, spec: TaskSpec, items: Sequence[Example], shots:
             scores = lm.score_many(prompts, words)
             preds = [spec.label_names[max(range(len(s)), key=s.__getitem__)] for s in scores]
             raws, outs = [None] * len(batch), [0] * len(batch)
+            ins = [lm.count_tokens(lm.render(p)) for p in prompts]
         else:
             gens = lm.generate(prompts, GenerationConfig(max_new_tokens=8))
             preds = [classification.parse(spec, g.text) for g in gens]
             raws, outs = [g.text for g in gens], [g.tokens_out for g in gens]
+            ins = [g.tokens_in for g in gens]  # as the model counted them (a remote one's usage)
         per_item = (time.perf_counter() - began) / len(batch)  # items in a chunk share one batched pass
         records = []
-        for item, prompt, pred, raw, tokens_out in zip(batch, prompts, preds, raws, outs):
-            rendered = lm.render(prompt)
+        for item, prompt, pred, raw, tokens_out, tokens_in in zip(batch, prompts, preds, raws, outs, ins):
+            rendered = prompt_text(lm, prompt)
             records.append({"id": item.id, "prompt_hash": text_hash(rendered),
                             "target_hash": text_hash(item.label or ""), "gold": item.label, "prediction": pred,
                             "raw": raw, "correct": pred == item.label, "seconds": per_item,
-                            "tokens_in": lm.count_tokens(rendered), "tokens_out": tokens_out})
+                            "tokens_in": tokens_in, "tokens_out": tokens_out})
         return records
 
     return evaluate_in_chunks(items, log, chunk, score_chunk, desc=desc, progress=progress)

@@ -12,7 +12,7 @@ import time
 from typing import Sequence
 
 from protege.evaluate.resumable import evaluate_in_chunks
-from protege.models.base import GenerationConfig
+from protege.models.base import GenerationConfig, prompt_text
 from protege.store import JsonlLog, text_hash
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
@@ -38,7 +38,7 @@ def evaluate_generative(lm, spec: TaskSpec, items: Sequence[Example], shots: Seq
         scores = score_items(spec, batch, preds, allow_code_execution=True)
         records = []
         for item, prompt, gen, pred, item_scores in zip(batch, prompts, gens, preds, scores):
-            rendered = lm.render(prompt)
+            rendered = prompt_text(lm, prompt)
             records.append({"id": item.id, "prompt_hash": text_hash(rendered),
                             "target_hash": text_hash(kind.target(spec, item)), "gold": _gold(item), "raw": gen.text,
                             "prediction": pred, **item_scores, "seconds": per_item,

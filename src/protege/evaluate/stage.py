@@ -41,6 +41,25 @@ def weights_mb(lm) -> float:
     return sum(p.numel() * p.element_size() for p in lm.model.parameters()) / 2**20
 
 
+def load_endpoint(cfg: RunConfig, name: str):
+    """An OpenAI-compatible model for evaluation: the run's endpoint settings, no budget (evaluation must finish)."""
+    from protege.models.resolve import load_lm
+
+    e = cfg.endpoint
+    return load_lm(name, api_key_env=e.api_key_env, max_concurrency=e.max_concurrency, timeout_s=e.timeout_s,
+                   max_retries=e.max_retries, price_in_per_m=cfg.cost.price_in_per_m,
+                   price_out_per_m=cfg.cost.price_out_per_m)
+
+
+def money_per_1k(cfg: RunConfig, model_name: str, summary: dict) -> float | None:
+    """Money per 1000 answers at the configured prices for an HTTP model (its measured mean tokens in and out);
+    None for a local model, which costs this machine's time (the seconds columns) and no money."""
+    if not model_name.startswith("openai:"):
+        return None
+    c = cfg.cost
+    return 1000 * (summary["tokens_in_mean"] * c.price_in_per_m + summary["tokens_out_mean"] * c.price_out_per_m) / 1e6
+
+
 def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path, train_rows: list[dict],
              progress: bool = True) -> dict:
     from protege.models.resolve import load_lm
@@ -64,20 +83,28 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
             # Each computation reads the test set once, through the access log (final evaluation only).
             items = read_test_set(spec, stage / LOG_NAME, stage, "final evaluation", who=row,
                                   limit=ecfg.max_test_items)
+            remote = model_name.startswith("openai:")
             if model_name == "finetuned":
                 lm = finetuned = load_finetuned(student, adapter_dir)
+            elif remote:
+                lm = load_endpoint(cfg, model_name)
             else:
                 lm = load_lm(model_name)
+            # An endpoint cannot score label likelihoods: its row generates and parses instead.
+            scoring = "generate" if remote else ecfg.scoring
             with PeakMemory() as peak:
                 computed[key] = evaluate_lm(lm, spec, items, shots if use_shots else [],
-                                            JsonlLog(stage / "samples" / f"{slug}.jsonl"), scoring=ecfg.scoring,
+                                            JsonlLog(stage / "samples" / f"{slug}.jsonl"), scoring=scoring,
                                             allow_code_execution=ecfg.allow_code_execution, desc=f"eval {row}",
                                             progress=progress)
-            memory[key] = {"peak_rss_mb": peak.mb, "weights_mb": weights_mb(lm)}
+            # A remote model's memory is the server's, not this process's: not measured here.
+            memory[key] = {"peak_rss_mb": None if remote else peak.mb, "weights_mb": None if remote else weights_mb(lm),
+                           "scoring": scoring if spec.kind == "classification" else "generate"}
+        summary = summarize(spec, computed[key], ecfg.bootstrap_resamples)
         rows.append({"row": row, "model": student if model_name == "finetuned" else model_name,
                      "adapter": str(adapter_dir) if model_name == "finetuned" else None,
                      "shots": len(shots) if use_shots else 0, "samples": f"samples/{slug}.jsonl", **memory[key],
-                     **summarize(spec, computed[key], ecfg.bootstrap_resamples)})
+                     **summary, "money_per_1k": money_per_1k(cfg, model_name, summary)})
     tuned = computed[("finetuned", False)]
     comparisons = [compare(spec, "fine-tuned", tuned, row, computed[key], ecfg.bootstrap_resamples)
                    for row, key in plan.items() if key[0] != "finetuned"]

@@ -44,3 +44,13 @@ class LM(Protocol):
     def score_continuations(self, prompt: Prompt, continuations: Sequence[str]) -> list[float]:
         """Summed log-probability of each continuation after the prompt (the assistant turn for a chat)."""
         ...
+
+
+def prompt_text(lm, prompt: Prompt) -> str:
+    """The exact text a model sees for `prompt` where it can say (a local model renders its chat template);
+    for a remote model the request's messages as JSON (what was sent, for hashing and logs)."""
+    if hasattr(lm, "render"):
+        return lm.render(prompt)
+    import json
+
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, ensure_ascii=False)
