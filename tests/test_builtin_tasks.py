@@ -24,6 +24,7 @@ def test_builtin_loads_with_disjoint_splits(name):
     kind, n_test = EXPECTED[name]
     seeds, validation, test = spec.seed_examples(), spec.validation_examples(), spec.test_examples()
     assert spec.kind == kind and len(test) == n_test and seeds
+    assert validation, f"{name}: every task needs a validation split for choices (issue 8)"
     assert len({t.id for t in test}) == len(test)
     test_texts = {fingerprint(t.text, t.context) for t in test}
     for split in (seeds, validation):
