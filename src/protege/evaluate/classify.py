@@ -25,22 +25,24 @@ def evaluate_classification(lm, spec: TaskSpec, items: Sequence[Example], shots:
 
     def score_chunk(batch: list[Example]) -> list[dict]:
         prompts = [classification.prompt(spec, it, shots) for it in batch]
+        rendered = [prompt_text(lm, p) for p in prompts]
         began = time.perf_counter()
         if scoring == "likelihood":
             scores = lm.score_many(prompts, words)
             preds = [spec.label_names[max(range(len(s)), key=s.__getitem__)] for s in scores]
             raws, outs = [None] * len(batch), [0] * len(batch)
-            ins = [lm.count_tokens(lm.render(p)) for p in prompts]
+            ins = None  # counted below, outside the timed pass
         else:
             gens = lm.generate(prompts, GenerationConfig(max_new_tokens=8))
             preds = [classification.parse(spec, g.text) for g in gens]
             raws, outs = [g.text for g in gens], [g.tokens_out for g in gens]
             ins = [g.tokens_in for g in gens]  # as the model counted them (a remote one's usage)
         per_item = (time.perf_counter() - began) / len(batch)  # items in a chunk share one batched pass
+        if ins is None:
+            ins = [lm.count_tokens(text) for text in rendered]
         records = []
-        for item, prompt, pred, raw, tokens_out, tokens_in in zip(batch, prompts, preds, raws, outs, ins):
-            rendered = prompt_text(lm, prompt)
-            records.append({"id": item.id, "prompt_hash": text_hash(rendered),
+        for item, text, pred, raw, tokens_out, tokens_in in zip(batch, rendered, preds, raws, outs, ins):
+            records.append({"id": item.id, "prompt_hash": text_hash(text),
                             "target_hash": text_hash(item.label or ""), "gold": item.label, "prediction": pred,
                             "raw": raw, "correct": pred == item.label, "seconds": per_item,
                             "tokens_in": tokens_in, "tokens_out": tokens_out})

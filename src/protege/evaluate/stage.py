@@ -45,9 +45,7 @@ def load_endpoint(cfg: RunConfig, name: str):
     """An OpenAI-compatible model for evaluation: the run's endpoint settings, no budget (evaluation must finish)."""
     from protege.models.resolve import load_lm
 
-    e = cfg.endpoint
-    return load_lm(name, api_key_env=e.api_key_env, max_concurrency=e.max_concurrency, timeout_s=e.timeout_s,
-                   max_retries=e.max_retries, price_in_per_m=cfg.cost.price_in_per_m,
+    return load_lm(name, **cfg.endpoint.model_dump(), price_in_per_m=cfg.cost.price_in_per_m,
                    price_out_per_m=cfg.cost.price_out_per_m)
 
 

@@ -25,8 +25,8 @@ def load_teacher(cfg: RunConfig, stage: StageDir):
     if not name.startswith("openai:"):
         return load_lm(name, batch_size=cfg.generate.batch_size)
     tokens, money = spent_so_far(cfg, stage)
-    e, c = cfg.endpoint, cfg.cost
-    return load_lm(name, api_key_env=e.api_key_env, max_concurrency=e.max_concurrency, timeout_s=e.timeout_s,
-                   max_retries=e.max_retries, price_in_per_m=c.price_in_per_m, price_out_per_m=c.price_out_per_m,
-                   budget=None if c.budget is None else max(0.0, c.budget - money),
+    c = cfg.cost
+    # EndpointConfig's fields are OpenAILM's keyword arguments of the same names.
+    return load_lm(name, **cfg.endpoint.model_dump(), price_in_per_m=c.price_in_per_m,
+                   price_out_per_m=c.price_out_per_m, budget=None if c.budget is None else max(0.0, c.budget - money),
                    token_budget=None if c.token_budget is None else max(0, c.token_budget - tokens))
