@@ -27,7 +27,7 @@ test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 # The generation-throughput bench installs llama-cpp-python from ~/.cache/protege/wheels (and llama-server from
-# ~/.cache/protege/llama.cpp), building them there the first time (about 45 min on 2 shared cores).
+# ~/.cache/protege/llama.cpp), building them there the first time (about 30 min on 2 shared cores).
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m protege.bench.run_benchmarks
 

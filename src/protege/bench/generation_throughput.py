@@ -16,7 +16,9 @@ max_new_tokens, output tokens per second of wall time (model loading and a short
   4. llama.cpp's C++ `llama-server` on the same GGUF with --parallel N slots (each --slots value; context =
      slots x the longest prompt + max_new_tokens), fed by OpenAILM with N requests in flight.
 llama.cpp comes from protege/bench/llama_cpp_setup.py: from the cache when built before, else built here
-(about 30 + 15 min on 2 shared cores; --no-build skips instead); a failed build skips those rows with the reason.
+(about 20 + 10 min on 2 shared cores; --no-build skips instead); a failed build skips those rows with the reason.
+Both servers reuse a cached common prefix (the instruction and the seed item shown), so they prefill fewer prompt
+tokens than they are sent (llama-server at 8 slots: about 5k of 22k); their logs show how many.
 
 Tokens/s is the measure, so the naive loop and the llama.cpp servers are kept from stopping at end-of-turn
 (min_new_tokens / logit_bias / ignore_eos) unless --stop-at-eos; LocalLM is called untouched and stops where it
@@ -24,7 +26,7 @@ stops: the `at cap` column counts the completions that reached max_new_tokens in
 shared, so each row also shows the 1-minute load average at its start (`load`) and the average cores busy during
 it with the benchmark (`ours`: this process and the server) and with everything else (`others`). Results are
 written as JSON (default runs/bench/generation_throughput.json, the servers' logs beside it). At the defaults the
-run takes about 30 minutes on 2 idle cores, half of it the naive loop.
+run takes about 22 minutes on 2 idle cores, half of it the naive loop.
 """
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ Two servers come out of one source release, llama-cpp-python (pinned below):
     $PROTEGE_CACHE/llama.cpp/<version>/llama-server.
 
 The default native build crashes on CPUs with AMX (the repacked AMX kernels), and other engineers share the 2
-cores, so both builds use the portable flags in CMAKE_FLAGS, `nice -n 19` and 2 compile jobs. On the shared
-2-core machine the wheel took about 30 min, llama-server about 15 min; with the cache both are instant. A failed
+cores, so both builds use the portable flags in CMAKE_FLAGS, `nice -n 19` and 2 compile jobs. On the busy shared
+2-core machine (load 2-6) the wheel took 22 min and llama-server 9 min; from the cache both are instant. A failed
 build is reported, never raised: the benchmark prints why and skips the llama.cpp rows.
 """
 from __future__ import annotations
@@ -75,7 +75,7 @@ def ensure_python_server(build: bool = True) -> tuple[bool, str]:
     if not cached:
         if not build:
             return False, f"no cached wheel in {wheels} and building was turned off"
-        print(f"building llama-cpp-python {VERSION} into {wheels} (about 30 min on 2 shared cores; log: {log})",
+        print(f"building llama-cpp-python {VERSION} into {wheels} (about 20 min on 2 shared cores; log: {log})",
               flush=True)
         t0 = time.time()
         ok = _run(["nice", "-n", "19", *pip, "wheel", f"llama-cpp-python[server]=={VERSION}", "-w", str(wheels)],
@@ -106,7 +106,7 @@ def ensure_llama_server(build: bool = True) -> tuple[bool, str]:
     if not sdist.exists() and not _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary",
                                         ":all:", f"llama-cpp-python=={VERSION}", "-d", str(sdists)], log):
         return False, f"downloading the llama-cpp-python {VERSION} sdist failed; see {log}"
-    print(f"building llama-server {VERSION} (about 15 min on 2 shared cores; log: {log})", flush=True)
+    print(f"building llama-server {VERSION} (about 10 min on 2 shared cores; log: {log})", flush=True)
     t0 = time.time()
     with tempfile.TemporaryDirectory(dir=binary.parent) as tmp:
         with tarfile.open(sdist) as tar:
