@@ -15,10 +15,10 @@ import json
 import re
 from typing import Sequence
 
+from protege.tasks.kinds import code, math_word
+from protege.tasks.kinds.qa import UNANSWERABLE
 from protege.tasks.spec import Example, TaskSpec
 
-_CODE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.S | re.I)
-UNANSWERABLE = "unanswerable"
 
 
 def _headers(spec: TaskSpec) -> list[str]:
@@ -32,7 +32,7 @@ def show(spec: TaskSpec, ex: Example) -> str:
         passage = f"Passage: {ex.context}\n" if ex.context else ""
         return f"{passage}Question: {ex.text}\nAnswer: {ex.answers[0] if ex.answers else UNANSWERABLE}"
     if spec.kind == "math":
-        worked = re.sub(r"<<[^>]*>>", "", ex.reference or "").split("####")[0].strip()
+        worked = math_word.target(spec, ex).split("####")[0].strip()  # calculator annotations removed
         return f"Problem: {ex.text}\nSolution: {worked}\nFinal answer: {ex.answers[0]}"
     if spec.kind == "extraction":
         asked = f"Asked: {ex.context}\n" if ex.context else ""
@@ -109,10 +109,10 @@ def read_item(spec: TaskSpec, raw: str) -> tuple[dict | None, str | None]:
         if spec.kind == "qa":
             return _read_qa(got)
         if spec.kind == "math":
-            return _read_math(got)
+            return _read_math(spec, got)
         if spec.kind == "extraction":
             return _read_extraction(spec, got)
-        return _read_code(got)
+        return _read_code(spec, got)
     except _Missing as e:
         return None, str(e)
 
@@ -140,14 +140,11 @@ def _read_qa(got: dict) -> tuple[dict, None]:
     return {"text": question, "context": passage, "answers": answers}, None
 
 
-def _read_math(got: dict) -> tuple[dict, None]:
-    from protege.evaluate.metrics.gsm8k import extract_number
-
+def _read_math(spec: TaskSpec, got: dict) -> tuple[dict, None]:
     problem, solution = _need(got, "Problem"), _need(got, "Solution")
-    value = extract_number(_need(got, "Final answer"))
-    if value is None:
+    number = math_word.parse(spec, _need(got, "Final answer"))  # the number as evaluation reads it
+    if number is None:
         raise _Missing("the final answer is not a number")
-    number = str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
     return {"text": problem, "answers": [number], "reference": f"{solution}\n#### {number}"}, None
 
 
@@ -166,9 +163,10 @@ def _read_extraction(spec: TaskSpec, got: dict) -> tuple[dict, None]:
     return {"text": message, "context": asked or None, "spans": spans}, None
 
 
-def _read_code(got: dict) -> tuple[dict, None]:
+def _read_code(spec: TaskSpec, got: dict) -> tuple[dict, None]:
     problem = _need(got, "Problem")
-    solution, tests = _block(_need(got, "Solution")), _block(_need(got, "Tests"))
+    # The first ```python block, as evaluation reads a model's code.
+    solution, tests = code.parse(spec, _need(got, "Solution")), code.parse(spec, _need(got, "Tests"))
     asserts = [line for line in tests.splitlines() if line.strip().startswith("assert")]
     if not asserts:
         raise _Missing("'Tests:' has no assert lines")
@@ -185,7 +183,3 @@ def _read_code(got: dict) -> tuple[dict, None]:
     return {"text": f"{problem}\nYour code should pass these tests:\n{tests_text}", "reference": solution,
             "tests": tests_text}, None
 
-
-def _block(text: str) -> str:
-    match = _CODE_BLOCK.search(text)
-    return (match.group(1) if match else text).strip("\n")

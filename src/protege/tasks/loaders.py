@@ -10,7 +10,6 @@ import functools
 import gzip
 import json
 import random
-import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -157,9 +156,10 @@ def _drop_test_twins(spec: TaskSpec, examples: list[Example]) -> list[Example]:
 
 
 def fingerprint(text: str | None, context: str | None) -> tuple[str, str]:
-    """An item's input, normalised: lowercase, punctuation dropped, spaces collapsed."""
-    norm = lambda t: " ".join(re.sub(r"[^\w\s]", " ", str(t or "").lower()).split())  # noqa: E731
-    return norm(text), norm(context)
+    """An item's input, normalised as curation compares items: lowercase, punctuation dropped, spaces collapsed."""
+    from protege.synth.filters.text import normalise
+
+    return normalise(text), normalise(context)
 
 
 def test_fingerprints(spec: TaskSpec) -> frozenset:
