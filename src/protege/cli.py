@@ -6,6 +6,8 @@
     protege eval --model bundled:smollm2-135m-instruct --task gsm8k --shots 4 --limit 200
     protege score --task trec6 predictions.jsonl
     protege serve --model bundled:smollm2-135m-instruct --port 8000   # OpenAI-compatible HTTP API
+    protege train CONFIG --method kd              # logit distillation (settings under train.kd)
+    protege student prune --from bundled:smollm2-135m-instruct --keep-layers 20   # a student sharing the tokenizer
 """
 from __future__ import annotations
 
@@ -207,7 +209,44 @@ def serve_command(model: str = typer.Option(..., help="bundled:..., hf:... or a 
         raise typer.Exit(2)
 
 
-for _name in ["curate", "train", "report"]:
+@app.command()
+def train(config: Path = typer.Argument(..., help="run config YAML"),
+          overrides: List[str] = typer.Argument(None, help="key.path=value overrides"),
+          method: Optional[str] = typer.Option(None, help="sft (the teacher's text) or kd (its logits too; "
+                                               "settings under train.kd); overrides train.method")):
+    """Run the flow up to the train stage (finished stages are reused)."""
+    _run(config, (overrides or []) + ([f"train.method={method}"] if method else []), "train")
+
+
+student_app = typer.Typer(no_args_is_help=True, help="Make student models.")
+app.add_typer(student_app, name="student")
+
+
+@student_app.command("prune")
+def prune_command(source: str = typer.Option(..., "--from", help="the model to prune: bundled:..., hf:... or a "
+                                             "folder; the student keeps its tokenizer, so it can distil from it"),
+                  keep_layers: int = typer.Option(..., help="decoder layers to keep (the most important ones)"),
+                  out: Optional[Path] = typer.Option(None, help="output folder (default: under the protege "
+                                                     "cache, printed at the end)"),
+                  importance: str = typer.Option("nll", help="how layers are scored on the calibration text: nll "
+                                                 "(loss increase when skipped) or cosine (block influence)")):
+    """Depth-prune a model into a smaller student that shares its tokenizer; use it as train.student=hf:OUT."""
+    from protege.models.prune import prune_model
+    from protege.models.resolve import ModelNotFound, cache_dir, model_dir
+
+    try:
+        folder = model_dir(source)
+        target = out or cache_dir() / "pruned" / f"{source.replace(':', '-').replace('/', '-')}-keep{keep_layers}"
+        summary = prune_model(folder, target, keep_layers, method=importance)
+    except (ModelNotFound, ValueError) as e:
+        typer.secho(str(e), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    typer.echo(f"kept layers {summary.get('kept')} of {summary.get('layers_before', '?')}; "
+               f"parameters {summary.get('params_before', 0):,} -> {summary.get('params_after', 0):,}")
+    typer.echo(f"student: hf:{target}")
+
+
+for _name in ["curate", "report"]:
     app.command(name=_name)(_stage_command(_name))
 
 

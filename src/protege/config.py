@@ -87,9 +87,38 @@ class CurateConfig(Strict):
         return self
 
 
+class KDConfig(Strict):
+    """Logit distillation: loss = (1 - alpha) * CE + alpha * T^2 * KD on the answer tokens (train.method=kd).
+    Needs a student that shares the teacher's vocabulary (`protege student prune --from <teacher>`)."""
+
+    teacher: Optional[str] = None  # None: generate.teacher
+    alpha: float = 0.5
+    temperature: float = 1.0
+    divergence: Literal["forward_kl", "reverse_kl", "jsd"] = "forward_kl"
+    beta: float = 0.5  # jsd: weight of the teacher in the mixture
+    signal: Literal["cache", "online"] = "cache"  # cache: top-k teacher logits written once, read every epoch
+    top_k: int = 64  # cache: teacher probabilities kept per token; the rest is one bucket
+    chunk_tokens: int = 256  # vocabulary projections held at once (bounds memory)
+
+    @model_validator(mode="after")
+    def _check(self):
+        problems = []
+        if not 0 <= self.alpha <= 1:
+            problems.append(f"train.kd.alpha must be in [0, 1]; got {self.alpha}")
+        if self.temperature <= 0:
+            problems.append(f"train.kd.temperature must be positive; got {self.temperature}")
+        if not 0 < self.beta < 1:
+            problems.append(f"train.kd.beta must be in (0, 1); got {self.beta}")
+        if self.top_k < 1 or self.chunk_tokens < 1:
+            problems.append("train.kd.top_k and train.kd.chunk_tokens must be positive")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class TrainConfig(Strict):
     student: str = DEFAULT_MODEL
-    method: Literal["lora"] = "lora"
+    method: Literal["sft", "kd"] = "sft"  # sft: the teacher's text; kd: its logits too (train.kd)
     lora_rank: int = 64
     lora_alpha: int = 128
     lora_dropout: float = 0.0
@@ -102,6 +131,12 @@ class TrainConfig(Strict):
     include_seeds: bool = True
     checkpoint_every: int = 20  # steps between resumable checkpoints
     seed: int = 0
+    kd: KDConfig = KDConfig()
+
+    def stage_key(self) -> dict:
+        """What determines a trained model: the settings of other methods are left out, so changing them
+        reruns nothing."""
+        return self.model_dump(exclude=set() if self.method == "kd" else {"kd"})
 
 
 class ForgettingConfig(Strict):

@@ -34,7 +34,10 @@ class Pipeline:
         task_key = content_key(self.spec.model_dump(exclude={"source_file"}))
         keys, upstream = {}, task_key
         for name in STAGES:
-            section = getattr(cfg, name).model_dump() if name != "report" else {}
+            if name == "report":
+                section = {}
+            else:
+                section = cfg.train.stage_key() if name == "train" else getattr(cfg, name).model_dump()
             if name == "eval":
                 section["teacher"] = cfg.generate.teacher
             upstream = content_key({"upstream": upstream, "config": section})

@@ -1,0 +1,115 @@
+"""The resumable LoRA training loop shared by every token-level objective (SFT, KD).
+
+    summary = train_lora(cfg, stage, lm, examples, loss_fn, desc="train LoRA")
+
+`loss_fn(model, batch, indices)` returns (loss, parts): `batch` is the collated tensors on the model's device,
+`indices` the example indices in the batch (so an objective can look up per-example data such as cached teacher
+logits), `parts` a dict of floats logged beside the loss. AdamW, linear decay, bf16 autocast on CPUs with native
+bf16 (fp32 master weights). Every `checkpoint_every` steps the adapter, optimiser, scheduler, RNG and position
+are saved, so a killed run resumes where it stopped and follows the same loss curve; `train_log.jsonl` records
+every step.
+"""
+from __future__ import annotations
+
+import copy
+import random
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from protege.config import TrainConfig
+from protege.models.local import autocast_context
+from protege.store import JsonlLog, StageDir, atomic_write_json
+
+LossFn = Callable[[object, dict, list], tuple]
+
+
+def collate(batch: list[dict], pad_id: int) -> dict:
+    width = max(len(b["input_ids"]) for b in batch)
+    ids = torch.full((len(batch), width), pad_id)
+    labels = torch.full((len(batch), width), -100)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, b in enumerate(batch):
+        n = len(b["input_ids"])
+        ids[i, :n] = torch.tensor(b["input_ids"])
+        labels[i, :n] = torch.tensor(b["labels"])
+        mask[i, :n] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def epoch_order(n: int, epoch: int, seed: int) -> list[int]:
+    order = list(range(n))
+    random.Random(f"{seed}-{epoch}").shuffle(order)
+    return order
+
+
+def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss_fn: LossFn,
+               desc: str = "train LoRA", progress: bool = True) -> dict:
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(cfg.seed)
+    lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules="all-linear", task_type="CAUSAL_LM")
+    model = get_peft_model(copy.deepcopy(lm.model), lora)  # the base model stays untouched for other stages
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    steps_per_epoch = (len(examples) + cfg.batch_size - 1) // cfg.batch_size
+    total = steps_per_epoch * cfg.epochs
+
+    def lr_lambda(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        return max(0.0, (total - step) / max(1, total - cfg.warmup_steps))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+    ckpt = stage / "checkpoint"
+    log = JsonlLog(stage / "train_log.jsonl")
+    step = 0
+    if (ckpt / "state.pt").exists():
+        state = torch.load(ckpt / "state.pt", weights_only=False)
+        set_peft_model_state_dict(model, state["adapter"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step = state["step"]
+        torch.set_rng_state(state["rng"])
+    bar = tqdm(total=total, initial=step, desc=f"{desc} ({lm.name})", disable=not progress, unit="step")
+    while step < total:
+        epoch, within = divmod(step, steps_per_epoch)
+        idx = epoch_order(len(examples), epoch, cfg.seed)[within * cfg.batch_size: (within + 1) * cfg.batch_size]
+        batch = collate([examples[i] for i in idx], lm.tokenizer.pad_token_id)
+        with autocast_context(lm.device):
+            loss, parts = loss_fn(model, {k: v.to(lm.device) for k, v in batch.items()}, idx)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        log.append([{"id": step, "step": step, "epoch": epoch, "loss": loss.item(), **parts,
+                     "lr": sched.get_last_lr()[0]}])
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if step % cfg.checkpoint_every == 0 and step < total:
+            _save_checkpoint(ckpt, model, opt, sched, step, get_peft_model_state_dict)
+    bar.close()
+    model.save_pretrained(stage / "adapter")
+    shutil.rmtree(ckpt, ignore_errors=True)
+    losses = [r["loss"] for r in log.read()]
+    return {"steps": total, "examples": len(examples), "first_loss": losses[0] if losses else None,
+            "final_loss": sum(losses[-steps_per_epoch:]) / max(1, len(losses[-steps_per_epoch:]))}
+
+
+def _save_checkpoint(ckpt: Path, model, opt, sched, step: int, get_state) -> None:
+    ckpt.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt / "state.pt.tmp"
+    torch.save({"adapter": get_state(model), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "step": step, "rng": torch.get_rng_state()}, tmp)
+    tmp.replace(ckpt / "state.pt")
+    atomic_write_json(ckpt / "position.json", {"step": step})
