@@ -1,0 +1,180 @@
+"""DPO of the student on preference pairs (train/preference.py), with TRL's DPOTrainer and a LoRA adapter.
+
+    summary = run_dpo(spec, DPOSettings(beta=0.1), stage.path, student_lm, pair_rows(log.read()))
+
+Writes into `out_dir`:
+    adapter/          adapter_model.safetensors + adapter_config.json, loaded like the SFT adapter
+    train_log.jsonl   one record per optimizer step: loss, rewards/margins (beta * (chosen - rejected) log-ratio
+                      against the reference), rewards/accuracies, logps/chosen, logps/rejected, ...
+    checkpoint/       TRL/transformers checkpoints every `checkpoint_every` steps; a rerun resumes from the latest
+                      complete one, and the folder is removed once the adapter is saved
+
+The reference policy is the student with its adapter disabled (TRL does this for a PEFT model), so no second
+copy of the model is held. Compute, in the units train/grpo.py budgets with (token passes: tokens through one
+forward, with or without backward): every pair's prompt+chosen and prompt+rejected tokens go through the policy
+forward+backward and the reference forward once per epoch.
+
+The TRL plumbing here (CPU-safe arguments, the step log, resume, adapter output) is shared with train/grpo.py.
+"""
+from __future__ import annotations
+
+import copy
+import shutil
+import time
+from pathlib import Path
+from typing import Sequence
+
+from transformers import TrainerCallback
+
+from protege.config import Strict
+from protege.store import JsonlLog
+from protege.tasks.spec import TaskSpec
+
+CHECKPOINTS = "checkpoint"
+ADAPTER = "adapter"
+TRAIN_LOG = "train_log.jsonl"
+
+
+class DPOSettings(Strict):
+    """DPO hyperparameters (to be wired into the run config as its own section)."""
+
+    beta: float = 0.1  # strength of the pull towards the reference policy
+    lr: float = 5e-5  # LoRA adapters take a larger rate than full-model DPO (TRL's default there is 1e-6)
+    epochs: int = 1
+    batch_size: int = 4  # pairs per optimizer step
+    # prompt + answer tokens; longer answers are cut at the end (TRL's keep_start), and a pair whose prompt alone
+    # fills it is dropped (summary: pairs_trained)
+    max_length: int = 512
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    checkpoint_every: int = 20  # optimizer steps between resumable checkpoints
+    seed: int = 0
+
+
+def run_dpo(spec: TaskSpec, cfg: DPOSettings, out_dir: Path, student_lm, pairs: Sequence[dict],
+            progress: bool = True, callbacks: Sequence = ()) -> dict:
+    """Train a LoRA adapter with DPO on `pairs` (TRL preference rows); returns the run's summary.
+
+    `callbacks` are extra transformers TrainerCallbacks (e.g. to stop early)."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    out_dir = Path(out_dir)
+    rows = [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs]
+    if not rows:
+        raise ValueError("run_dpo: no preference pairs; build them with train.preference.build_preferences (a task "
+                         "whose teacher samples are all correct or all wrong gives none: raise samples_per_prompt "
+                         "or the temperature)")
+    args = trainer_args(DPOConfig, out_dir, student_lm, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                        seed=cfg.seed, checkpoint_every=cfg.checkpoint_every, progress=progress, beta=cfg.beta,
+                        max_length=cfg.max_length)
+    log = JsonlLog(out_dir / TRAIN_LOG)
+    trainer = DPOTrainer(model=copy.deepcopy(student_lm.model),  # TRL patches the model it gets: keep ours intact
+                         args=args, train_dataset=Dataset.from_list(rows),
+                         processing_class=copy.deepcopy(student_lm.tokenizer),
+                         peft_config=lora_config(cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout),
+                         callbacks=[StepLog(log), *callbacks])
+    quiet(trainer, progress)
+    resume = last_checkpoint(out_dir / CHECKPOINTS)
+    began = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - began
+    trained = _pair_tokens(trainer.train_dataset, cfg.max_length) * cfg.epochs
+    finish_adapter(trainer, out_dir)
+    steps = [r for r in log.read() if "loss" in r]
+    return {
+        "method": "dpo", "task": spec.name, "pairs": len(rows), "pairs_trained": len(trainer.train_dataset),
+        "steps": trainer.state.global_step,
+        "resumed_from_step": _step_of(resume), "seconds": seconds,  # of this call (a resumed run: since resuming)
+        "first_loss": _first(steps, "loss"), "final_loss": _last(steps, "loss"),
+        "first_margin": _first(steps, "rewards/margins"), "final_margin": _last(steps, "rewards/margins"),
+        "final_reward_accuracy": _last(steps, "rewards/accuracies"),
+        "tokens": {"train": trained, "reference": trained, "total": 2 * trained},
+    }
+
+
+# -- TRL plumbing shared with grpo.py ------------------------------------------------------------------------------
+def trainer_args(config_cls, out_dir: Path, lm, *, lr: float, epochs: float, batch_size: int, seed: int,
+                 checkpoint_every: int, progress: bool, **extra):
+    """TRL config for a LoRA run on this machine: CPU unless the student sits on a GPU, bf16 only where it is
+    fast (TRL's configs default bf16 on, which CPUs without native bf16 run slowly), no hub, no trackers."""
+    from protege.models.local import bf16_autocast_supported
+
+    device = getattr(lm, "device", "cpu")
+    return config_cls(
+        output_dir=str(Path(out_dir) / CHECKPOINTS), use_cpu=device == "cpu", bf16=bf16_autocast_supported(device),
+        learning_rate=lr, num_train_epochs=epochs, per_device_train_batch_size=batch_size, seed=seed, data_seed=seed,
+        logging_steps=1, save_strategy="steps", save_steps=checkpoint_every, save_total_limit=1,
+        # TRL turns checkpointing of activations on by default (through the deprecated name, which warns); a
+        # small student on CPU has the memory and not the time for its recomputation.
+        activation_checkpointing=False,
+        report_to="none", push_to_hub=False, disable_tqdm=not progress, dataloader_num_workers=0, **extra)
+
+
+def quiet(trainer, progress: bool) -> None:
+    """Without a progress bar transformers prints every step's metrics dict instead; the step log has them."""
+    from transformers.trainer_callback import PrinterCallback
+
+    if not progress:
+        trainer.remove_callback(PrinterCallback)
+
+
+def lora_config(rank: int, alpha: int, dropout: float):
+    from peft import LoraConfig
+
+    # all-linear leaves out the output layer, which TRL requires (it reads lm_head.weight directly).
+    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules="all-linear",
+                      task_type="CAUSAL_LM")
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    """The latest complete checkpoint: trainer_state.json is written last, so one without it was cut short."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists() and p.name[11:].isdigit()]
+    return str(max(done, key=lambda p: int(p.name[11:]))) if done else None
+
+
+def finish_adapter(trainer, out_dir: Path) -> Path:
+    """Save the adapter where evaluation looks for it, then drop the checkpoints (the run is complete)."""
+    adapter = Path(out_dir) / ADAPTER
+    trainer.model.save_pretrained(str(adapter))
+    shutil.rmtree(Path(out_dir) / CHECKPOINTS, ignore_errors=True)
+    return adapter
+
+
+class StepLog(TrainerCallback):
+    """Appends each optimizer step's logged metrics to a JsonlLog keyed by step (a resumed step logs once)."""
+
+    def __init__(self, log: JsonlLog, extra=None):
+        self.log = log
+        self.extra = extra  # state -> dict of more fields for the step's record
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "loss" not in logs:  # the end-of-training summary has train_loss instead
+            return
+        record = {"id": state.global_step, "step": state.global_step, **logs}
+        if self.extra is not None:
+            record.update(self.extra(state))
+        self.log.append([record])
+
+
+def _pair_tokens(dataset, max_length: int | None) -> int:
+    """Tokens of prompt+chosen and prompt+rejected of every pair, cut at max_length as the collator cuts them."""
+    cap = max_length or float("inf")
+    return int(sum(min(len(p) + len(c), cap) + min(len(p) + len(r), cap)
+                   for p, c, r in zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"])))
+
+
+def _step_of(checkpoint: str | None) -> int | None:
+    return int(Path(checkpoint).name.split("-")[-1]) if checkpoint else None
+
+
+def _first(records: list[dict], key: str):
+    return next((r[key] for r in records if key in r), None)
+
+
+def _last(records: list[dict], key: str):
+    return next((r[key] for r in reversed(records) if key in r), None)
