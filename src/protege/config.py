@@ -116,9 +116,56 @@ class KDConfig(Strict):
         return self
 
 
+class DPOConfig(Strict):
+    """DPO on the teacher's correct vs incorrect answers (train.method=dpo): the teacher answers each training
+    prompt `samples_per_prompt` times, each answer is judged (label, exact number, execution), and a correct
+    and a wrong answer make a pair (train/preference.py); TRL's DPOTrainer trains a LoRA adapter (train/dpo.py)."""
+
+    samples_per_prompt: int = 4
+    temperature: float = 0.8  # teacher sampling for the pairs
+    pairs_per_prompt: int = 1
+    beta: float = 0.1  # strength of the pull towards the reference policy
+    lr: float = 5e-5  # LoRA adapters take a larger rate than full-model DPO (TRL's default there is 1e-6)
+    epochs: int = 1
+    batch_size: int = 4  # pairs per optimizer step
+    # prompt + answer tokens; longer answers are cut at the end (TRL's keep_start), and a pair whose prompt alone
+    # fills it is dropped (summary: pairs_trained)
+    max_length: int = 512
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    checkpoint_every: int = 20  # optimizer steps between resumable checkpoints
+    seed: int = 0
+
+
+class RLConfig(Strict):
+    """GRPO with an executable or exact reward (train.method=rl), stopped at a compute budget (train/grpo.py)."""
+
+    lr: float = 1e-5
+    num_generations: int = 4  # answers sampled per prompt; advantages are relative within this group
+    prompts_per_step: int = 2  # one optimizer step trains on prompts_per_step * num_generations answers
+    max_completion_length: Optional[int] = None  # None: the kind's own answer cap (kind.MAX_NEW_TOKENS)
+    temperature: float = 1.0
+    beta: float = 0.0  # KL pull towards the reference (the adapter disabled); 0 skips the reference forward
+    epochs: int = 1  # passes over the items when no budget is given
+    max_steps: Optional[int] = None  # a ceiling on optimizer steps, budget or not
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    checkpoint_every: int = 20
+    seed: int = 0
+    # The budget in token passes (tokens through one forward, with or without backward; train/grpo.py) or
+    # seconds. match_sft: the token passes the same run's SFT would spend (prompt + answer tokens x epochs).
+    budget_tokens: Optional[int] = None
+    budget_seconds: Optional[float] = None
+    match_sft: bool = True  # used when neither budget is set
+
+
 class TrainConfig(Strict):
     student: str = DEFAULT_MODEL
-    method: Literal["sft", "kd"] = "sft"  # sft: the teacher's text; kd: its logits too (train.kd)
+    # sft: the teacher's text; kd: its logits too (train.kd); dpo: its right vs wrong answers (train.dpo);
+    # rl: GRPO against the task's own judge at a compute budget (train.rl)
+    method: Literal["sft", "kd", "dpo", "rl"] = "sft"
     lora_rank: int = 64
     lora_alpha: int = 128
     lora_dropout: float = 0.0
@@ -132,11 +179,13 @@ class TrainConfig(Strict):
     checkpoint_every: int = 20  # steps between resumable checkpoints
     seed: int = 0
     kd: KDConfig = KDConfig()
+    dpo: DPOConfig = DPOConfig()
+    rl: RLConfig = RLConfig()
 
     def stage_key(self) -> dict:
         """What determines a trained model: the settings of other methods are left out, so changing them
         reruns nothing."""
-        return self.model_dump(exclude=set() if self.method == "kd" else {"kd"})
+        return self.model_dump(exclude={"kd", "dpo", "rl"} - {self.method})
 
 
 class ForgettingConfig(Strict):

@@ -96,14 +96,12 @@ class Pipeline:
         return run_curate(self.spec, self.cfg.curate, stage, generated)
 
     def _train(self, stage: StageDir) -> dict:
-        from protege.models.resolve import load_lm
-        from protege.train.sft import run_train
+        from protege.train.stage import run_train_stage
 
         rows = self._curated_rows()
         if self.cfg.train.include_seeds:
             rows += [s.model_dump(exclude_none=True) for s in self.spec.seed_examples()]
-        lm = load_lm(self.cfg.train.student)
-        return run_train(self.spec, self.cfg.train, stage, lm, rows, progress=self.progress)
+        return run_train_stage(self.spec, self.cfg, stage, rows, progress=self.progress, echo=self.echo)
 
     def _eval(self, stage: StageDir) -> dict:
         from protege.evaluate.stage import run_eval

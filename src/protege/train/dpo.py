@@ -26,7 +26,7 @@ from typing import Sequence
 
 from transformers import TrainerCallback
 
-from protege.config import Strict
+from protege.config import DPOConfig
 from protege.store import JsonlLog
 from protege.tasks.spec import TaskSpec
 
@@ -35,21 +35,7 @@ ADAPTER = "adapter"
 TRAIN_LOG = "train_log.jsonl"
 
 
-class DPOSettings(Strict):
-    """DPO hyperparameters (to be wired into the run config as its own section)."""
-
-    beta: float = 0.1  # strength of the pull towards the reference policy
-    lr: float = 5e-5  # LoRA adapters take a larger rate than full-model DPO (TRL's default there is 1e-6)
-    epochs: int = 1
-    batch_size: int = 4  # pairs per optimizer step
-    # prompt + answer tokens; longer answers are cut at the end (TRL's keep_start), and a pair whose prompt alone
-    # fills it is dropped (summary: pairs_trained)
-    max_length: int = 512
-    lora_rank: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    checkpoint_every: int = 20  # optimizer steps between resumable checkpoints
-    seed: int = 0
+DPOSettings = DPOConfig  # the run config's train.dpo section
 
 
 def run_dpo(spec: TaskSpec, cfg: DPOSettings, out_dir: Path, student_lm, pairs: Sequence[dict],

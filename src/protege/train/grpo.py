@@ -30,11 +30,11 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 from transformers import TrainerCallback
 
-from protege.config import Strict
+from protege.config import RLConfig
 from protege.store import JsonlLog
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
@@ -45,22 +45,7 @@ Reward = Callable[[list[Example], list[str]], Sequence[float]]
 NO_CEILING = 10**9  # steps: a budgeted run ends at its budget, however many epochs that takes
 
 
-class GRPOSettings(Strict):
-    """GRPO hyperparameters (to be wired into the run config as its own section)."""
-
-    lr: float = 1e-5
-    num_generations: int = 4  # answers sampled per prompt; advantages are relative within this group
-    prompts_per_step: int = 2  # one optimizer step trains on prompts_per_step * num_generations answers
-    max_completion_length: Optional[int] = None  # None: the kind's own answer cap (kind.MAX_NEW_TOKENS)
-    temperature: float = 1.0
-    beta: float = 0.0  # KL pull towards the reference (the adapter disabled); 0 skips the reference forward
-    epochs: int = 1  # passes over the items when no budget is given
-    max_steps: Optional[int] = None  # a ceiling on optimizer steps, budget or not
-    lora_rank: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    checkpoint_every: int = 20
-    seed: int = 0
+GRPOSettings = RLConfig  # the run config's train.rl section
 
 
 def run_grpo(spec: TaskSpec, cfg: GRPOSettings, out_dir: Path, student_lm, items: Sequence[Example],
