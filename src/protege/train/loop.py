@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import random
 import shutil
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -79,6 +80,7 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
         sched.load_state_dict(state["scheduler"])
         step = state["step"]
         torch.set_rng_state(state["rng"])
+    began = time.perf_counter()
     bar = tqdm(total=total, initial=step, desc=f"{desc} ({lm.name})", disable=not progress, unit="step")
     while step < total:
         epoch, within = divmod(step, steps_per_epoch)
@@ -102,7 +104,10 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
     model.save_pretrained(stage / "adapter")
     shutil.rmtree(ckpt, ignore_errors=True)
     losses = [r["loss"] for r in log.read()]
-    return {"steps": total, "examples": len(examples), "first_loss": losses[0] if losses else None,
+    return {"steps": total, "examples": len(examples), "seconds": time.perf_counter() - began,  # of this call
+            # every prompt + answer token goes through forward and backward once per epoch (as train/grpo.py counts)
+            "tokens": {"total": sum(len(e["input_ids"]) for e in examples) * cfg.epochs},
+            "first_loss": losses[0] if losses else None,
             "final_loss": sum(losses[-steps_per_epoch:]) / max(1, len(losses[-steps_per_epoch:]))}
 
 
