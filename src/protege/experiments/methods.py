@@ -80,7 +80,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--methods", default="sft,dpo,rl")
     parser.add_argument("--out", default=None)
     parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     results = run_methods(args.config, args.methods.split(","), args.overrides)
     command = "python -m protege.experiments.methods " + " ".join(argv)
     table = methods_table(results, command)
