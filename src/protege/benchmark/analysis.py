@@ -1,0 +1,266 @@
+"""The bench's analysis: ranks, intervals, plasticity, tests, and the five questions answered from the numbers.
+
+    analysis = analyse(records, tasks, students, resamples=10000, seed=0)   # records from collect.py
+
+Students are compared within each (teacher, method) slice, on the tasks every compared student finished
+(a student missing a task is left out of that slice's ranking, and said so). Conventions, stated in the report:
+- base = the better of the student's zero-shot and few-shot baselines on each task, so plasticity (tuned - base)
+  counts only what fine-tuning adds over the best prompting of the untouched student;
+- mean ranks carry two 95% intervals over tasks: a t-interval and a percentile bootstrap (stats.mean_rank_ci);
+- student vs teacher: exact McNemar on per-item right/wrong, Wilcoxon signed-rank on graded items, at 0.05;
+- Friedman and Nemenyi need at least 2 tasks and 2 students.
+"""
+from __future__ import annotations
+
+import math
+
+from protege.benchmark import rank_tests as rt
+from protege.benchmark import stats as st
+from protege.benchmark.collect import slices, table
+from protege.benchmark.matrix import short_names
+
+ALPHA = 0.05
+
+
+def pts(x: float | None, sign: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{100 * x:+.1f}" if sign else f"{100 * x:.1f}"
+
+
+def interval(ci: tuple[float, float, float]) -> str:
+    mean, low, high = ci
+    if math.isnan(low):
+        return f"{mean:.2f} [no interval from one task]"
+    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def bounds(ci: tuple[float, float, float]) -> str:
+    return "n/a" if math.isnan(ci[1]) else f"[{ci[1]:.2f}, {ci[2]:.2f}]"
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _ranking(scores: dict, resamples: int, seed: int) -> dict:
+    """Per-task ranks and mean-rank intervals (t and bootstrap) of a complete {student: {task: value}} table."""
+    ranks = st.ranks_per_task(scores)
+    t = st.mean_rank_ci(ranks, method="t")
+    boot = st.mean_rank_ci(ranks, method="bootstrap", resamples=resamples, seed=seed)
+    order = sorted(t, key=lambda m: (t[m][0], list(scores).index(m)))
+    return {"ranks": ranks, "t": t, "bootstrap": boot, "order": order}
+
+
+def _best(ranking: dict) -> list[str]:
+    t = ranking["t"]
+    best = t[ranking["order"][0]][0]
+    return [m for m in ranking["order"] if abs(t[m][0] - best) < 1e-12]
+
+
+def analyse_slice(records: list[dict], teacher: str, method: str, tasks: list[str], students: list[str],
+                  names: dict[str, str], resamples: int, seed: int) -> dict:
+    tuned = table(records, "tuned", teacher, method)
+    base = table(records, "base", teacher, method)
+    tasks = [t for t in tasks if any(t in row for row in tuned.values())]
+    complete = [s for s in students if s in tuned and all(t in tuned[s] for t in tasks)]
+    out = {"teacher": teacher, "method": method, "tasks": tasks, "students": complete,
+           "left_out": [s for s in students if s not in complete]}
+    cells = {(r["student"], r["task"]): r for r in records
+             if r["teacher"] == teacher and r["method"] == method and r["done"]}
+    out["vs_teacher"] = [_vs_teacher(cells[(s, t)]) for s in complete for t in tasks]
+    if not complete or not tasks:
+        out["answers"] = [f"No student finished every task with teacher {names[teacher]} ({method}); nothing to rank."]
+        return out
+    tuned = {s: {t: tuned[s][t] for t in tasks} for s in complete}
+    base = {s: {t: base[s][t] for t in tasks} for s in complete}
+    plastic = st.plasticity(tuned, base)
+    out.update(tuned=tuned, base=base, plasticity=plastic,
+               tuned_rank=_ranking(tuned, resamples, seed), plasticity_rank=_ranking(plastic, resamples, seed),
+               base_rank=_ranking(base, resamples, seed))
+    if len(tasks) >= 2 and len(complete) >= 2:
+        fr = rt.friedman(tuned)
+        cd = rt.nemenyi_cd(len(complete), len(tasks), ALPHA)
+        out["friedman"] = {**fr, "nemenyi_cd": cd, "nemenyi_groups": rt.nemenyi_groups(fr["mean_ranks"], cd)}
+    else:
+        out["friedman"] = None
+    out["answers"] = _answers(out, names)
+    return out
+
+
+def _vs_teacher(rec: dict) -> dict:
+    teacher = rec["teacher_eval"]
+    row = {"student": rec["student"], "task": rec["task"], "tuned": rec["tuned"]["value"],
+           "base": rec["base"]["value"], "eval_dir": rec["eval_dir"], "teacher_score": None, "gap_closed": None,
+           "test": rec["vs_teacher"]}
+    if teacher:
+        row["teacher_score"] = teacher["value"]
+        row["gap_closed"] = st.gap_closed(row["tuned"], row["base"], teacher["value"])
+    return row
+
+
+def _significance(out: dict, best: str, name: dict[str, str]) -> str:
+    fr = out["friedman"]
+    if fr is None:
+        return ("Friedman/Nemenyi: not enough tasks" if len(out["tasks"]) < 2 else
+                "Friedman/Nemenyi: not enough students") + " (they need at least 2 tasks and 2 students)."
+    verdict = "differ" if fr["p_value"] < ALPHA else "do not differ significantly"
+    text = (f"Friedman chi2 = {fr['statistic']:.2f}, p = {fr['p_value']:.3g} over {fr['n_tasks']} tasks: the "
+            f"students' ranks {verdict} at {ALPHA}.")
+    others = [m for m in out["students"] if m != best]
+    behind = [m for m in others if fr["mean_ranks"][m] - fr["mean_ranks"][best] >= fr["nemenyi_cd"]]
+    close = [m for m in others if m not in behind]
+    text += f" Nemenyi CD = {fr['nemenyi_cd']:.2f}: {name[best]} is "
+    text += (f"significantly ahead of {', '.join(name[m] for m in behind)}" if behind
+             else "significantly ahead of no one")
+    return text + (f"; not distinguishable from {', '.join(name[m] for m in close)}." if close else ".")
+
+
+def _answers(out: dict, name: dict[str, str]) -> list[str]:
+    n = len(out["tasks"])
+    where = f"with teacher {name[out['teacher']]} ({out['method']}), over {n} task{'s' * (n != 1)}"
+
+    def ranked(key: str) -> tuple[list[str], str]:
+        r = out[key]
+        best = _best(r)
+        ci = "; ".join(f"{name[m]}: mean rank {interval(r['t'][m])}"
+                       + ("" if n < 2 else f" t-interval, bootstrap {bounds(r['bootstrap'][m])}") for m in best)
+        who = " and ".join(name[m] for m in best) + (" (tied)" if len(best) > 1 else "")
+        return best, f"{who} ({ci})"
+
+    best, text = ranked("tuned_rank")
+    answers = [f"Strongest after fine-tuning {where}: {text}. " + _significance(out, best[0], name)]
+    plastic, text = ranked("plasticity_rank")
+    gain = _mean(out["plasticity"][plastic[0]].values())
+    answers.append(f"Most plastic (largest gain over its own best baseline): {text}; mean gain {pts(gain, True)} "
+                   "points.")
+    _, text = ranked("base_rank")
+    answers.append(f"Best baseline (better of zero-/few-shot, before any fine-tuning): {text}.")
+    student = best[0]
+    parts = []
+    for row in out["vs_teacher"]:
+        if row["student"] != student:
+            continue
+        test = row["test"]
+        if row["teacher_score"] is None or test is None:
+            parts.append(f"{row['task']}: the teacher was not evaluated (eval.evaluate_teacher)")
+            continue
+        diff = row["tuned"] - row["teacher_score"]
+        if test["p_value"] < ALPHA:
+            verdict = "yes, it beats the teacher" if diff > 0 else "no, the teacher is significantly better"
+        else:
+            verdict = "no significant difference from the teacher"
+        gap = "" if row["gap_closed"] is None else f", {100 * row['gap_closed']:.0f}% of the gap closed"
+        parts.append(f"{row['task']}: {pts(row['tuned'])} vs {pts(row['teacher_score'])} ({pts(diff, True)} points, "
+                     f"{test['method']} p = {test['p_value']:.3g}, {test['n']} items): {verdict}{gap}")
+    answers.append(f"Does the best student ({name[student]}) catch the teacher? " + "; ".join(parts) + ".")
+    return answers
+
+
+def teacher_choice(records: list[dict], students: list[str], methods: list[str], teachers: list[str],
+                   names: dict[str, str]) -> list[dict]:
+    """For each (student, method): each teacher's mean fine-tuned metric, worst forgetting drop and mean capacity
+    NLL over the tasks it finished, and the pick: highest mean metric among teachers that passed every
+    forgetting gate (all of them if none did), ties to the lower NLL."""
+    out = []
+    for student in students:
+        for method in methods:
+            options = []
+            for teacher in teachers:
+                mine = [r for r in records if (r["student"], r["method"], r["teacher"]) == (student, method, teacher)]
+                done = [r for r in mine if r["done"]]
+                drops = [r["forgetting"]["max_drop"] for r in done if r["forgetting"]["max_drop"] is not None]
+                options.append({
+                    "teacher": teacher, "tasks": len(done), "of": len(mine),
+                    "metric": _mean(r["tuned"]["value"] for r in done),
+                    "per_task": {r["task"]: {"value": r["tuned"]["value"], "eval_dir": r["eval_dir"]} for r in done},
+                    "max_drop": max(drops) if drops else None,
+                    "gates_passed": all(r["forgetting"]["passed"] for r in done),
+                    "nll": _mean(r["capacity"]["nll"] for r in mine if r["capacity"]),
+                    "nll_tokens": sum(r["capacity"]["tokens"] for r in mine if r["capacity"]),
+                })
+            full = [o for o in options if o["tasks"] == o["of"] and o["metric"] is not None]
+            eligible = [o for o in full if o["gates_passed"]] or full
+            pick = max(eligible, key=lambda o: (o["metric"], -(o["nll"] if o["nll"] is not None else math.inf)),
+                       default=None)
+            out.append({"student": student, "method": method, "options": options,
+                        "pick": pick["teacher"] if pick else None, "answer": _teacher_answer(student, method, options, pick, names)})
+    return out
+
+
+def _teacher_answer(student: str, method: str, options: list[dict], pick: dict | None, name: dict[str, str]) -> str:
+    if pick is None:
+        return f"Teacher for {name[student]} ({method}): none finished every task."
+    others = [o for o in options if o is not pick and o["metric"] is not None]
+
+    def describe(o: dict) -> str:
+        drop = "n/a" if o["max_drop"] is None else f"{o['max_drop']:+.1f}"
+        nll = "n/a" if o["nll"] is None else f"{o['nll']:.2f}"
+        return f"mean {pts(o['metric'])}, worst forgetting drop {drop} points, capacity NLL {nll} nats/token"
+
+    text = f"Teacher for {name[student]} ({method}): {name[pick['teacher']]} ({describe(pick)})"
+    if not others:
+        return text + "; the only teacher in this bench."
+    return text + "; vs " + "; ".join(f"{name[o['teacher']]} ({describe(o)})" for o in others) + "."
+
+
+def selection(records: list[dict], tasks: list[str], names: dict[str, str]) -> dict:
+    """Deployment candidates averaged over tasks (only those measured on every task), and the pick per scenario."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        if not r["done"]:
+            continue
+        groups.setdefault(("fine-tuned", r["student"], r["teacher"], r["method"]), []).append(
+            r["tuned"] | {"task": r["task"], "eval_dir": r["eval_dir"]})
+    candidates = [_candidate(key, rows, tasks, names) for key, rows in groups.items()]
+    # A student's baseline and a teacher's score do not depend on the cell; the first finished cell gives them.
+    for field, kind in (("base", "baseline"), ("teacher_eval", "teacher")):
+        seen: dict[tuple, dict] = {}
+        for r in records:
+            if r["done"] and r.get(field):
+                who = r["student"] if kind == "baseline" else r["teacher"]
+                seen.setdefault((kind, who), {}).setdefault(r["task"], r[field] | {"task": r["task"],
+                                                                                   "eval_dir": r["eval_dir"]})
+        candidates += [_candidate(k, list(v.values()), tasks, names) for k, v in seen.items()]
+    candidates = [c for c in candidates if c is not None]
+    picks = {}
+    if candidates:
+        picks["highest metric"] = max(candidates, key=lambda c: c["metric"])
+        timed = [c for c in candidates if c["seconds"]]
+        if timed:
+            picks["tight compute (metric per inference second)"] = max(timed, key=lambda c: c["metric"] / c["seconds"])
+        baselines = [c for c in candidates if c["kind"] == "baseline"]
+        if baselines:
+            picks["cannot fine-tune (best student baseline)"] = max(baselines, key=lambda c: c["metric"])
+        sized = [c for c in candidates if c["weights_mb"]]
+        if sized:
+            smallest = min(c["weights_mb"] for c in sized)
+            picks["edge (smallest weights)"] = max((c for c in sized if c["weights_mb"] <= smallest * 1.01),
+                                                   key=lambda c: c["metric"])
+    return {"candidates": candidates, "picks": {k: v["name"] for k, v in picks.items()}}
+
+
+def _candidate(key: tuple, rows: list[dict], tasks: list[str], names: dict[str, str]) -> dict | None:
+    if sorted(r["task"] for r in rows) != sorted(tasks):
+        return None
+    kind, who = key[0], names[key[1]]
+    name = {"fine-tuned": lambda: f"{who} + LoRA ({key[3]}, teacher {names[key[2]]})",
+            "baseline": lambda: f"{who} (best baseline)", "teacher": lambda: f"{who} (teacher, few-shot)"}[kind]()
+    seconds = [r["seconds_p50"] for r in rows]
+    return {"kind": kind, "name": name, "metric": _mean(r["value"] for r in rows),
+            "seconds": _mean(seconds) if all(s is not None for s in seconds) else None,
+            "weights_mb": rows[0]["weights_mb"], "eval_dir": rows[0]["eval_dir"]}
+
+
+def analyse(records: list[dict], tasks: list[str], students: list[str], teachers: list[str], methods: list[str],
+            resamples: int = 10000, seed: int = 0) -> dict:
+    names = short_names(list(dict.fromkeys(students + teachers)))
+    return {
+        "names": names,
+        "slices": [analyse_slice(records, t, m, tasks, students, names, resamples, seed) for t, m in slices(records)],
+        "teacher_choice": teacher_choice(records, students, methods, teachers, names),
+        "selection": selection(records, tasks, names),
+        "failed": [{k: r[k] for k in ("task", "teacher", "student", "method", "error", "eval_dir")}
+                   for r in records if not r["done"]],
+    }

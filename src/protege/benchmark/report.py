@@ -1,0 +1,259 @@
+"""The bench report: `<bench_dir>/<name>/report.md` and `report.html` (one static page, plots embedded), with
+PNG plots under `plots/` and the numbers behind them in `analysis.json`.
+
+    write_report(out_dir, bench, analysis, records)
+
+The report is built once as a list of blocks (headings, paragraphs, lists, tables, images) and rendered to both
+Markdown and HTML. A number read from one cell links to that cell's eval stage directory (relative to the
+report), a capacity number to its capacity directory, so every figure can be traced to the files it came from.
+Sections whose numbers depend on measured wall-clock time say so in their heading ("measured time").
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from pathlib import Path
+
+from protege.benchmark import plots
+from protege.benchmark.analysis import ALPHA, bounds, interval, pts
+from protege.benchmark.config import BenchConfig
+from protege.store import atomic_write_text
+
+# A table cell is a string, or (text, path) to link the text to a run directory.
+
+
+def _rel(path: str | Path, out: Path) -> str:
+    return os.path.relpath(Path(path).resolve(), out.resolve()).replace(os.sep, "/")
+
+
+class Doc:
+    def __init__(self, out: Path):
+        self.out, self.blocks = out, []
+
+    def h(self, level: int, text: str):
+        self.blocks.append(("h", level, text))
+
+    def p(self, text: str):
+        self.blocks.append(("p", text))
+
+    def ul(self, items: list[str]):
+        self.blocks.append(("ul", items))
+
+    def table(self, header: list[str], rows: list[list]):
+        self.blocks.append(("table", header, rows))
+
+    def img(self, alt: str, path: Path):
+        self.blocks.append(("img", alt, path))
+
+    def link(self, text: str, path: str | Path | None):
+        return text if path is None else (text, _rel(path, self.out))
+
+    # -- rendering ------------------------------------------------------------------------------------------
+    def markdown(self) -> str:
+        lines = []
+        for b in self.blocks:
+            if b[0] == "h":
+                lines += ["#" * b[1] + " " + b[2], ""]
+            elif b[0] == "p":
+                lines += [b[1], ""]
+            elif b[0] == "ul":
+                lines += [f"- {item}" for item in b[1]] + [""]
+            elif b[0] == "table":
+                def md(c):
+                    text = f"[{c[0]}]({c[1]})" if isinstance(c, tuple) else str(c)
+                    return text.replace("|", "\\|")
+                lines += ["| " + " | ".join(b[1]) + " |", "|" + "---|" * len(b[1])]
+                lines += ["| " + " | ".join(md(c) for c in row) + " |" for row in b[2]] + [""]
+            elif b[0] == "img":
+                lines += [f"![{b[1]}]({_rel(b[2], self.out)})", ""]
+        return "\n".join(lines)
+
+    def html(self, title: str) -> str:
+        e = html.escape
+        body = []
+        for b in self.blocks:
+            if b[0] == "h":
+                body.append(f"<h{b[1]}>{e(b[2])}</h{b[1]}>")
+            elif b[0] == "p":
+                body.append(f"<p>{e(b[1])}</p>")
+            elif b[0] == "ul":
+                body.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in b[1]) + "</ul>")
+            elif b[0] == "table":
+                def td(c):
+                    return f'<td><a href="{e(c[1])}">{e(c[0])}</a></td>' if isinstance(c, tuple) else f"<td>{e(str(c))}</td>"
+                head = "".join(f"<th>{e(h)}</th>" for h in b[1])
+                rows = "".join("<tr>" + "".join(td(c) for c in row) + "</tr>" for row in b[2])
+                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            elif b[0] == "img":
+                data = base64.b64encode(Path(b[2]).read_bytes()).decode()
+                body.append(f'<p><img alt="{e(b[1])}" src="data:image/png;base64,{data}"></p>')
+        style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
+                 "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px;"
+                 "text-align:left}img{max-width:100%}")
+        return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{e(title)}</title>"
+                f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _test_text(test: dict | None) -> str:
+    return "n/a" if test is None else f"{test['p_value']:.3g} ({test['method']}, {test['n']} items)"
+
+
+def _slice_section(doc: Doc, s: dict, i: int, names: dict, records: dict) -> None:
+    teacher = names[s["teacher"]]
+    doc.h(2, f"Teacher {teacher}, method {s['method']}")
+    if "tuned_rank" not in s:
+        doc.p(" ".join(s["answers"]))
+    if s["left_out"]:
+        doc.p("Left out of this ranking (a task not finished): " + ", ".join(names[m] for m in s["left_out"]) + ".")
+    if "tuned_rank" not in s:
+        return
+    tasks, students = s["tasks"], s["students"]
+    doc.h(3, "Scores per cell")
+    doc.p("Headline metric in points (0-100) with its 95% bootstrap interval over test items; base = the better of "
+          "zero- and few-shot; each number links to the eval stage it was read from.")
+    rows = []
+    for m in students:
+        for t in tasks:
+            r = records[(s["teacher"], s["method"], m, t)]
+            link = r["eval_dir"]
+            ci = r["tuned"]["ci"]
+            rows.append([names[m], f"{t} ({r['metric']})", doc.link(pts(r["zero"]["value"]), link),
+                         doc.link(pts(r["few"]["value"]), link), r["base_row"],
+                         doc.link(f"{pts(r['tuned']['value'])} [{pts(ci[0])}, {pts(ci[1])}]" if ci
+                                  else pts(r["tuned"]["value"]), link),
+                         pts(s["plasticity"][m][t], True),
+                         doc.link(pts(r["teacher_eval"]["value"]), link) if r["teacher_eval"] else "n/a",
+                         doc.link("run", link)])
+    doc.table(["student", "task (metric)", "zero-shot", "few-shot", "base", "fine-tuned", "plasticity", "teacher",
+               "eval stage"], rows)
+    for key, title, what in (("tuned_rank", "Ranks after fine-tuning", "fine-tuned score"),
+                             ("plasticity_rank", "Plasticity ranks", "fine-tuned minus base"),
+                             ("base_rank", "Baseline ranks", "base (better of zero-/few-shot)")):
+        doc.h(3, title)
+        r = s[key]
+        doc.p(f"Rank within each task by {what} (1 = best, ties share the average rank); mean rank with a 95% "
+              "t-interval over tasks and a 95% percentile bootstrap over tasks.")
+        rows = [[names[m]] + [doc.link(f"{r['ranks'][t][m]:g}", records[(s["teacher"], s["method"], m, t)]["eval_dir"])
+                              for t in tasks]
+                + [interval(r["t"][m]), bounds(r["bootstrap"][m])]
+                for m in r["order"]]
+        doc.table(["student"] + tasks + ["mean rank [t 95%]", "bootstrap 95%"], rows)
+        if key == "tuned_rank":
+            doc.img("mean rank with 95% intervals", plots.mean_rank_plot(s, names, doc.out / "plots" / f"rank-{i}.png"))
+        if key == "plasticity_rank":
+            doc.img("plasticity per task", plots.plasticity_plot(s, names, doc.out / "plots" / f"plasticity-{i}.png"))
+    doc.h(3, "Friedman and Nemenyi")
+    fr = s["friedman"]
+    if fr is None:
+        doc.p("Not enough tasks or students: Friedman and Nemenyi need at least 2 tasks and 2 students "
+              f"(this slice has {len(tasks)} and {len(students)}).")
+    else:
+        doc.p(f"Friedman chi2 = {fr['statistic']:.3f} (df {fr['df']}), p = {fr['p_value']:.3g}; Iman-Davenport "
+              f"F = {fr['iman_davenport_f']:.3g}, p = {fr['iman_davenport_p']:.3g}. Nemenyi critical difference at "
+              f"{ALPHA}: {fr['nemenyi_cd']:.3f}. Groups not significantly different: "
+              + "; ".join("{" + ", ".join(names[m] for m in g) + "}" for g in fr["nemenyi_groups"]) + ".")
+    doc.h(3, "Students vs the teacher")
+    doc.p("Paired test on per-item scores, items matched by id (exact McNemar for right/wrong items, Wilcoxon "
+          "signed-rank otherwise); gap closed = (fine-tuned - base) / (teacher - base).")
+    rows = [[names[v["student"]], v["task"], doc.link(pts(v["tuned"]), v["eval_dir"]),
+             doc.link(pts(v["teacher_score"]), v["eval_dir"]),
+             pts(None if v["teacher_score"] is None else v["tuned"] - v["teacher_score"], True),
+             _test_text(v["test"]), "n/a" if v["gap_closed"] is None else f"{100 * v['gap_closed']:.0f}%"]
+            for v in s["vs_teacher"]]
+    doc.table(["student", "task", "fine-tuned", "teacher", "difference", "p (test, items)", "gap closed"], rows)
+    doc.img("students vs teacher per task", plots.vs_teacher_plot(s, names, doc.out / "plots" / f"vs-teacher-{i}.png"))
+
+
+def _teacher_section(doc: Doc, analysis: dict, records: list[dict]) -> None:
+    names = analysis["names"]
+    doc.h(2, "Teacher selection")
+    doc.p("For each student, the teachers side by side: mean fine-tuned metric over tasks, the largest forgetting "
+          "drop on the general suite (points, positive = worse), and the capacity-match NLL of the student on that "
+          "teacher's curated data (nats per answer token, measured before training; lower = closer to the "
+          "student's own style). Pick: highest mean metric among teachers whose forgetting gates passed, ties to "
+          "the lower NLL.")
+    doc.ul([c["answer"] for c in analysis["teacher_choice"]])
+    rows = []
+    for c in analysis["teacher_choice"]:
+        for o in c["options"]:
+            per_task = ", ".join(f"{t} {pts(v['value'])}" for t, v in o["per_task"].items())
+            rows.append([names[c["student"]], c["method"], names[o["teacher"]], pts(o["metric"]), per_task or "n/a",
+                         "n/a" if o["max_drop"] is None else f"{o['max_drop']:+.1f}",
+                         "yes" if o["gates_passed"] else "FAILED",
+                         "n/a" if o["nll"] is None else f"{o['nll']:.3f} ({o['nll_tokens']} tokens)",
+                         "<- pick" if o["teacher"] == c["pick"] else ""])
+    doc.table(["student", "method", "teacher", "mean metric", "per task", "worst forgetting drop", "gates",
+               "capacity NLL", ""], rows)
+    doc.h(3, "Capacity match (measured before training)")
+    seen, rows = set(), []
+    for r in records:
+        key = (r["student"], r["task"], r["teacher"])
+        if key in seen:
+            continue
+        seen.add(key)
+        cap = r["capacity"]
+        rows.append([names[r["student"]], r["task"], names[r["teacher"]],
+                     doc.link(f"{cap['nll']:.3f}", cap["dir"]) if cap and cap["nll"] is not None else "n/a",
+                     str(cap["tokens"]) if cap else "n/a"])
+    doc.table(["student", "task", "teacher", "NLL per answer token", "answer tokens"], rows)
+
+
+def _cost_section(doc: Doc, analysis: dict) -> None:
+    sel = analysis["selection"]
+    doc.h(2, "Metric vs inference cost (measured time)")
+    if not sel["candidates"]:
+        doc.p("No candidate was measured on every task.")
+        return
+    doc.p("Each candidate averaged over every task: headline metric (points), median seconds per test item as "
+          "measured during evaluation on this machine, and weights in MiB as loaded (a LoRA student is merged).")
+    doc.img("metric vs seconds per item", plots.cost_plot(sel["candidates"], doc.out / "plots" / "cost.png"))
+    doc.table(["candidate", "mean metric", "s/item (p50)", "weights MiB"],
+              [[c["name"], doc.link(pts(c["metric"]), c["eval_dir"]),
+                "n/a" if c["seconds"] is None else f"{c['seconds']:.4f}",
+                "n/a" if c["weights_mb"] is None else f"{c['weights_mb']:.4g}"] for c in sel["candidates"]])
+    doc.h(2, "Model selection (uses measured time)")
+    doc.table(["scenario", "pick"], [[k, v] for k, v in sel["picks"].items()])
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' * (n != 1)}"
+
+
+def build(bench: BenchConfig, analysis: dict, records: list[dict], out: Path) -> Doc:
+    names = analysis["names"]
+    doc = Doc(out)
+    tasks = list(dict.fromkeys(r["task"] for r in records))
+    doc.h(1, f"Bench {bench.name}: " + " x ".join(_count(n, what) for n, what in (
+        (len(tasks), "task"), (len(bench.teachers), "teacher"), (len(bench.students), "student"),
+        (len(bench.methods), "method"))))
+    done = sum(r["done"] for r in records)
+    doc.p(f"{done} of {len(records)} cells finished. Metrics are each task's headline metric in points (0-100). "
+          "Base = the better of each student's zero-shot and few-shot baselines on each task (so plasticity counts "
+          "only what fine-tuning adds over the best prompting). Mean ranks carry two 95% intervals over tasks: a "
+          "t-interval and a percentile bootstrap. Numbers link to the run directory they were read from.")
+    doc.h(2, "Answers")
+    doc.ul([a for s in analysis["slices"] for a in s["answers"]] + [c["answer"] for c in analysis["teacher_choice"]])
+    if analysis["failed"]:
+        doc.h(2, "Cells not finished")
+        doc.table(["task", "teacher", "student", "method", "error", "eval stage"],
+                  [[f["task"], names[f["teacher"]], names[f["student"]], f["method"], f["error"] or "",
+                    doc.link("dir", f["eval_dir"])] for f in analysis["failed"]])
+    by_key = {(r["teacher"], r["method"], r["student"], r["task"]): r for r in records if r["done"]}
+    for i, s in enumerate(analysis["slices"]):
+        _slice_section(doc, s, i, names, by_key)
+    _teacher_section(doc, analysis, records)
+    _cost_section(doc, analysis)
+    doc.h(2, "Models")
+    doc.table(["name", "model"], [[v, k] for k, v in names.items()])
+    return doc
+
+
+def write_report(out: Path, bench: BenchConfig, analysis: dict, records: list[dict]) -> Path:
+    out = Path(out)
+    doc = build(bench, analysis, records, out)
+    atomic_write_text(out / "analysis.json", json.dumps({"records": records, **analysis}, indent=2, default=str) + "\n")
+    atomic_write_text(out / "report.md", doc.markdown())
+    atomic_write_text(out / "report.html", doc.html(f"Bench {bench.name}"))
+    return out

@@ -1,0 +1,91 @@
+"""The bench analysis on hand-made cell records: the five answers say what the numbers say."""
+import pytest
+
+from protege.benchmark import stats
+from protege.benchmark.analysis import analyse
+
+TASKS = ["t1", "t2", "t3"]
+
+
+def rec(student, task, tuned, base, teacher="T1", teacher_score=0.8, p=0.5, drop=0.0, passed=True, nll=2.0,
+        seconds=0.01, weights=100.0, done=True):
+    row = lambda v, s=seconds, w=weights: {"value": v, "ci": [v - 0.1, v + 0.1], "seconds_p50": s,  # noqa: E731
+                                           "weights_mb": w, "model": student}
+    r = {"task": task, "teacher": teacher, "student": student, "method": "sft", "done": done, "error": None,
+         "eval_dir": f"/runs/{task}/eval-{student}-{teacher}", "metric": "accuracy",
+         "capacity": {"nll": nll, "tokens": 100, "dir": f"/runs/{task}/capacity-{student}-{teacher}"}}
+    if not done:
+        return r | {"error": "RuntimeError: boom"}
+    return r | {"tuned": row(tuned), "zero": row(base), "few": row(base - 0.05), "base": row(base), "base_row": "zero-shot",
+                "teacher_eval": row(teacher_score, 0.1, 1000.0),
+                "vs_teacher": {"p_value": p, "method": "mcnemar-exact", "n": 100, "mean_difference": tuned - teacher_score},
+                "forgetting": {"max_drop": drop, "worst": "suite", "passed": passed}}
+
+
+# A ranks first on every task after tuning, B second, C third; C gains most from tuning; C has the best base.
+SCORES = {"A": {"t1": (0.90, 0.50), "t2": (0.70, 0.40), "t3": (0.60, 0.30)},
+          "B": {"t1": (0.80, 0.55), "t2": (0.65, 0.45), "t3": (0.50, 0.35)},
+          "C": {"t1": (0.70, 0.10), "t2": (0.60, 0.05), "t3": (0.45, 0.08)}}
+P_VALUES = {"t1": 0.01, "t2": 0.5, "t3": 0.001}
+
+
+def records(scores=SCORES):
+    return [rec(s, t, tuned, base, p=P_VALUES[t]) for s, row in scores.items() for t, (tuned, base) in row.items()]
+
+
+def test_answers_name_the_strongest_most_plastic_and_best_baseline_with_their_intervals():
+    out = analyse(records(), TASKS, ["A", "B", "C"], ["T1"], ["sft"], resamples=2000)
+    s = out["slices"][0]
+    tuned = {m: {t: SCORES[m][t][0] for t in TASKS} for m in SCORES}
+    t_ci = stats.mean_rank_ci(stats.ranks_per_task(tuned))
+    boot = stats.mean_rank_ci(stats.ranks_per_task(tuned), method="bootstrap", resamples=2000)
+    strongest, plastic, baseline, teacher = s["answers"]
+    assert strongest.startswith("Strongest after fine-tuning with teacher T1 (sft), over 3 tasks: A (A: mean rank "
+                                f"1.00 [1.00, 1.00] t-interval, bootstrap [{boot['A'][1]:.2f}, {boot['A'][2]:.2f}])")
+    assert t_ci["A"] == (1.0, 1.0, 1.0)
+    # Friedman on 3 models x 3 tasks with identical orderings: chi2 = 6, p = exp(-3)
+    assert "Friedman chi2 = 6.00, p = 0.0498 over 3 tasks: the students' ranks differ at 0.05" in strongest
+    assert s["friedman"]["nemenyi_cd"] == pytest.approx(1.913, abs=1e-3)  # Demsar: 2.343 * sqrt(12 / 18)
+    assert "A is significantly ahead of C; not distinguishable from B." in strongest
+    gains = {m: sum(SCORES[m][t][0] - SCORES[m][t][1] for t in TASKS) / 3 for m in SCORES}
+    assert plastic.startswith("Most plastic (largest gain over its own best baseline): C (C: mean rank 1.00")
+    assert f"mean gain +{100 * gains['C']:.1f} points" in plastic
+    assert baseline.startswith("Best baseline (better of zero-/few-shot, before any fine-tuning): B (B: mean rank 1.00")
+    assert "t1: 90.0 vs 80.0 (+10.0 points, mcnemar-exact p = 0.01, 100 items): yes, it beats the teacher" in teacher
+    assert "t2: 70.0 vs 80.0 (-10.0 points, mcnemar-exact p = 0.5, 100 items): no significant difference" in teacher
+    assert "t3: 60.0 vs 80.0 (-20.0 points, mcnemar-exact p = 0.001, 100 items): no, the teacher is significantly " \
+           "better, 60% of the gap closed" in teacher  # (0.6 - 0.3) / (0.8 - 0.3)
+    assert s["plasticity"]["C"]["t1"] == pytest.approx(0.6)
+
+
+def test_ties_one_task_and_a_missing_cell_are_said_plainly():
+    rs = [rec("A", "t1", 0.5, 0.4), rec("B", "t1", 0.5, 0.3), rec("C", "t1", 0, 0, done=False)]
+    s = analyse(rs, ["t1"], ["A", "B", "C"], ["T1"], ["sft"])["slices"][0]
+    assert s["left_out"] == ["C"] and s["students"] == ["A", "B"]
+    assert "A and B (tied) (A: mean rank 1.50 [no interval from one task]" in s["answers"][0]
+    assert "Friedman/Nemenyi: not enough tasks (they need at least 2 tasks and 2 students)." in s["answers"][0]
+
+
+def test_teacher_pick_skips_failed_forgetting_gates_and_breaks_ties_on_capacity_nll():
+    rs = []
+    for t in TASKS:
+        rs += [rec("A", t, 0.7, 0.4, teacher="T1", nll=2.5), rec("A", t, 0.9, 0.4, teacher="T2", drop=12.0, passed=False),
+               rec("A", t, 0.7, 0.4, teacher="T3", nll=1.5, drop=1.0)]
+    out = analyse(rs, TASKS, ["A"], ["T1", "T2", "T3"], ["sft"])
+    choice = out["teacher_choice"][0]
+    assert choice["pick"] == "T3"  # T2 scores highest but fails its forgetting gate; T1 ties T3 at a higher NLL
+    assert choice["answer"].startswith("Teacher for A (sft): T3 (mean 70.0, worst forgetting drop +1.0 points, "
+                                       "capacity NLL 1.50 nats/token); vs T1")
+    assert "T2 (mean 90.0, worst forgetting drop +12.0 points" in choice["answer"]
+
+
+def test_model_selection_scenarios():
+    rs = []
+    for t in TASKS:  # A: accurate but slow and big; B: fast; C: smallest
+        rs += [rec("A", t, 0.9, 0.5, seconds=1.0, weights=500.0), rec("B", t, 0.6, 0.55, seconds=0.01, weights=200.0),
+               rec("C", t, 0.5, 0.2, seconds=0.05, weights=50.0)]
+    picks = analyse(rs, TASKS, ["A", "B", "C"], ["T1"], ["sft"])["selection"]["picks"]
+    assert picks == {"highest metric": "A + LoRA (sft, teacher T1)",
+                     "tight compute (metric per inference second)": "B + LoRA (sft, teacher T1)",
+                     "cannot fine-tune (best student baseline)": "B (best baseline)",
+                     "edge (smallest weights)": "C + LoRA (sft, teacher T1)"}
