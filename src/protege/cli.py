@@ -6,6 +6,7 @@
     protege eval --model bundled:smollm2-135m-instruct --task gsm8k --shots 4 --limit 200
     protege score --task trec6 predictions.jsonl
     protege serve --model bundled:smollm2-135m-instruct --port 8000   # OpenAI-compatible HTTP API
+    protege bench configs/bench-small.yaml [--executor ray]   # students x teachers x tasks, ranked
     protege train CONFIG --method kd              # logit distillation (settings under train.kd)
     protege student prune --from bundled:smollm2-135m-instruct --keep-layers 20   # a student sharing the tokenizer
 """
@@ -216,6 +217,23 @@ def train(config: Path = typer.Argument(..., help="run config YAML"),
                                                "settings under train.kd); overrides train.method")):
     """Run the flow up to the train stage (finished stages are reused)."""
     _run(config, (overrides or []) + ([f"train.method={method}"] if method else []), "train")
+
+
+@app.command()
+def bench(config: Path = typer.Argument(..., help="bench config YAML (tasks, teachers, students, methods)"),
+          executor: Optional[str] = typer.Option(None, help="local (in this process) or ray; default: the "
+                                                 "config's executor.kind"),
+          ray_address: Optional[str] = typer.Option(None, help="a running Ray cluster (default: start a local one)")):
+    """Run a students x teachers x tasks x methods matrix, resumably, and write the ranked report."""
+    from protege.benchmark.runner import run_bench
+    from protege.models.resolve import ModelNotFound
+
+    try:
+        folder = run_bench(config, executor=executor, ray_address=ray_address)
+    except (ConfigError, ModelNotFound) as e:
+        typer.secho(str(e), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    typer.echo(f"report: {folder / 'report.md'} and {folder / 'report.html'}")
 
 
 student_app = typer.Typer(no_args_is_help=True, help="Make student models.")
