@@ -1,0 +1,168 @@
+"""Cooperative decoding (TESSY, arXiv:2604.14164): teacher and student take turns writing one answer; the
+student writes the style (transitions, fillers, tone), the teacher the capability (reasoning, code, formulas).
+
+    sample = cooperate([{"role": "user", "content": q}], teacher_lm, student_lm, CooperativeConfig())
+    sample.text, sample.spans   # [{"by": "student", "text": "Okay, so "}, {"by": "teacher", "text": "3 + 4 = 7"}]
+    cooperate_many(prompts, teacher_lm, student_lm, cfg)       # one after another, with a progress bar
+
+A turn: the active side decodes a chunk (cfg.<side>_chunk_tokens), the boundary predictor cuts it where the side's
+span ends (snapped to a word end), the kept part is appended to BOTH models' sessions, and control passes to
+the other side. A cut that keeps nothing passes control without appending; if neither this turn nor the one
+before kept more than whitespace, this side keeps its first word instead (`forced`), so two greedy models
+cannot hand an empty answer (or spaces) back and forth until max_turns.
+Final answer: once a final marker (cfg.final_markers) lies in the kept text, cfg.final_answer_by writes the
+rest uncut (the other side keeps the marker itself and hands over). End of sequence (with nothing cut before
+it; one cut off with the rest of its chunk is ignored): from the final-answer writer, the answer ends; from the
+other side, the final-answer writer takes over and writes on, uncut, until it ends the answer itself.
+Stops: "eos", "max_new_tokens" (tokens decoded by both, discarded ones included), "max_turns", "repetition".
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+from tqdm.auto import tqdm
+
+from protege.cooperative.boundary import BoundaryPredictor, load_predictor, snap_cut
+from protege.cooperative.config import CooperativeConfig, Side
+from protege.cooperative.session import Session, open_session
+from protege.models.base import Prompt
+
+_FIRST_UNIT = re.compile(r"\s*(?:\w+(?:['’]\w+)*|[^\w\s])")
+MAX_REPEAT_PERIOD = 400  # longest repeated unit looked for, in characters (a chunk is far shorter)
+
+
+@dataclass
+class CooperativeSample:
+    text: str
+    spans: list[dict]  # {"by": side, "text": ...}; consecutive same-side spans merged; joined they are `text`
+    tokens: dict[str, int]  # tokens each side decoded, discarded ones included
+    chars: dict[str, int]  # characters of `text` each side wrote
+    turns: int
+    stop: str  # "eos" | "max_new_tokens" | "max_turns" | "repetition"
+    final_from: int | None = None  # where the final-answer writer's uncut part begins; None: no hand-over
+    forced: int = 0  # turns that kept the first word to break an empty ping-pong
+    session_stats: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def other(side: Side) -> Side:
+    return "teacher" if side == "student" else "student"
+
+
+def run_turns(sessions: dict[str, Session], cfg: CooperativeConfig, predictor: BoundaryPredictor) -> CooperativeSample:
+    """The state machine over two open sessions ({"teacher": ..., "student": ...}) that share one answer."""
+    text, spans = "", []
+    tokens = {"student": 0, "teacher": 0}
+    active: Side = cfg.first
+    final_from: int | None = None
+    turns = forced = 0
+    empty_before = False
+    while True:
+        if turns >= cfg.max_turns:
+            stop = "max_turns"
+            break
+        budget = cfg.max_new_tokens - sum(tokens.values())
+        if budget <= 0:
+            stop = "max_new_tokens"
+            break
+        chunk = sessions[active].step(min(cfg.chunk_tokens(active), budget))
+        turns += 1
+        tokens[active] += chunk.n_tokens
+        c = chunk.text
+        if final_from is not None:
+            keep = len(c)
+        else:
+            keep = snap_cut(text, c, predictor.cut(text, c, active))
+            if empty_before and not c[:keep].strip() and c.strip():
+                keep = snap_cut(text, c, _FIRST_UNIT.match(c).end())
+                forced += 1
+            marker_end = _marker_end(text, c, keep, cfg.final_markers)
+            if marker_end is not None:
+                if active == cfg.final_answer_by:
+                    keep = len(c)
+                    final_from = len(text) + marker_end
+                else:  # keep the marker, not what this side wrote after it
+                    keep = snap_cut(text, c, marker_end)
+                    final_from = len(text) + keep
+        kept = c[:keep]
+        for s in sessions.values():  # the active side's proposal is reconciled with (or dropped for) `kept`
+            s.append(kept)
+        text += kept
+        if kept:
+            if spans and spans[-1]["by"] == active:
+                spans[-1]["text"] += kept
+            else:
+                spans.append({"by": active, "text": kept})
+        empty_before = not kept.strip()
+        if chunk.eos and keep == len(c):
+            if active == cfg.final_answer_by:  # (always the case once in the final answer)
+                stop = "eos"
+                break
+            if final_from is None:  # the other side says it is done: the final-answer writer finishes
+                final_from = len(text)
+        if _repeats(text, cfg.repeat_times, cfg.repeat_min_chars):
+            stop = "repetition"
+            break
+        if final_from is not None:
+            active = cfg.final_answer_by
+        else:
+            active = other(active)
+    chars = {side: sum(len(s["text"]) for s in spans if s["by"] == side) for side in ("student", "teacher")}
+    stats = {side: dict(getattr(s, "stats", {})) for side, s in sessions.items()}
+    return CooperativeSample(text, spans, tokens, chars, turns, stop, final_from, forced, stats)
+
+
+def _marker_end(text: str, chunk: str, keep: int, markers: Sequence[str]) -> int | None:
+    """End (in chunk) of the first final marker that starts inside the kept part (it may begin in `text`)."""
+    if not markers:
+        return None
+    back = max(len(m) for m in markers) - 1
+    window = (text[-back:] if back else "") + chunk
+    lead = len(window) - len(chunk)
+    low = window.lower()
+    best = None
+    for m in markers:
+        at = low.find(m.lower(), max(0, lead - len(m) + 1))
+        if at != -1 and at - lead < keep and (best is None or at < best[0]):
+            best = (at, at + len(m) - lead)
+    return best[1] if best else None
+
+
+def _repeats(text: str, times: int, min_chars: int) -> bool:
+    """True when `text` ends with one string of >= min_chars characters repeated `times` times in a row."""
+    for p in range(min_chars, min(MAX_REPEAT_PERIOD, len(text) // times) + 1):
+        unit = text[-p:]
+        if all(text[len(text) - (k + 1) * p: len(text) - k * p] == unit for k in range(1, times)):
+            return True
+    return False
+
+
+def cooperate(prompt: Prompt, teacher, student, cfg: CooperativeConfig | None = None,
+              predictor: BoundaryPredictor | None = None, reencode: bool = False,
+              render: Callable[[Prompt], str] | None = None) -> CooperativeSample:
+    """One cooperative answer to `prompt`; each model sees it under its own chat template.
+
+    reencode=True re-encodes each model's whole prefix every turn (the slow baseline; same tokens when greedy).
+    render: the chat template of a remote (OpenAI-compatible) model, which has none here.
+    """
+    cfg = cfg or CooperativeConfig()
+    predictor = predictor or load_predictor(cfg.predictor)
+    sessions = {}
+    for side, lm in (("teacher", teacher), ("student", student)):
+        temperature, top_p = cfg.sampling(side)
+        sessions[side] = open_session(lm, prompt, temperature, top_p, cfg.seed, reencode, render)
+    return run_turns(sessions, cfg, predictor)
+
+
+def cooperate_many(prompts: Sequence[Prompt], teacher, student, cfg: CooperativeConfig | None = None,
+                   predictor: BoundaryPredictor | None = None, progress: bool = True,
+                   **kwargs) -> list[CooperativeSample]:
+    """`cooperate` over many prompts, one after another (two models alternating do not batch simply)."""
+    cfg = cfg or CooperativeConfig()
+    predictor = predictor or load_predictor(cfg.predictor)
+    return [cooperate(p, teacher, student, cfg, predictor, **kwargs)
+            for p in tqdm(prompts, desc="cooperative", unit="prompt", disable=not progress)]

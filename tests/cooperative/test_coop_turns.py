@@ -1,0 +1,140 @@
+"""The turn-taking state machine on scripted sessions: turn order, cuts, span attribution and merging, the
+final-answer hand-over, end of sequence, and every stop (eos, max_new_tokens, max_turns, repetition)."""
+import pytest
+from pydantic import ValidationError
+
+from protege.cooperative import Chunk, CooperativeConfig, LexicalPredictor, run_turns
+
+
+class Scripted:
+    """A session that replays chunks ("text" or ("text", "eos")) and records what it was asked and given."""
+
+    def __init__(self, *chunks):
+        self.chunks = [c if isinstance(c, tuple) else (c, "") for c in chunks]
+        self.text = ""
+        self.asked: list[int] = []
+
+    def step(self, n_tokens: int) -> Chunk:
+        assert self.chunks, f"script exhausted after {self.asked}"
+        text, flag = self.chunks.pop(0)
+        self.asked.append(n_tokens)
+        return Chunk(text, n_tokens, eos=flag == "eos")
+
+    def append(self, text: str) -> None:
+        self.text += text
+
+
+def run(student, teacher, **cfg):
+    sessions = {"student": student, "teacher": teacher}
+    sample = run_turns(sessions, CooperativeConfig(**cfg), LexicalPredictor())
+    assert "".join(s["text"] for s in sample.spans) == sample.text
+    assert student.text == teacher.text == sample.text  # both models hold exactly the shared answer
+    return sample
+
+
+def spans(sample):
+    return [(s["by"], s["text"]) for s in sample.spans]
+
+
+def test_turns_alternate_and_each_chunk_is_cut_where_its_side_ends():
+    student = Scripted("Okay, so the", "Then, we add", ("Hmm. ", "eos"))
+    teacher = Scripted("total is 3 + 4 = 7. Then we", "7 + 1 = 8. Wait", ("So it is 8", "eos"))
+    sample = run(student, teacher)
+    assert spans(sample) == [("student", "Okay, so "), ("teacher", "total is 3 + 4 = 7. "),
+                             ("student", "Then, "), ("teacher", "7 + 1 = 8. "), ("student", "Hmm. "),
+                             ("teacher", "So it is 8")]
+    # The student's end of sequence came right after its kept text: the teacher (final writer) finishes, uncut.
+    assert sample.final_from == len("Okay, so total is 3 + 4 = 7. Then, 7 + 1 = 8. Hmm. ")
+    assert sample.stop == "eos" and sample.turns == 6
+    assert student.asked == [5, 5, 5] and teacher.asked == [10, 10, 10]
+    assert sample.tokens == {"student": 15, "teacher": 30}
+    assert sample.chars == {"student": len("Okay, so Then, Hmm. "), "teacher": len(sample.text) - 20}
+
+
+def test_an_empty_cut_passes_control_without_appending_and_same_side_spans_merge():
+    student = Scripted("Well, ", "hmm, right, ")
+    teacher = Scripted("So 3 + 4", ("4 + 4 = 8", "eos"))
+    sample = run(student, teacher)
+    assert spans(sample) == [("student", "Well, hmm, right, "), ("teacher", "4 + 4 = 8")]
+    assert sample.stop == "eos" and sample.turns == 4 and sample.forced == 0
+
+
+def test_teacher_can_go_first():
+    sample = run(Scripted(("Okay.", "eos")), Scripted("x = 2, so", ("x + 1 = 3", "eos")), first="teacher")
+    assert spans(sample) == [("teacher", "x = 2, "), ("student", "Okay."), ("teacher", "x + 1 = 3")]
+    assert sample.stop == "eos"
+
+
+def test_final_marker_in_the_final_writers_text_lets_it_write_the_rest_uncut():
+    student = Scripted("Okay, so ")
+    teacher = Scripted("x = 5. Final answer: 5, so", "Well, really 5", ("!", "eos"))
+    sample = run(student, teacher)
+    assert spans(sample) == [("student", "Okay, so "), ("teacher", "x = 5. Final answer: 5, soWell, really 5!")]
+    assert sample.text[sample.final_from:] == ": 5, soWell, really 5!"
+    assert teacher.asked == [10, 10, 10] and sample.stop == "eos"
+
+
+def test_final_marker_from_the_other_side_hands_over_after_the_marker():
+    student = Scripted("Well, ", (": 7, done", "eos"))
+    teacher = Scripted("3 + 4 = 7. #### 7")
+    sample = run(student, teacher, final_answer_by="student")
+    assert spans(sample) == [("student", "Well, "), ("teacher", "3 + 4 = 7. ####"), ("student", ": 7, done")]
+    assert sample.final_from == len("Well, 3 + 4 = 7. ####") and sample.stop == "eos"
+
+
+def test_the_other_side_ending_right_after_the_marker_still_leaves_the_answer_to_the_final_writer():
+    student, teacher = Scripted("Well, ", (" 7", "eos")), Scripted(("3 + 4 = 7. ####", "eos"))
+    sample = run(student, teacher, final_answer_by="student")
+    assert spans(sample) == [("student", "Well, "), ("teacher", "3 + 4 = 7. ####"), ("student", " 7")]
+    assert sample.stop == "eos" and sample.final_from == len("Well, 3 + 4 = 7. ####")
+
+
+def test_a_marker_split_across_turns_is_found():
+    # The teacher keeps "##", the student's "## " is cut to nothing, the teacher's "##" completes "####".
+    sample = run(Scripted("Well, ", "## "), Scripted("total 12 ##", ("## 12", "eos")))
+    assert sample.final_from == len("Well, total 12 ####") and sample.stop == "eos"
+
+
+def test_markers_are_case_insensitive_and_can_be_switched_off():
+    s = run(Scripted("So "), Scripted("final ANSWER is 3. So", ("x", "eos")))
+    assert s.final_from is not None
+    s = run(Scripted("So ", ("Okay.", "eos")), Scripted("final answer is 3. So", "3", "x"), final_markers=[],
+            max_turns=3)
+    assert s.final_from is not None and spans(s)[:3] == [("student", "So "), ("teacher", "final answer is 3. "),
+                                                        ("student", "Okay.")]  # handed over by eos, not marker
+
+
+def test_eos_after_a_cut_is_dropped_with_the_rest_of_the_chunk():
+    sample = run(Scripted("Okay, now ", "Hmm"), Scripted(("7. So", "eos"), "8"), max_turns=4)
+    assert spans(sample)[1] == ("teacher", "7. ") and sample.stop == "max_turns"
+
+
+def test_repetition_stops_a_loop():
+    sample = run(Scripted(*["Hmm, "] * 5), Scripted(*["x = 1. "] * 5))
+    assert sample.stop == "repetition" and sample.turns == 6
+    assert sample.text == "Hmm, x = 1. " * 3
+
+
+def test_max_new_tokens_counts_both_sides_and_shrinks_the_last_chunk():
+    student, teacher = Scripted("So ", "Well, "), Scripted("a b c ", "d e")
+    sample = run(student, teacher, max_new_tokens=23)
+    assert student.asked == [5, 5] and teacher.asked == [10, 3]
+    assert sample.tokens == {"student": 10, "teacher": 13} and sample.stop == "max_new_tokens"
+
+
+def test_max_turns_caps_and_an_empty_ping_pong_is_broken_by_keeping_a_word():
+    student, teacher = Scripted(" x = 1", " x = 1"), Scripted(" hmm we", " hmm we")
+    sample = run(student, teacher, max_turns=3, first="teacher")
+    # Teacher keeps only a space, student would too: it keeps its first word instead; the teacher's next
+    # space-only turn follows a turn that made progress, so it is not forced.
+    assert spans(sample) == [("teacher", " "), ("student", " x"), ("teacher", " ")] and sample.forced == 1
+    assert sample.stop == "max_turns" and sample.turns == 3
+
+
+def test_config_rejects_unknown_keys_and_reports_every_problem_at_once():
+    with pytest.raises(ValidationError, match="extra"):
+        CooperativeConfig(student_chunk=5)
+    with pytest.raises(ValidationError) as e:
+        CooperativeConfig(teacher_chunk_tokens=0, repeat_times=1, student_top_p=0, final_markers=[""])
+    for field in ("teacher_chunk_tokens", "repeat_times", "student_top_p", "final_markers"):
+        assert field in str(e.value)
