@@ -256,7 +256,7 @@ def prune_command(source: str = typer.Option(..., "--from", help="the model to p
         folder = model_dir(source)
         target = out or cache_dir() / "pruned" / f"{source.replace(':', '-').replace('/', '-')}-keep{keep_layers}"
         summary = prune_model(folder, target, keep_layers, method=importance)
-    except (ModelNotFound, ValueError) as e:
+    except (ModelNotFound, ValueError, FileExistsError) as e:
         typer.secho(str(e), fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     typer.echo(f"kept layers {summary.get('kept')} of {summary.get('layers_before', '?')}; "

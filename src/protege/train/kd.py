@@ -1,0 +1,80 @@
+"""train.method=kd: LoRA on the same answer tokens as SFT, with the teacher's logits as a second target.
+
+    loss = (1 - alpha) * CE(gold) + alpha * T^2 * KD(student_T || teacher_T)     (train/kd_loss.py)
+
+The teacher (train.kd.teacher, default generate.teacher) must be a local model with the student's vocabulary;
+otherwise the error points to text-level distillation (train.method=sft) or `protege student prune`.
+`signal: cache` writes the teacher's top-k log-probabilities once per (teacher, examples, k, temperature) to
+runs/<task>/kd-cache-<key>/ (train/logit_cache.py; resumable, reused by every alpha and divergence), and the
+loop reads them back; `signal: online` keeps the teacher in memory and runs it on every batch (no disk, exact
+full-vocabulary KD). Either way the vocabulary projection runs in chunks, so memory does not grow with V x tokens.
+"""
+from __future__ import annotations
+
+import torch
+
+from protege.config import RunConfig
+from protege.store import StageDir, content_key
+from protege.tasks.spec import TaskSpec
+from protege.train.kd_loss import balanced_kd_loss, check_same_tokenizer
+from protege.train.loop import train_lora
+from protege.train.sft import build_examples
+
+
+def kd_teacher_name(cfg: RunConfig) -> str:
+    return cfg.train.kd.teacher or cfg.generate.teacher
+
+
+def load_kd_teacher(cfg: RunConfig, student):
+    from protege.models.resolve import load_lm
+
+    name = kd_teacher_name(cfg)
+    if name.startswith("openai:"):
+        raise ValueError(f"train.kd.teacher: {name} is an HTTP endpoint, and logit distillation needs the "
+                         "teacher's logits on this machine; use train.method=sft (distillation through the "
+                         "teacher's text) or set train.kd.teacher to a local model with the student's vocabulary")
+    teacher = load_lm(name)
+    check_same_tokenizer(student.tokenizer, teacher.tokenizer, student.name, teacher.name)
+    return teacher
+
+
+def cache_folder(stage: StageDir, cfg: RunConfig, examples: list[dict]):
+    key = content_key({"teacher": kd_teacher_name(cfg), "k": cfg.train.kd.top_k, "t": cfg.train.kd.temperature,
+                       "examples": [(e["input_ids"], e["labels"]) for e in examples]})
+    return stage.path.parent / f"kd-cache-{key}"
+
+
+def run_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows: list[dict], progress: bool = True) -> dict:
+    kd = cfg.train.kd
+    examples = build_examples(spec, rows, student, cfg.train.max_seq_len)
+    teacher = load_kd_teacher(cfg, student) if kd.alpha > 0 else None
+    cache, cache_info = None, {}
+    if teacher is not None and kd.signal == "cache":
+        from protege.train.logit_cache import LogitCache, write_logit_cache
+
+        folder = cache_folder(stage, cfg, examples)
+        write_logit_cache(folder, teacher.model, examples, kd.top_k, kd.temperature, batch_size=8, progress=progress)
+        cache = LogitCache(folder, k=kd.top_k, temperature=kd.temperature, examples=examples)
+        cache_info = {"cache": str(folder), "cache_bytes_per_token": cache.bytes_per_token}
+        teacher = None  # its logits are on disk now; free the memory
+
+    def loss_fn(model, batch, indices):
+        inner = model.get_base_model()
+        hidden = inner.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        targets = batch["labels"][:, 1:]
+        keep = targets != -100
+        signal = None
+        if cache is not None:
+            signal = cache.batch(indices)
+        elif teacher is not None:
+            with torch.no_grad():
+                signal = teacher.model(input_ids=batch["input_ids"],
+                                       attention_mask=batch["attention_mask"]).logits[:, :-1][keep]
+        loss, parts = balanced_kd_loss(hidden[:, :-1][keep], inner.lm_head, targets[keep], signal, kd.alpha,
+                                       kd.temperature, kd.divergence, kd.beta, chunk_tokens=kd.chunk_tokens)
+        return loss, {k: v for k, v in parts.items() if v == v}  # NaN: the part alpha switched off
+
+    summary = train_lora(cfg.train, stage, student, examples, loss_fn, desc=f"train LoRA KD a={kd.alpha}",
+                         progress=progress)
+    return {"method": "kd", "teacher": kd_teacher_name(cfg), "alpha": kd.alpha, "temperature": kd.temperature,
+            "divergence": kd.divergence, "signal": kd.signal, **cache_info, **summary}
