@@ -18,11 +18,15 @@ SKIP_PARTS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "__pycache
 
 
 def stdlib_files() -> list[Path]:
+    from protege.models.prune import CALIBRATION_FILES
+
     root = Path(os.__file__).parent
     files = []
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root)
         if SKIP_PARTS.intersection(rel.parts) or rel.name.startswith(("test_", "_pydecimal", "_pydatetime")):
+            continue
+        if str(rel) in CALIBRATION_FILES:  # pruning chose layers on these: neither train nor judge on them
             continue
         files.append(path)
     return files
