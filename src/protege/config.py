@@ -12,6 +12,7 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from protege.cooperative.config import CooperativeConfig
 from protege.errors import ConfigError, pydantic_problems
 from protege.models.resolve import DEFAULT_MODEL
 
@@ -32,6 +33,11 @@ class GenerateConfig(Strict):
     # Diversity: each request is steered to one topic and/or written in one persona, rotated by request index.
     topics: list[str] = []
     personas: list[str] = []
+    # items: the teacher's whole items; answers: the teacher alone re-answers each item's prompt; cooperative:
+    # teacher and student answer it together (code and math; protege/synth/answers.py)
+    mode: Literal["items", "answers", "cooperative"] = "items"
+    student: Optional[str] = None  # cooperative: the student writing the style tokens (None: train.student)
+    cooperative: CooperativeConfig = CooperativeConfig()
 
 
 class CurateConfig(Strict):

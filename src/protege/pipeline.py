@@ -29,6 +29,11 @@ class Pipeline:
         self.spec = load_task(cfg.task)
         check_suite(cfg.eval)  # a bad suite or gate fails now, not after an hour of generation and training
         check_curation(self.spec, cfg.curate)
+        from protege.errors import ConfigError
+        from protege.synth.answers import check_answer_mode
+
+        if problems := check_answer_mode(self.spec, cfg):
+            raise ConfigError("run config", problems)
         self.progress = progress
         self.echo = echo
         task_key = content_key(self.spec.model_dump(exclude={"source_file"}))
@@ -40,6 +45,8 @@ class Pipeline:
                 section = cfg.train.stage_key() if name == "train" else getattr(cfg, name).model_dump()
             if name == "eval":
                 section["teacher"] = cfg.generate.teacher
+            if name == "generate" and cfg.generate.mode == "cooperative":
+                section["student"] = cfg.generate.student or cfg.train.student
             upstream = content_key({"upstream": upstream, "config": section})
             keys[name] = upstream
         self.stages = {name: StageDir(Path(cfg.runs_dir), self.spec.name, name, keys[name]) for name in STAGES}
@@ -86,6 +93,14 @@ class Pipeline:
         lm = load_teacher(self.cfg, stage)
         gate = run_teacher_gate(self.spec, self.cfg, stage, lm, progress=self.progress, echo=self.echo)
         summary = run_generate(self.spec, self.cfg.generate, stage, lm, progress=self.progress)
+        if self.cfg.generate.mode != "items":
+            from protege.models.resolve import load_lm
+            from protege.synth.answers import run_answers
+
+            student = None
+            if self.cfg.generate.mode == "cooperative":
+                student = load_lm(self.cfg.generate.student or self.cfg.train.student)
+            summary.update(run_answers(self.spec, self.cfg, stage, lm, student, progress=self.progress))
         return {**summary, "teacher_gate": gate} if gate else summary
 
     def _curate(self, stage: StageDir) -> dict:
@@ -93,6 +108,10 @@ class Pipeline:
         from protege.synth.curate import run_curate
 
         generated = JsonlLog(self.stages["generate"] / "samples.jsonl").read()
+        if self.cfg.generate.mode != "items":
+            from protege.synth.answers import merge_answers
+
+            generated = merge_answers(generated, JsonlLog(self.stages["generate"] / "answers.jsonl").read())
         return run_curate(self.spec, self.cfg.curate, stage, generated)
 
     def _train(self, stage: StageDir) -> dict:

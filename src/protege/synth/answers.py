@@ -1,0 +1,91 @@
+"""Answer modes of the generate stage: after the teacher writes whole items, their answers are written again.
+
+    generate.mode: items          the teacher's items as they are (default)
+    generate.mode: answers        the teacher alone answers each item's prompt (the kind's own prompt, as training
+                                  and evaluation render it): the teacher-only baseline of the cooperative mode
+    generate.mode: cooperative    teacher and student answer it together (protege/cooperative): the student
+                                  writes the style tokens, the teacher the content (generate.cooperative)
+
+Both answer modes decode with generate.cooperative's teacher sampling and max_new_tokens, so the two datasets
+differ only in who writes. Code and math only: their answers are reasoning or programs; a code answer's
+program becomes the item's reference (curation still runs it against the item's tests), a math answer becomes
+the worked reference and must reach the item's final number. answers.jsonl is append-only and keyed by item
+id, so a killed run resumes; cooperative records keep which model wrote each span.
+"""
+from __future__ import annotations
+
+from tqdm.auto import tqdm
+
+from protege.config import RunConfig
+from protege.models.base import GenerationConfig
+from protege.store import JsonlLog, StageDir
+from protege.tasks.kinds import kind_of
+from protege.tasks.spec import Example, TaskSpec
+
+ANSWER_KINDS = ("code", "math")
+
+
+def check_answer_mode(spec: TaskSpec, cfg: RunConfig) -> list[str]:
+    if cfg.generate.mode != "items" and spec.kind not in ANSWER_KINDS:
+        return [f"generate.mode: {cfg.generate.mode!r} rewrites reasoning and code answers, and task "
+                f"{spec.name!r} is {spec.kind}; use generate.mode=items, or a code or math task"]
+    return []
+
+
+def answer_record(spec: TaskSpec, item: dict, text: str) -> dict:
+    """The item with its reference rewritten from `text`, or ok false with the reason."""
+    kind = kind_of(spec)
+    if spec.kind == "code":
+        program = kind.parse(spec, text)
+        if not program.strip():
+            return {"ok": False, "error": "the answer holds no code"}
+        return {"ok": True, "reference": program}
+    number = kind.parse(spec, text)
+    if number is None or number != item["answers"][0]:
+        return {"ok": False, "error": f"the answer's final number {number} is not the item's {item['answers'][0]}"}
+    return {"ok": True, "reference": text.strip()}
+
+
+def run_answers(spec: TaskSpec, cfg: RunConfig, stage: StageDir, teacher, student=None, progress: bool = True) -> dict:
+    """Write answers.jsonl for every well-formed item not answered yet; returns counts."""
+    from protege.cooperative import cooperate, load_predictor
+
+    coop, mode = cfg.generate.cooperative, cfg.generate.mode
+    log = JsonlLog(stage / "answers.jsonl")
+    done = log.ids()
+    items = [r for r in JsonlLog(stage / "samples.jsonl").read() if r["ok"] and r["id"] not in done]
+    kind = kind_of(spec)
+    predictor = load_predictor(coop.predictor) if mode == "cooperative" else None
+    decoding = GenerationConfig(max_new_tokens=coop.max_new_tokens, temperature=coop.teacher_temperature,
+                                top_p=coop.teacher_top_p, seed=coop.seed)
+    for item in tqdm(items, desc=f"answers ({mode})", disable=not progress, unit="item"):
+        example = Example(**{k: v for k, v in item.items() if k in Example.model_fields})
+        prompt = kind.prompt(spec, example)
+        if mode == "cooperative":
+            sample = cooperate(prompt, teacher, student, coop, predictor)
+            text = sample.text
+            extra = {"spans": sample.spans, "tokens": sample.tokens, "chars": sample.chars, "turns": sample.turns,
+                     "stop": sample.stop}
+        else:
+            gen = teacher.generate([prompt], decoding)[0]
+            text, extra = gen.text, {"tokens": {"teacher": gen.tokens_out}}
+        log.append([{"id": item["id"], "mode": mode, "raw": text, **answer_record(spec, item, text), **extra}])
+    records = log.read()
+    return {"answered": len(records), "answers_ok": sum(r["ok"] for r in records),
+            "answers_failed": sum(not r["ok"] for r in records)}
+
+
+def merge_answers(generated: list[dict], answers: list[dict]) -> list[dict]:
+    """Generated records with their answers applied: a failed or missing answer makes the record not ok."""
+    by_id = {a["id"]: a for a in answers}
+    merged = []
+    for rec in generated:
+        a = by_id.get(rec["id"])
+        if not rec["ok"]:
+            merged.append(rec)
+        elif a is None or not a["ok"]:
+            merged.append({**rec, "ok": False, "error": a["error"] if a else "no answer written"})
+        else:
+            merged.append({**rec, "reference": a["reference"], "item_reference": rec.get("reference"),
+                           "answer_mode": a["mode"]})
+    return merged

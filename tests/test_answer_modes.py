@@ -1,0 +1,80 @@
+"""generate.mode answers|cooperative: items re-answered by the teacher alone or by teacher and student together."""
+import json
+
+import pytest
+
+from protege.config import load_config
+from protege.errors import ConfigError
+from protege.pipeline import Pipeline
+from protege.store import JsonlLog
+from protege.synth.answers import answer_record, merge_answers, run_answers
+from tiny import build_tiny_model, write_tiny_config
+
+
+def _math_task(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "test.jsonl").write_text(json.dumps({"q": "What is 2 + 2 ?", "a": "4"}) + "\n")
+    (folder / "task.yaml").write_text(
+        "name: tinymath\nkind: math\ndescription: Solve the problem.\n"
+        "seeds:\n  - {text: 'What is 1 + 1 ?', answers: ['2'], reference: '1 + 1 = 2\\n#### 2'}\n"
+        "test: {path: test.jsonl, fields: {text: q, answers: a}}\n")
+    return folder / "task.yaml"
+
+
+def test_answer_records_keep_code_and_check_the_math_number():
+    from protege.tasks.spec import load_task
+
+    mbpp = load_task("mbpp")
+    assert answer_record(mbpp, {}, "Here:\n```python\ndef f():\n    return 1\n```") == {
+        "ok": True, "reference": "def f():\n    return 1"}
+    assert answer_record(mbpp, {}, "")["ok"] is False
+    gsm = load_task("gsm8k")
+    assert answer_record(gsm, {"answers": ["6"]}, "2 * 3 = 6\n#### 6")["ok"] is True
+    wrong = answer_record(gsm, {"answers": ["6"]}, "2 + 3 = 5\n#### 5")
+    assert wrong["ok"] is False and "5" in wrong["error"]
+
+
+def test_merge_applies_answers_and_drops_items_without_a_good_one():
+    generated = [{"id": "a", "ok": True, "reference": "old"}, {"id": "b", "ok": True, "reference": "old"},
+                 {"id": "c", "ok": False, "error": "malformed"}, {"id": "d", "ok": True}]
+    answers = [{"id": "a", "ok": True, "reference": "new", "mode": "cooperative"},
+               {"id": "b", "ok": False, "error": "the answer holds no code", "mode": "cooperative"}]
+    merged = {r["id"]: r for r in merge_answers(generated, answers)}
+    assert merged["a"]["reference"] == "new" and merged["a"]["item_reference"] == "old"
+    assert merged["b"]["ok"] is False and merged["b"]["error"] == "the answer holds no code"
+    assert merged["c"]["error"] == "malformed" and merged["d"]["error"] == "no answer written"
+
+
+def test_answer_modes_are_refused_for_classification(tmp_path, tiny_model_dir, tiny_task):
+    cfg = load_config(write_tiny_config(tmp_path, tiny_model_dir, tiny_task, generate={"mode": "cooperative"}))
+    with pytest.raises(ConfigError, match="generate.mode"):
+        Pipeline(cfg, progress=False, echo=lambda m: None)
+
+
+def test_cooperative_answers_record_who_wrote_each_span_and_resume(tmp_path, tiny_model_dir):
+    from protege.models.resolve import load_lm
+
+    student_dir = build_tiny_model(tmp_path / "student", seed=1)
+    task = _math_task(tmp_path / "task")
+    coop = {"max_new_tokens": 24, "final_markers": []}
+    cfg = load_config(write_tiny_config(tmp_path, tiny_model_dir, task, generate={
+        "mode": "cooperative", "student": f"hf:{student_dir}", "cooperative": coop}))
+    pipe = Pipeline(cfg, progress=False, echo=lambda m: None)
+    other = load_config(write_tiny_config(tmp_path / "b", tiny_model_dir, task, generate={
+        "mode": "cooperative", "cooperative": coop}))
+    assert Pipeline(other, progress=False, echo=lambda m: None).stages["generate"].key != pipe.stages["generate"].key
+    stage = pipe.stages["generate"]
+    stage.start({})
+    items = [{"id": f"gen-{i}", "ok": True, "text": f"What is {i} + 1 ?", "answers": [str(i + 1)]} for i in range(3)]
+    JsonlLog(stage / "samples.jsonl").append(items)
+    teacher, student = load_lm(f"hf:{tiny_model_dir}"), load_lm(f"hf:{student_dir}")
+    summary = run_answers(pipe.spec, cfg, stage, teacher, student, progress=False)
+    records = JsonlLog(stage / "answers.jsonl").read()
+    assert summary["answered"] == 3 and [r["id"] for r in records] == ["gen-0", "gen-1", "gen-2"]
+    for r in records:
+        assert "".join(s["text"] for s in r["spans"]) == r["raw"]
+        assert {s["by"] for s in r["spans"]} <= {"teacher", "student"} and r["mode"] == "cooperative"
+        assert r["ok"] is False  # random tiny models never reach the item's number: the item is dropped
+    before = (stage / "answers.jsonl").read_text()
+    run_answers(pipe.spec, cfg, stage, teacher, student, progress=False)  # nothing left to do
+    assert (stage / "answers.jsonl").read_text() == before
