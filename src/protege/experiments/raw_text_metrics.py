@@ -5,7 +5,7 @@ completion (given the code before a line, greedy-complete the line; exact match 
 
 NLL is a mean over every predicted token; its 95% CI is a bootstrap over blocks (tokens within a block are not
 independent). Line completion prompts start at line starts in the second half of each block, so each has at
-least half a block of context.
+least half a block of context; the completion must reproduce the line from its first non-space character.
 """
 from __future__ import annotations
 
@@ -28,20 +28,25 @@ def block_stats(model, blocks: list[list[int]], batch: int = 8) -> tuple[np.ndar
 
 
 def line_prompts(tokenizer, blocks: list[list[int]], per_block: int) -> list[tuple[list[int], str]]:
-    """(context token ids, the line that follows) at up to `per_block` non-blank line starts per block."""
+    """(context token ids, the rest of the line) at up to `per_block` non-blank lines per block, from the
+    second half on. The context is the block's text up to the line's first non-space character, tokenised
+    afresh (a BPE token often spans a newline and the next line's indent, so token boundaries rarely fall at
+    line starts)."""
     out = []
     for ids in blocks:
-        found = 0
-        for t in range(len(ids) // 2, len(ids) - 1):
-            if found == per_block:
-                break
-            if not tokenizer.decode(ids[t - 1: t]).endswith("\n"):
-                continue
-            rest = tokenizer.decode(ids[t:])
-            line = rest.split("\n", 1)[0]
-            if line.strip() and "\n" in rest:
-                out.append((ids[:t], line.strip()))
+        text = tokenizer.decode(ids)
+        found, pos = 0, text.find("\n", len(text) // 2)
+        while pos != -1 and found < per_block:
+            end = text.find("\n", pos + 1)
+            if end == -1:
+                break  # the block's last line may be cut short: never a target
+            line = text[pos + 1: end]
+            if line.strip():
+                start = pos + 1 + len(line) - len(line.lstrip())
+                context = tokenizer(text[:start], add_special_tokens=False)["input_ids"]
+                out.append((context, line.strip()))
                 found += 1
+            pos = end
     return out
 
 
