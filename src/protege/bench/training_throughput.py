@@ -1,0 +1,152 @@
+"""Training throughput: protege's LoRA SFT step against TRL's SFTTrainer, the share of the matmul peak it reaches,
+and a KD step from the top-k cache against an SFT step.
+
+    python -m protege.bench.training_throughput [--model bundled:smollm2-135m-instruct] [--task trec6]
+        [--examples 96] [--batch 8] [--json runs/bench/training_throughput.json]
+
+The same examples for all: the task's seeds (repeated to --examples), rendered and tokenised as training does
+(train/sft.py build_examples: the chat prompt, the answer and end of turn; loss on the answer only). Rows:
+  1. protege: train/loop.py's LoRA loop (rank 64, all linear layers), one epoch, batch --batch;
+  2. TRL: SFTTrainer with its defaults (LoRA through the same peft config; prompt/completion rows, so TRL too
+     trains on the completion only), except what this machine needs: CPU, bf16 only where it is fast, no
+     trackers; TRL's default activation checkpointing stays on, as a user of its defaults gets it;
+  3. KD: the protege loop with train.method=kd from a top-k (64) cache of the same model's logits (written
+     before timing), alpha 0.5.
+Tokens/s counts every non-padding prompt + answer token of the epoch over the wall time of training (model
+loading and cache writing excluded). Share of peak: model FLOPs of a LoRA step (forward 2N + backward through
+activations 2N per token for the body's N parameters, plus 4 x hidden x vocab for each answer token's
+output projection) over the matmul peak measured here (a 2048^3 matmul, bf16 where autocast uses it, else fp32).
+Goals (issue 5): protege >= 2x TRL; >= 40% of the bf16 peak; KD step <= 1.2x an SFT step.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from protege.config import TrainConfig
+from protege.models.local import bf16_autocast_supported
+from protege.models.resolve import DEFAULT_MODEL, load_lm
+from protege.provenance import provenance
+from protege.store import StageDir, atomic_write_json
+from protege.tasks.kinds import kind_of
+from protege.tasks.spec import load_task
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> tuple[float, str]:
+    dtype = torch.bfloat16 if bf16_autocast_supported("cpu") else torch.float32
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    began = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n ** 3 * repeats / (time.perf_counter() - began), str(dtype).replace("torch.", "")
+
+
+def step_flops(lm, examples) -> float:
+    body = sum(p.numel() for n, p in lm.model.named_parameters() if "embed_tokens" not in n and "lm_head" not in n)
+    hidden, vocab = lm.model.config.hidden_size, lm.model.config.vocab_size
+    tokens = sum(len(e["input_ids"]) for e in examples)
+    answers = sum(sum(1 for t in e["labels"] if t != -100) for e in examples)
+    return 4 * body * tokens + 4 * hidden * vocab * answers
+
+
+def protege_row(lm, spec, examples, cfg: TrainConfig, method: str, work: Path) -> dict:
+    from protege.train.loop import train_lora
+    from protege.train.sft import answer_loss
+
+    stage = StageDir(work, spec.name, f"train-{method}", "bench")
+    stage.path.mkdir(parents=True, exist_ok=True)
+    if method == "sft":
+        def loss_fn(model, batch, idx):
+            return answer_loss(model, **batch), {}
+    else:
+        from protege.train.kd_loss import balanced_kd_loss
+        from protege.train.logit_cache import LogitCache, write_logit_cache
+
+        folder = work / "kd-cache"
+        write_logit_cache(folder, lm.model, examples, 64, 1.0, batch_size=8, progress=False)
+        cache = LogitCache(folder, k=64, temperature=1.0)
+
+        def loss_fn(model, batch, idx):
+            inner = model.get_base_model()
+            hidden = inner.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+            targets = batch["labels"][:, 1:]
+            keep = targets != -100
+            loss, _ = balanced_kd_loss(hidden[:, :-1][keep], inner.lm_head, targets[keep], cache.batch(idx), 0.5, 1.0)
+            return loss, {}
+    summary = train_lora(cfg, stage, lm, examples, loss_fn, desc=f"bench {method}", progress=False)
+    tokens = sum(len(e["input_ids"]) for e in examples)
+    return {"row": f"protege LoRA {method}", "tokens": tokens, "seconds": summary["seconds"],
+            "tokens_per_s": tokens / summary["seconds"], "steps": summary["steps"]}
+
+
+def trl_row(lm, spec, rows, batch: int, work: Path) -> dict:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from protege.train.dpo import lora_config
+
+    kind = kind_of(spec)
+    data = [{"prompt": kind.prompt(spec, ex), "completion": [{"role": "assistant", "content": kind.target(spec, ex)}]}
+            for ex in rows]
+    args = SFTConfig(output_dir=str(work / "trl"), use_cpu=True, bf16=bf16_autocast_supported("cpu"),
+                     per_device_train_batch_size=batch, num_train_epochs=1, report_to="none", save_strategy="no",
+                     logging_steps=1, disable_tqdm=True)
+    trainer = SFTTrainer(model=copy.deepcopy(lm.model), args=args, train_dataset=Dataset.from_list(data),
+                         processing_class=copy.deepcopy(lm.tokenizer), peft_config=lora_config(64, 128, 0.0))
+    began = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - began
+    tokens = int(trainer.state.num_input_tokens_seen) or sum(
+        int(sum(x["attention_mask"])) if "attention_mask" in x else len(x["input_ids"]) for x in trainer.train_dataset)
+    return {"row": "TRL SFTTrainer (defaults)", "tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds,
+            "steps": trainer.state.global_step, "gradient_checkpointing": bool(args.gradient_checkpointing)}
+
+
+def main(argv: list[str]) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--task", default="trec6")
+    p.add_argument("--examples", type=int, default=96)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--json", default="runs/bench/training_throughput.json")
+    args = p.parse_args(argv)
+    from protege.train.sft import build_examples
+
+    spec, lm = load_task(args.task), load_lm(args.model)
+    seeds = spec.seed_examples()
+    rows = [seeds[i % len(seeds)] for i in range(args.examples)]
+    examples = build_examples(spec, [r.model_dump(exclude_none=True) for r in rows], lm, 256)
+    cfg = TrainConfig(student=args.model, epochs=1, batch_size=args.batch, checkpoint_every=10 ** 9)
+    peak, dtype = matmul_peak()
+    flops = step_flops(lm, examples)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        results = [protege_row(lm, spec, examples, cfg, "sft", work), trl_row(lm, spec, rows, args.batch, work),
+                   protege_row(lm, spec, examples, cfg, "kd", work)]
+    sft, trl, kd = results
+    sft["share_of_peak"] = flops / sft["seconds"] / peak
+    summary = {"rows": results, "matmul_peak_flops": peak, "peak_dtype": dtype, "autocast_bf16": bf16_autocast_supported("cpu"),
+               "protege_over_trl": sft["tokens_per_s"] / trl["tokens_per_s"],
+               "kd_step_over_sft_step": kd["seconds"] / sft["seconds"], "model_flops_per_epoch": flops,
+               "examples": args.examples, "batch": args.batch, **provenance()}
+    print(f"matmul peak {peak / 1e9:.0f} GFLOP/s ({dtype}); bf16 autocast {'on' if summary['autocast_bf16'] else 'off'}")
+    print("| row | tokens | seconds | tokens/s |\n|---|---|---|---|")
+    for r in results:
+        print(f"| {r['row']} | {r['tokens']:,} | {r['seconds']:.1f} | {r['tokens_per_s']:.0f} |")
+    print(f"protege / TRL: {summary['protege_over_trl']:.2f}x (goal >= 2x); share of the {dtype} matmul peak: "
+          f"{100 * sft['share_of_peak']:.0f}% (goal >= 40% of bf16); KD step / SFT step: "
+          f"{summary['kd_step_over_sft_step']:.2f}x (goal <= 1.2x)")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(Path(args.json), summary)
+    return summary
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
