@@ -7,7 +7,7 @@
     tasks: [trec6, tasks/my-task.yaml] # built-in names or spec paths
     teachers: [bundled:smollm2-135m-instruct]
     students: [hf:students/l12, hf:students/l20]
-    methods: [sft]                     # sft | kd
+    methods: [sft]                     # sft | kd | dpo | rl (train.method)
     base:                              # a partial run config applied to every cell
       generate: {num_examples: 240}
       train: {epochs: 2}
@@ -54,7 +54,7 @@ class BenchConfig(Strict):
     tasks: list[str]
     teachers: list[str]
     students: list[str]
-    methods: list[Literal["sft", "kd"]] = ["sft"]
+    methods: list[Literal["sft", "kd", "dpo", "rl"]] = ["sft"]
     base: dict[str, Any] = {}
     per_task: dict[str, dict[str, Any]] = {}
     executor: ExecutorConfig = ExecutorConfig()
