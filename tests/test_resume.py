@@ -13,6 +13,7 @@ from protege.config import load_config
 from protege.pipeline import Pipeline
 from protege.store import JsonlLog
 from protege.synth.plan import planned_requests
+from interrupt import die_after_checkpoint
 from tiny import write_tiny_config
 
 KILL_AND_RUN = """
@@ -91,8 +92,6 @@ def test_generation_killed_several_times_at_random_points_ends_with_an_unbroken_
 
 
 def test_training_interrupted_resumes_to_the_same_loss_curve(tmp_path, tiny_model_dir, tiny_task, monkeypatch):
-    import protege.train.loop as loop
-
     config = write_tiny_config(tmp_path / "a", tiny_model_dir, tiny_task, train={"epochs": 3})
     unbroken = Pipeline(load_config(config), progress=False, echo=lambda m: None)
     unbroken.run("train")
@@ -100,20 +99,11 @@ def test_training_interrupted_resumes_to_the_same_loss_curve(tmp_path, tiny_mode
 
     config_b = write_tiny_config(tmp_path / "b", tiny_model_dir, tiny_task, train={"epochs": 3})
     broken = Pipeline(load_config(config_b), progress=False, echo=lambda m: None)
-    real_save = loop._save_checkpoint
-    calls = {"n": 0}
-
-    def save_then_die(*args, **kwargs):
-        real_save(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("simulated kill after the second checkpoint")
-
-    monkeypatch.setattr(loop, "_save_checkpoint", save_then_die)
+    undo = die_after_checkpoint(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         broken.run("train")
     assert not broken.stages["train"].complete
-    monkeypatch.setattr(loop, "_save_checkpoint", real_save)
+    undo()
     broken.run("train")
     resumed = [r["loss"] for r in JsonlLog(broken.stages["train"] / "train_log.jsonl").read()]
     assert resumed == pytest.approx(reference, rel=1e-5)

@@ -18,8 +18,10 @@ CORPUS = [
 ]
 
 
-def build_tiny_model(folder: Path, seed: int = 0) -> Path:
-    """A 2-layer, 16-wide Llama with a small BPE tokenizer and a chat template, saved as an HF folder."""
+def build_tiny_model(folder: Path, seed: int = 0, corpus: list[str] | None = None, vocab_size: int = 300,
+                     max_positions: int = 1024) -> Path:
+    """A 2-layer, 16-wide Llama with a small BPE tokenizer (trained on `corpus`, default CORPUS) and a chat
+    template, saved as an HF folder."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -29,16 +31,16 @@ def build_tiny_model(folder: Path, seed: int = 0) -> Path:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     specials = ["<unk>", "<|im_start|>", "<|im_end|>", "<pad>"]
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=specials,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(CORPUS * 5, trainer)
+    tok.train_from_iterator((corpus or CORPUS) * 5, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<|im_end|>",
                                    pad_token="<pad>", bos_token="<|im_start|>")
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(folder)
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(fast), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=max_positions,
                          eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
                          bos_token_id=fast.bos_token_id, tie_word_embeddings=True)
     LlamaForCausalLM(config).save_pretrained(folder)

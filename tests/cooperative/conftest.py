@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tiny import CHAT_TEMPLATE, CORPUS
+from tiny import CORPUS
 
 # A second tokenizer: trained on reasoning-flavoured text with a larger vocabulary, so its merges differ.
 MATH_CORPUS = [
@@ -18,30 +18,10 @@ MATH_CORPUS = [
 
 
 def build_model(folder: Path, corpus: list[str], vocab_size: int, seed: int) -> Path:
-    """A 2-layer, 16-wide Llama with its own BPE tokenizer (as tests/tiny.py, with the corpus and size given)."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    """tests/tiny.py's 2-layer Llama with its own BPE tokenizer (the corpus and size given)."""
+    from tiny import build_tiny_model
 
-    folder.mkdir(parents=True, exist_ok=True)
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<|im_start|>", "<|im_end|>",
-                                                                          "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(corpus * 5, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<|im_end|>",
-                                   pad_token="<pad>", bos_token="<|im_start|>")
-    fast.chat_template = CHAT_TEMPLATE
-    fast.save_pretrained(folder)
-    torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(fast), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
-                         eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
-                         bos_token_id=fast.bos_token_id, tie_word_embeddings=True)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    return folder
+    return build_tiny_model(folder, seed=seed, corpus=corpus, vocab_size=vocab_size, max_positions=2048)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import pytest
 from protege.config import load_config
 from protege.pipeline import Pipeline
 from protege.store import JsonlLog
+from interrupt import die_after_checkpoint
 from tiny import build_tiny_model, write_tiny_config
 
 
@@ -54,25 +55,15 @@ def test_cached_teacher_logits_give_the_online_loss_curve(tmp_path, tiny_model_d
 
 
 def test_kd_run_killed_midway_resumes_to_the_same_loss_curve(tmp_path, tiny_model_dir, tiny_task, monkeypatch):
-    import protege.train.loop as loop
-
     kd = {"alpha": 0.5, "top_k": 16, "teacher": f"hf:{build_tiny_model(tmp_path / 'teacher', seed=1)}"}
     _, reference = _losses(tmp_path, "unbroken", tiny_model_dir, tiny_task, method="kd", kd=kd, epochs=3)
     cfg = load_config(write_tiny_config(tmp_path / "broken", tiny_model_dir, tiny_task,
                                         train={"method": "kd", "kd": kd, "epochs": 3}))
     broken = Pipeline(cfg, progress=False, echo=lambda m: None)
-    real_save, calls = loop._save_checkpoint, {"n": 0}
-
-    def save_then_die(*args, **kwargs):
-        real_save(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("simulated kill after the second checkpoint")
-
-    monkeypatch.setattr(loop, "_save_checkpoint", save_then_die)
+    undo = die_after_checkpoint(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         broken.run("train")
-    monkeypatch.setattr(loop, "_save_checkpoint", real_save)
+    undo()
     broken.run("train")
     resumed = JsonlLog(broken.stages["train"] / "train_log.jsonl").read()
     assert [r["loss"] for r in resumed] == pytest.approx([r["loss"] for r in reference], rel=1e-5)
