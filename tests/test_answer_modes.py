@@ -62,13 +62,18 @@ def test_cooperative_answers_record_who_wrote_each_span_and_resume(tmp_path, tin
     pipe = Pipeline(cfg, progress=False, echo=lambda m: None)
     other = load_config(write_tiny_config(tmp_path / "b", tiny_model_dir, task, generate={
         "mode": "cooperative", "cooperative": coop}))
-    assert Pipeline(other, progress=False, echo=lambda m: None).stages["generate"].key != pipe.stages["generate"].key
-    stage = pipe.stages["generate"]
-    stage.start({})
+    other_pipe = Pipeline(other, progress=False, echo=lambda m: None)
+    alone = Pipeline(load_config(write_tiny_config(tmp_path / "c", tiny_model_dir, task, generate={
+        "mode": "answers", "cooperative": coop})), progress=False, echo=lambda m: None)
+    # the answer modes share the teacher's items; the cooperative student is part of the answers key
+    assert other_pipe.stages["generate"].key == pipe.stages["generate"].key == alone.stages["generate"].key
+    assert len({p.stages["answers"].key for p in (pipe, other_pipe, alone)}) == 3
+    generate, stage = pipe.stages["generate"], pipe.stages["answers"]
+    generate.start({})
     items = [{"id": f"gen-{i}", "ok": True, "text": f"What is {i} + 1 ?", "answers": [str(i + 1)]} for i in range(3)]
-    JsonlLog(stage / "samples.jsonl").append(items)
+    JsonlLog(generate / "samples.jsonl").append(items)
     teacher, student = load_lm(f"hf:{tiny_model_dir}"), load_lm(f"hf:{student_dir}")
-    summary = run_answers(pipe.spec, cfg, stage, teacher, student, progress=False)
+    summary = run_answers(pipe.spec, cfg, generate, stage, teacher, student, progress=False)
     records = JsonlLog(stage / "answers.jsonl").read()
     assert summary["answered"] == 3 and [r["id"] for r in records] == ["gen-0", "gen-1", "gen-2"]
     for r in records:
@@ -76,5 +81,5 @@ def test_cooperative_answers_record_who_wrote_each_span_and_resume(tmp_path, tin
         assert {s["by"] for s in r["spans"]} <= {"teacher", "student"} and r["mode"] == "cooperative"
         assert r["ok"] is False  # random tiny models never reach the item's number: the item is dropped
     before = (stage / "answers.jsonl").read_text()
-    run_answers(pipe.spec, cfg, stage, teacher, student, progress=False)  # nothing left to do
+    run_answers(pipe.spec, cfg, generate, stage, teacher, student, progress=False)  # nothing left to do
     assert (stage / "answers.jsonl").read_text() == before

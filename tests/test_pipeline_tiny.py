@@ -36,6 +36,7 @@ def test_run_directory_layout(finished):
                         f"samples/{slug}-fewshot.jsonl", f"samples/{slug}-zeroshot.jsonl",
                         "samples/finetuned-zeroshot.jsonl", "samples/cheap-baselines.jsonl",
                         "forgetting/tinyqa-before.jsonl", "forgetting/tinyqa-after.jsonl", "test-access.jsonl"]),
+        "answers": ["MANIFEST.json", "config.yaml"],  # generate.mode=items: the items go to curation as written
         "report": ["MANIFEST.json", "config.yaml", "report.md"],
     }
     task_dir = pipe.stages["generate"].path.parent

@@ -15,7 +15,7 @@ from pathlib import Path
 from protege.config import RunConfig
 from protege.store import StageDir, content_key, read_json
 
-STAGES = ["generate", "curate", "train", "eval", "report"]
+STAGES = ["generate", "answers", "curate", "train", "eval", "report"]
 
 
 class Pipeline:
@@ -39,14 +39,7 @@ class Pipeline:
         task_key = content_key(self.spec.model_dump(exclude={"source_file"}))
         keys, upstream = {}, task_key
         for name in STAGES:
-            if name == "report":
-                section = {}
-            else:
-                section = cfg.train.stage_key() if name == "train" else getattr(cfg, name).model_dump()
-            if name == "eval":
-                section["teacher"] = cfg.generate.teacher
-            if name == "generate" and cfg.generate.mode == "cooperative":
-                section["student"] = cfg.generate.student or cfg.train.student
+            section = self._key_section(name)
             upstream = content_key({"upstream": upstream, "config": section})
             keys[name] = upstream
         self.stages = {name: StageDir(Path(cfg.runs_dir), self.spec.name, name, keys[name]) for name in STAGES}
@@ -64,9 +57,27 @@ class Pipeline:
             self.echo(f"[{name}] done: {json.dumps(summary, default=str)[:300]}")
         return self.stages[until]
 
+    def _key_section(self, name: str) -> dict:
+        """The settings that determine a stage's output (its key also chains the upstream stage's key)."""
+        cfg = self.cfg
+        if name == "report":
+            return {}
+        if name == "train":
+            return cfg.train.stage_key()
+        if name == "generate":  # the items; how their answers are rewritten is the answers stage's
+            return cfg.generate.model_dump(exclude={"mode", "student", "cooperative"})
+        if name == "answers":
+            return _answers_key(cfg)
+        section = getattr(cfg, name).model_dump()
+        if name == "eval":
+            section["teacher"] = cfg.generate.teacher
+        return section
+
     def _stage_config(self, name: str) -> dict:
         if name == "report":
             return {}
+        if name == "answers":
+            return {"answers": _answers_key(self.cfg)}
         cfg = getattr(self.cfg, name).model_dump()
         if name == "eval":
             cfg["teacher"] = self.cfg.generate.teacher
@@ -93,15 +104,20 @@ class Pipeline:
         lm = load_teacher(self.cfg, stage)
         gate = run_teacher_gate(self.spec, self.cfg, stage, lm, progress=self.progress, echo=self.echo)
         summary = run_generate(self.spec, self.cfg.generate, stage, lm, progress=self.progress)
-        if self.cfg.generate.mode != "items":
-            from protege.models.resolve import load_lm
-            from protege.synth.answers import run_answers
-
-            student = None
-            if self.cfg.generate.mode == "cooperative":
-                student = load_lm(self.cfg.generate.student or self.cfg.train.student)
-            summary.update(run_answers(self.spec, self.cfg, stage, lm, student, progress=self.progress))
         return {**summary, "teacher_gate": gate} if gate else summary
+
+    def _answers(self, stage: StageDir) -> dict:
+        mode = self.cfg.generate.mode
+        if mode == "items":
+            return {"mode": "items"}  # the teacher's items go to curation as written
+        from protege.models.resolve import load_lm
+        from protege.synth.answers import run_answers
+        from protege.synth.teacher import load_teacher
+
+        teacher = load_teacher(self.cfg, stage)
+        student = load_lm(self.cfg.generate.student or self.cfg.train.student) if mode == "cooperative" else None
+        return {"mode": mode, **run_answers(self.spec, self.cfg, self.stages["generate"], stage, teacher, student,
+                                            progress=self.progress)}
 
     def _curate(self, stage: StageDir) -> dict:
         from protege.store import JsonlLog
@@ -111,7 +127,7 @@ class Pipeline:
         if self.cfg.generate.mode != "items":
             from protege.synth.answers import merge_answers
 
-            generated = merge_answers(generated, JsonlLog(self.stages["generate"] / "answers.jsonl").read())
+            generated = merge_answers(generated, JsonlLog(self.stages["answers"] / "answers.jsonl").read())
         return run_curate(self.spec, self.cfg.curate, stage, generated)
 
     def _train(self, stage: StageDir) -> dict:
@@ -135,3 +151,13 @@ class Pipeline:
         curation = read_json(self.stages["curate"] / "MANIFEST.json")["summary"]
         write_report(stage, self.spec, results, curation)
         return {"rows": len(results["rows"])}
+
+
+def _answers_key(cfg: RunConfig) -> dict:
+    g = cfg.generate
+    if g.mode == "items":
+        return {"mode": "items"}
+    key = {"mode": g.mode, "cooperative": g.cooperative.model_dump()}
+    if g.mode == "cooperative":
+        key["student"] = g.student or cfg.train.student
+    return key

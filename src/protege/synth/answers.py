@@ -9,8 +9,9 @@
 Both answer modes decode with generate.cooperative's teacher sampling and max_new_tokens, so the two datasets
 differ only in who writes. Code and math only: their answers are reasoning or programs; a code answer's
 program becomes the item's reference (curation still runs it against the item's tests), a math answer becomes
-the worked reference and must reach the item's final number. answers.jsonl is append-only and keyed by item
-id, so a killed run resumes; cooperative records keep which model wrote each span.
+the worked reference and must reach the item's final number. The answers stage sits between generate and curate,
+so both modes share the teacher's items (runs/<task>/answers-<key>/answers.jsonl, append-only and keyed by item
+id, so a killed run resumes); cooperative records keep which model wrote each span.
 """
 from __future__ import annotations
 
@@ -46,14 +47,16 @@ def answer_record(spec: TaskSpec, item: dict, text: str) -> dict:
     return {"ok": True, "reference": text.strip()}
 
 
-def run_answers(spec: TaskSpec, cfg: RunConfig, stage: StageDir, teacher, student=None, progress: bool = True) -> dict:
-    """Write answers.jsonl for every well-formed item not answered yet; returns counts."""
+def run_answers(spec: TaskSpec, cfg: RunConfig, generate: StageDir, stage: StageDir, teacher, student=None,
+                progress: bool = True) -> dict:
+    """Write the answers stage's answers.jsonl for every well-formed item of the generate stage not answered
+    yet; returns counts."""
     from protege.cooperative import cooperate, load_predictor
 
     coop, mode = cfg.generate.cooperative, cfg.generate.mode
     log = JsonlLog(stage / "answers.jsonl")
     done = log.ids()
-    items = [r for r in JsonlLog(stage / "samples.jsonl").read() if r["ok"] and r["id"] not in done]
+    items = [r for r in JsonlLog(generate / "samples.jsonl").read() if r["ok"] and r["id"] not in done]
     kind = kind_of(spec)
     predictor = load_predictor(coop.predictor) if mode == "cooperative" else None
     decoding = GenerationConfig(max_new_tokens=coop.max_new_tokens, temperature=coop.teacher_temperature,
