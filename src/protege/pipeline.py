@@ -39,6 +39,9 @@ class Pipeline:
         task_key = content_key(self.spec.model_dump(exclude={"source_file"}))
         keys, upstream = {}, task_key
         for name in STAGES:
+            if name == "answers" and cfg.generate.mode == "items":
+                keys[name] = upstream  # a pass-through: every later key is what it would be without it
+                continue
             section = self._key_section(name)
             upstream = content_key({"upstream": upstream, "config": section})
             keys[name] = upstream
