@@ -29,13 +29,3 @@ def tiny_server(tiny_model_dir, tmp_path_factory):
 @pytest.fixture()
 def tiny_task(tmp_path) -> Path:
     return write_tiny_task(tmp_path / "task")
-
-
-def builtin_data_available() -> bool:
-    from protege.tasks.spec import data_dir
-
-    return (data_dir() / "trec" / "TREC_10.label").exists()
-
-
-requires_data = pytest.mark.skipif(not builtin_data_available(),
-                                   reason="built-in data sets not found: set PROTEGE_DATA (see README)")

@@ -1,6 +1,6 @@
 """Every built-in task loads from the data directory, with seeds, validation and test kept apart."""
 import pytest
-from conftest import requires_data
+from markers import requires_data
 
 from protege.tasks.kinds import kind_of
 from protege.tasks.loaders import fingerprint

@@ -6,7 +6,7 @@ from protege.cli import app
 from protege.config import load_config
 from protege.errors import ConfigError
 from protege.tasks.spec import load_task
-from conftest import requires_data
+from markers import requires_data
 
 
 def test_unknown_keys_are_all_reported_with_their_field(tmp_path):

@@ -2,7 +2,7 @@
 recorded with a reason instead of crashing, and the request plan is deterministic and diverse."""
 import pytest
 
-from conftest import requires_data
+from markers import requires_data
 from protege.config import GenerateConfig
 from protege.synth.generate import make_record
 from protege.synth.plan import planned_requests

@@ -5,7 +5,7 @@ import pytest
 
 from protege.models.base import GenerationConfig
 from protege.models.resolve import load_lm, model_dir
-from conftest import requires_data
+from markers import requires_data
 
 pytestmark = [
     pytest.mark.real_model,

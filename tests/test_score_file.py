@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from conftest import requires_data
+from markers import requires_data
 from typer.testing import CliRunner
 
 from protege.cli import app

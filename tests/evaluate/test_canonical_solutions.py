@@ -1,6 +1,6 @@
 """Golden: every canonical MBPP (test split) and HumanEval solution passes in the sandbox; wrong ones fail."""
 import pytest
-from conftest import requires_data
+from markers import requires_data
 
 from protege.evaluate.sandbox import run_many
 from protege.tasks.kinds import code
