@@ -21,14 +21,24 @@ def _math_task(folder):
     return folder / "task.yaml"
 
 
-def test_answer_records_keep_code_and_check_the_math_number():
+def _code_task(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "test.jsonl").write_text(json.dumps({"q": "Write f returning 2.", "t": "assert f() == 2"}) + "\n")
+    (folder / "task.yaml").write_text(
+        "name: tinycode\nkind: code\ndescription: Write a Python function.\n"
+        "seeds:\n  - {text: 'Write f returning 1.', tests: 'assert f() == 1', reference: 'def f():\\n    return 1'}\n"
+        "test: {path: test.jsonl, fields: {text: q, tests: t}}\n")
+    return folder / "task.yaml"
+
+
+def test_answer_records_keep_code_and_check_the_math_number(tmp_path):
     from protege.tasks.spec import load_task
 
-    mbpp = load_task("mbpp")
+    mbpp = load_task(str(_code_task(tmp_path / "code")))
     assert answer_record(mbpp, {}, "Here:\n```python\ndef f():\n    return 1\n```") == {
         "ok": True, "reference": "def f():\n    return 1"}
     assert answer_record(mbpp, {}, "")["ok"] is False
-    gsm = load_task("gsm8k")
+    gsm = load_task(str(_math_task(tmp_path / "math")))
     assert answer_record(gsm, {"answers": ["6"]}, "2 * 3 = 6\n#### 6")["ok"] is True
     wrong = answer_record(gsm, {"answers": ["6"]}, "2 + 3 = 5\n#### 5")
     assert wrong["ok"] is False and "5" in wrong["error"]
