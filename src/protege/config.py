@@ -129,6 +129,10 @@ class DPOConfig(Strict):
 
     samples_per_prompt: int = 4
     temperature: float = 0.8  # teacher sampling for the pairs
+    # Few-shot examples from the seeds shown to the teacher (per label for classification), so its answers take
+    # the task's answer format; the student's pairs keep the zero-shot prompt. 0: the teacher answers zero-shot,
+    # which for a small teacher means free-form sentences (session 4: 9% right, and DPO on them broke the student).
+    teacher_shots: int = 1
     pairs_per_prompt: int = 1
     beta: float = 0.1  # strength of the pull towards the reference policy
     lr: float = 5e-5  # LoRA adapters take a larger rate than full-model DPO (TRL's default there is 1e-6)

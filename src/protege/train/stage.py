@@ -37,10 +37,13 @@ def run_train_stage(spec: TaskSpec, cfg: RunConfig, stage: StageDir, rows: list[
         from protege.train.dpo import run_dpo
         from protege.train.preference import build_preferences, pair_rows
 
+        from protege.evaluate.model_eval import pick_shots
+
         d = cfg.train.dpo
         log = JsonlLog(stage / "preferences.jsonl")
+        shots = pick_shots(spec, d.teacher_shots) if d.teacher_shots else []
         prefs = build_preferences(spec, load_teacher(cfg, stage), items, log=log, samples_per_prompt=d.samples_per_prompt,
-                                  temperature=d.temperature, pairs_per_prompt=d.pairs_per_prompt, seed=d.seed,
+                                  temperature=d.temperature, pairs_per_prompt=d.pairs_per_prompt, seed=d.seed, shots=shots,
                                   allow_code_execution=allow_exec, progress=progress)
         echo(f"[train] preference pairs: {prefs['pairs']} from {prefs['prompts']} prompts "
              f"(teacher right on {prefs['teacher_accuracy']:.0%} of its samples)")
