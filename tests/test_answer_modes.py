@@ -11,24 +11,27 @@ from protege.synth.answers import answer_record, merge_answers, run_answers
 from tiny import build_tiny_model, write_tiny_config
 
 
-def _math_task(folder):
+def _task(folder, test_row: dict, spec_yaml: str):
+    """A one-test-item task spec written to `folder` (the test row's fields named in spec_yaml)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "test.jsonl").write_text(json.dumps({"q": "What is 2 + 2 ?", "a": "4"}) + "\n")
-    (folder / "task.yaml").write_text(
-        "name: tinymath\nkind: math\ndescription: Solve the problem.\n"
-        "seeds:\n  - {text: 'What is 1 + 1 ?', answers: ['2'], reference: '1 + 1 = 2\\n#### 2'}\n"
-        "test: {path: test.jsonl, fields: {text: q, answers: a}}\n")
+    (folder / "test.jsonl").write_text(json.dumps(test_row) + "\n")
+    (folder / "task.yaml").write_text(spec_yaml)
     return folder / "task.yaml"
+
+
+def _math_task(folder):
+    return _task(folder, {"q": "What is 2 + 2 ?", "a": "4"},
+                 "name: tinymath\nkind: math\ndescription: Solve the problem.\n"
+                 "seeds:\n  - {text: 'What is 1 + 1 ?', answers: ['2'], reference: '1 + 1 = 2\\n#### 2'}\n"
+                 "test: {path: test.jsonl, fields: {text: q, answers: a}}\n")
 
 
 def _code_task(folder):
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "test.jsonl").write_text(json.dumps({"q": "Write f returning 2.", "t": "assert f() == 2"}) + "\n")
-    (folder / "task.yaml").write_text(
-        "name: tinycode\nkind: code\ndescription: Write a Python function.\n"
-        "seeds:\n  - {text: 'Write f returning 1.', tests: 'assert f() == 1', reference: 'def f():\\n    return 1'}\n"
-        "test: {path: test.jsonl, fields: {text: q, tests: t}}\n")
-    return folder / "task.yaml"
+    return _task(folder, {"q": "Write f returning 2.", "t": "assert f() == 2"},
+                 "name: tinycode\nkind: code\ndescription: Write a Python function.\n"
+                 "seeds:\n  - {text: 'Write f returning 1.', tests: 'assert f() == 1', "
+                 "reference: 'def f():\\n    return 1'}\n"
+                 "test: {path: test.jsonl, fields: {text: q, tests: t}}\n")
 
 
 def test_answer_records_keep_code_and_check_the_math_number(tmp_path):
