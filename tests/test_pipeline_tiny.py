@@ -40,7 +40,12 @@ def test_run_directory_layout(finished):
         "report": ["MANIFEST.json", "config.yaml", "report.md"],
     }
     task_dir = pipe.stages["generate"].path.parent
-    assert sorted(p.name.split("-")[0] for p in task_dir.iterdir()) == sorted(STAGES)
+    stage_dirs = [p for p in task_dir.iterdir() if not p.name.startswith("eval-row-")]
+    assert sorted(p.name.split("-")[0] for p in stage_dirs) == sorted(STAGES)
+    # the rows that do not depend on training, shared by eval stages: the student zero- and few-shot (the
+    # teacher is the same model, prompted the same way as the few-shot row)
+    shared = sorted(files_of(p) for p in task_dir.glob("eval-row-*"))
+    assert shared == [[".lock", "memory.json", "samples.jsonl"]] * 2
     for name in STAGES:
         stage = pipe.stages[name]
         assert stage.path.name == f"{name}-{stage.key}"
@@ -125,3 +130,25 @@ def test_access_log_counts_exactly_the_final_evaluations(finished):
     results = json.loads((pipe.stages["eval"] / "results.json").read_text())
     assert results["test_reads"] == 3
     assert "Test-set reads in this run: 3 final evaluations" in (pipe.stages["report"] / "report.md").read_text()
+
+
+def test_another_training_reuses_the_baseline_and_teacher_rows(finished, monkeypatch):
+    """A second eval stage of the same task computes only its fine-tuned row; the rows that do not depend on
+    training are read from the first stage's shared records, and each stage keeps its own identical copy."""
+    import protege.evaluate.stage as stage_module
+
+    pipe, cfg, _ = finished
+    scored = []
+    real = stage_module.evaluate_lm
+    monkeypatch.setattr(stage_module, "evaluate_lm", lambda *a, **k: scored.append(k["desc"]) or real(*a, **k))
+    changed = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 1})})
+    other = Pipeline(changed, progress=False, echo=lambda m: None)
+    other.run("eval")
+    assert scored == ["eval fine-tuned"]
+    for sample in (pipe.stages["eval"] / "samples").glob("*-*shot.jsonl"):
+        if not sample.name.startswith("finetuned"):
+            assert (other.stages["eval"] / "samples" / sample.name).read_text() == sample.read_text()
+    first = json.loads((pipe.stages["eval"] / "results.json").read_text())["rows"]
+    second = json.loads((other.stages["eval"] / "results.json").read_text())["rows"]
+    assert [r["accuracy"] for r in first if r["row"] != "fine-tuned"] == \
+        [r["accuracy"] for r in second if r["row"] != "fine-tuned"]

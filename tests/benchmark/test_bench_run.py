@@ -112,9 +112,12 @@ def test_data_phase_generates_once_per_task_and_teacher_before_any_cell(unbroken
     runs = unbroken["root"] / "runs"
     assert len(unbroken["generated"]) == len(set(unbroken["generated"])) == 4  # 2 tasks x 2 teachers, not x students
     for task in ("tiny", "tiny2"):
-        names = [p.name.split("-")[0] for p in (runs / task).iterdir()]
+        names = [p.name.rsplit("-", 1)[0] for p in (runs / task).iterdir()]
         assert names.count("generate") == names.count("curate") == 2
         assert names.count("train") == names.count("eval") == 4
+        # baselines and teachers computed once across cells: each model zero- and few-shot (the teachers are the
+        # students, so a teacher row is its model's few-shot row), not 3 rows in each of the 4 cells
+        assert names.count("eval-row") == 4
         assert names.count("capacity") == 4  # each student on each teacher's data
     status = [json.loads(p.read_text()) for p in (unbroken["out"] / "status").iterdir()]
     data = [s for s in status if s["kind"] == "data"]

@@ -2,7 +2,8 @@
 then the forgetting suite on the student before and after training.
 
 Rows that are the same computation (a teacher that is also the student, prompted the same way) are computed
-once and shared. Per-item records go to `samples/<row>.jsonl`; metrics, CIs, paired tests, forgetting gates and
+once and shared; rows that do not depend on training (baselines, teacher) are also shared across eval stages of
+the same task (shared_rows.py), so a bench evaluates each student's baseline once, not once per teacher. Per-item records go to `samples/<row>.jsonl`; metrics, CIs, paired tests, forgetting gates and
 provenance to results.json.
 """
 from __future__ import annotations
@@ -81,23 +82,17 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
             # Each computation reads the test set once, through the access log (final evaluation only).
             items = read_test_set(spec, stage / LOG_NAME, stage, "final evaluation", who=row,
                                   limit=ecfg.max_test_items)
-            remote = model_name.startswith("openai:")
             if model_name == "finetuned":
                 lm = finetuned = load_finetuned(student, adapter_dir)
-            elif remote:
-                lm = load_endpoint(cfg, model_name)
+                computed[key], memory[key] = _score(lm, spec, items, [], ecfg, ecfg.scoring,
+                                                    JsonlLog(stage / "samples" / f"{slug}.jsonl"), row, progress,
+                                                    remote=False)
             else:
-                lm = load_lm(model_name)
-            # An endpoint cannot score label likelihoods: its row generates and parses instead.
-            scoring = "generate" if remote else ecfg.scoring
-            with PeakMemory() as peak:
-                computed[key] = evaluate_lm(lm, spec, items, shots if use_shots else [],
-                                            JsonlLog(stage / "samples" / f"{slug}.jsonl"), scoring=scoring,
-                                            allow_code_execution=ecfg.allow_code_execution, desc=f"eval {row}",
-                                            progress=progress)
-            # A remote model's memory is the server's, not this process's: not measured here.
-            memory[key] = {"peak_rss_mb": None if remote else peak.mb, "weights_mb": None if remote else weights_mb(lm),
-                           "scoring": scoring if spec.kind == "classification" else "generate"}
+                computed[key], memory[key] = _shared_row(cfg, spec, stage, model_name, shots if use_shots else [],
+                                                         items, row, progress)
+                # The stage keeps its own copy, so every number in results.json is traceable inside its folder.
+                atomic_write_text(stage / "samples" / f"{slug}.jsonl",
+                                  "".join(json.dumps(r) + "\n" for r in computed[key]))
         summary = summarize(spec, computed[key], ecfg.bootstrap_resamples)
         rows.append({"row": row, "model": student if model_name == "finetuned" else model_name,
                      "adapter": str(adapter_dir) if model_name == "finetuned" else None,
@@ -118,6 +113,37 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
     metric = spec.headline_metric
     return {"metric": metric, **{row["row"]: round(row[metric], 4) for row in rows},
             "forgetting_gate": "passed" if forgetting["passed"] else "FAILED"}
+
+
+def _score(lm, spec: TaskSpec, items, shots, ecfg, scoring: str, log: JsonlLog, row: str,
+           progress: bool, remote: bool) -> tuple[list[dict], dict]:
+    """One model's per-item records on the test items, and the memory it took (None for a remote model, whose
+    memory is the server's, not this process's)."""
+    with PeakMemory() as peak:
+        records = evaluate_lm(lm, spec, items, shots, log, scoring=scoring,
+                              allow_code_execution=ecfg.allow_code_execution, desc=f"eval {row}", progress=progress)
+    return records, {"peak_rss_mb": None if remote else peak.mb, "weights_mb": None if remote else weights_mb(lm),
+                     "scoring": scoring if spec.kind == "classification" else "generate"}
+
+
+def _shared_row(cfg: RunConfig, spec: TaskSpec, stage: StageDir, model_name: str, shots, items, row: str,
+                progress: bool) -> tuple[list[dict], dict]:
+    """A row that does not depend on training (baseline or teacher): computed once per task folder and shared by
+    every eval stage that asks for the same model, shots, scoring and test slice (shared_rows.py)."""
+    from protege.evaluate.shared_rows import SharedRow
+    from protege.models.resolve import load_lm
+
+    remote = model_name.startswith("openai:")
+    # An endpoint cannot score label likelihoods: its row generates and parses instead.
+    scoring = "generate" if remote else cfg.eval.scoring
+    shared = SharedRow(stage.path.parent, spec, model_name, shots, cfg.eval, scoring)
+    with shared.locked():
+        if shared.finished(items):
+            return shared.records(items), shared.memory()
+        lm = load_endpoint(cfg, model_name) if remote else load_lm(model_name)
+        records, memory = _score(lm, spec, items, shots, cfg.eval, scoring, shared.log, row, progress, remote)
+        shared.finish(memory)
+        return records, memory
 
 
 def _cheap_baselines(spec: TaskSpec, train_rows: list[dict], items, stage: StageDir, resamples: int) -> list[dict]:

@@ -1,0 +1,63 @@
+"""Evaluation rows that do not depend on a run's training data, computed once and shared by every eval stage.
+
+A baseline row (the student zero- or few-shot) and the teacher row depend on the task, the model, the shots,
+the scoring and the test slice, not on what the teacher generated or how the student was trained. A bench
+evaluates the same student baseline once per teacher and the same teacher once per student; this module makes
+the second and later asks read the first one's records instead of recomputing them.
+
+    row = SharedRow(runs_dir / task_name, spec, model_name, shots, ecfg, scoring)
+    with row.locked():                        # a parallel cell asking for the same row waits here
+        if row.finished(items):
+            records, memory = row.records(items), row.memory()
+        else:
+            records = evaluate_lm(lm, spec, items, shots, row.log, ...)   # resumes from what the log holds
+            row.finish(memory)
+
+Layout: `runs/<task>/eval-row-<key>/samples.jsonl` (append-only per-item records, as every eval writes) and
+`memory.json` (written last: the row is finished). Each eval stage still gets its own copy of the records in
+`samples/`, so every number in results.json is traceable inside the stage's folder.
+"""
+from __future__ import annotations
+
+import fcntl
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from protege.config import EvalConfig
+from protege.store import JsonlLog, atomic_write_json, content_key, read_json
+from protege.tasks.spec import Example, TaskSpec
+
+
+class SharedRow:
+    def __init__(self, task_dir: Path, spec: TaskSpec, model_name: str, shots: Sequence[Example], ecfg: EvalConfig,
+                 scoring: str):
+        setting = {"task": spec.model_dump(exclude={"source_file"}), "model": model_name,
+                   "shots": [s.id for s in shots], "scoring": scoring, "max_test_items": ecfg.max_test_items,
+                   "allow_code_execution": ecfg.allow_code_execution}
+        self.path = Path(task_dir) / f"eval-row-{content_key(setting)}"
+        self.log = JsonlLog(self.path / "samples.jsonl")
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive lock on this row (released when the process dies, so a kill never wedges it)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def finished(self, items: Sequence[Example]) -> bool:
+        return (self.path / "memory.json").exists() and {it.id for it in items} <= self.log.ids()
+
+    def records(self, items: Sequence[Example]) -> list[dict]:
+        by_id = {r["id"]: r for r in self.log.read()}
+        return [by_id[it.id] for it in items]
+
+    def memory(self) -> dict:
+        return read_json(self.path / "memory.json")
+
+    def finish(self, memory: dict) -> None:
+        atomic_write_json(self.path / "memory.json", memory)
