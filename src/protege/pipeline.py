@@ -68,7 +68,9 @@ class Pipeline:
         if name == "train":
             return cfg.train.stage_key()
         if name == "generate":  # the items; how their answers are rewritten is the answers stage's
-            return cfg.generate.model_dump(exclude={"mode", "student", "cooperative"})
+            # quantize joins the key only when set, so runs made before the setting existed keep their keys
+            unset = {"quantize"} if cfg.generate.quantize is None else set()
+            return cfg.generate.model_dump(exclude={"mode", "student", "cooperative"} | unset)
         if name == "answers":
             return _answers_key(cfg)
         section = getattr(cfg, name).model_dump()

@@ -9,7 +9,9 @@ The same chat prompts for all: the first --prompts distinct requests of the task
 repeats prompts, and a server would skip the prefill of a repeat from its prompt cache); for MBPP at one seed,
 250-540 tokens each, and SmolLM2 writes whole items, so completions run to the cap. Greedy, the same
 max_new_tokens, output tokens per second of wall time (model loading and a short warm-up excluded) for
-  1. protege: LocalLM.generate with batch --batch-size (whatever local.py does today; called as-is),
+  1. protege: LocalLM.generate with batch --batch-size (whatever local.py does today; called as-is), three
+     times: without prompt-prefix caching, with it (the default), and with it on the int8 teacher
+     (`generate.quantize: int8`); each row also counts the prompt tokens actually run through the model,
   2. naive: transformers `model.generate` one prompt at a time, plain fp32, the same weights,
   3. llama-cpp-python's `python -m llama_cpp.server` on the bundled Q4_1 GGUF, fed by OpenAILM with 4 requests
      in flight (that server serialises requests behind one lock: it has no parallel slots),
@@ -210,12 +212,12 @@ def llama_rows(args, prompts, config, ctx_per_request: int, eos_ids: list[int], 
 
 def format_table(rows: list[dict]) -> str:
     naive = next((r["tok_s"] for r in rows if r["backend"].startswith("naive")), None)
-    head = (f"{'backend':<28}{'prompts':>8}{'batch/slots':>12}{'tokens in':>10}{'tokens out':>11}{'at cap':>7}"
+    head = (f"{'backend':<34}{'prompts':>8}{'batch/slots':>12}{'tokens in':>10}{'tokens out':>11}{'at cap':>7}"
             f"{'wall s':>9}{'tok/s':>9}{'vs naive':>9}{'load':>6}{'ours':>6}{'others':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         ratio = f"{r['tok_s'] / naive:.1f}x" if naive else "-"
-        lines.append(f"{r['backend']:<28}{r['prompts']:>8}{r['parallel']:>12}{r['tokens_in']:>10}"
+        lines.append(f"{r['backend']:<34}{r['prompts']:>8}{r['parallel']:>12}{r['tokens_in']:>10}"
                      f"{r['tokens_out']:>11}{r['at_cap']:>7}{r['wall_s']:>9.1f}{r['tok_s']:>9.1f}{ratio:>9}"
                      f"{r['load_1m_at_start']:>6.2f}{r['our_cores']:>6.2f}{r['other_cores']:>7.2f}")
     return "\n".join(lines)
@@ -253,7 +255,15 @@ def main(argv=None) -> dict:
     print(f"{args.prompts} {args.task} generate-stage prompts (longest {longest} tokens), greedy, "
           f"max_new_tokens {args.max_new_tokens}, {os.cpu_count()} CPUs", flush=True)
 
-    rows = [measure("protege LocalLM", batch, lm.generate, prompts, config)]
+    rows = []
+    for backend, model, caching in (("protege LocalLM, no prefix cache", lm, False), ("protege LocalLM", lm, True),
+                                    ("protege LocalLM int8", load_lm(DEFAULT_MODEL, batch_size=batch,
+                                                                     quantize="int8"), True)):
+        model.prefix_caching = caching
+        before = dict(model.prompt_tokens)
+        rows.append(measure(backend, batch, model.generate, prompts, config))
+        spent = {k: model.prompt_tokens[k] - before[k] for k in before}  # includes the warm-up prompt's
+        rows[-1]["prompt_tokens_run"] = spent["sent"] - spent["cached"] + spent["prefix_computed"]
     naive = AutoModelForCausalLM.from_pretrained(str(model_dir(DEFAULT_MODEL)), dtype=torch.float32).eval()
     rows.append(measure("naive HF loop (fp32)", 1, lambda ps, c, m=naive: naive_generate(m, tok, ps, c, args.stop_at_eos),
                         prompts, config))
@@ -268,9 +278,13 @@ def main(argv=None) -> dict:
     print(format_table(rows))
     servers = [r for r in rows if r["backend"] == "llama-server"]
     best = max(servers, key=lambda r: r["tok_s"]) if servers else None
+    ours = max((r for r in rows if r["backend"].startswith("protege")), key=lambda r: r["tok_s"])
+    for r in rows:
+        if "prompt_tokens_run" in r:
+            print(f"{r['backend']}: {r['prompt_tokens_run']} of {r['tokens_in']} prompt tokens run through the model")
     if best:
-        print(f"best llama-server: --parallel {best['parallel']}, {best['tok_s']} tok/s; protege LocalLM is "
-              f"{rows[0]['tok_s'] / best['tok_s']:.2f}x that")
+        print(f"best llama-server: --parallel {best['parallel']}, {best['tok_s']} tok/s; {ours['backend']} is "
+              f"{ours['tok_s'] / best['tok_s']:.2f}x that")
     for s in skipped:
         print(f"skipped {s}")
     result = {"config": {**vars(args), "batch_size": batch, "temperature": 0.0, "ctx_per_request": ctx_per_request},

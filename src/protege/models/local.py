@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from protege.models.base import Generation, GenerationConfig, Prompt
+from protege.models.prefix_cache import caching_supported, prefilled_batch
 
 
 @functools.lru_cache(maxsize=None)
@@ -46,12 +47,16 @@ def autocast_context(device: str = "cpu"):
 class LocalLM:
     """A causal LM held in memory; `name` is how the rest of protege refers to it."""
 
-    def __init__(self, name: str, model, tokenizer, device: str = "cpu", batch_size: int = 16):
+    def __init__(self, name: str, model, tokenizer, device: str = "cpu", batch_size: int = 16,
+                 prefix_caching: bool = True):
         self.name = name
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.device = device
         self.batch_size = batch_size
+        # Run a prompt prefix shared within a batch once (prefix_cache.py); off: every prompt in full.
+        self.prefix_caching = prefix_caching and caching_supported(self.model)
+        self.prompt_tokens = {"sent": 0, "cached": 0, "prefix_computed": 0}  # running totals, for benchmarks
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
 
@@ -86,7 +91,9 @@ class LocalLM:
     # -- generation -----------------------------------------------------------------------------------------
     def generate(self, prompts: Sequence[Prompt], config: GenerationConfig, progress: bool = False) -> list[Generation]:
         texts = [self.render(p) for p in prompts]
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths batch with less padding
+        # With prefix caching, text order puts prompts that share a prefix in one batch; without, similar
+        # lengths batch with less padding.
+        order = sorted(range(len(texts)), key=(lambda i: texts[i]) if self.prefix_caching else (lambda i: len(texts[i])))
         results: list[Generation | None] = [None] * len(texts)
         bar = tqdm(total=len(texts), desc=f"generate {self.name}", disable=not progress, unit="prompt")
         for start in range(0, len(order), self.batch_size):
@@ -99,8 +106,7 @@ class LocalLM:
 
     def _generate_batch(self, texts: list[str], config: GenerationConfig, seed: int) -> list[Generation]:
         tok = self.tokenizer
-        tok.padding_side = "left"
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        rows = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
         kwargs = dict(max_new_tokens=config.max_new_tokens, pad_token_id=tok.pad_token_id)
         if config.temperature > 0:
             torch.manual_seed(seed)
@@ -112,16 +118,26 @@ class LocalLM:
         gen_config = copy.deepcopy(self.model.generation_config)
         gen_config.update(**kwargs)
         with torch.inference_mode(), autocast_context(self.device):
-            out = self.model.generate(**enc, generation_config=gen_config, tokenizer=tok)
-        new = out[:, enc["input_ids"].shape[1] :]
+            batch = prefilled_batch(self.model, rows, tok.pad_token_id) if self.prefix_caching else None
+            if batch is None:
+                tok.padding_side = "left"
+                inputs = dict(tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device))
+            else:
+                inputs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                              past_key_values=batch.cache)
+                self.prompt_tokens["cached"] += batch.cached_tokens
+                self.prompt_tokens["prefix_computed"] += batch.computed_tokens
+            self.prompt_tokens["sent"] += sum(len(r) for r in rows)
+            out = self.model.generate(**inputs, generation_config=gen_config, tokenizer=tok)
+        new = out[:, inputs["input_ids"].shape[1] :]
         gens = []
-        for row, mask in zip(new, enc["attention_mask"]):
+        for row, prompt in zip(new, rows):
             ids = row.tolist()
             if tok.eos_token_id is not None and tok.eos_token_id in ids:
                 ids = ids[: ids.index(tok.eos_token_id)]
             ids = [t for t in ids if t != tok.pad_token_id]
             text = _cut_at_stop(tok.decode(ids, skip_special_tokens=True), config.stop)
-            gens.append(Generation(text=text, tokens_in=int(mask.sum()), tokens_out=len(ids)))
+            gens.append(Generation(text=text, tokens_in=len(prompt), tokens_out=len(ids)))
         return gens
 
     # -- scoring --------------------------------------------------------------------------------------------

@@ -106,8 +106,11 @@ def _convert_bundled(short: str, target: Path) -> None:
     os.replace(tmp, target)  # another process sees no folder or a whole one
 
 
-def load_lm(name: str, **kwargs):
+def load_lm(name: str, quantize: str | None = None, **kwargs):
     """A LocalLM for `name`, loaded once per process (a teacher that is also the student is shared).
+
+    `quantize="int8"` gives a separate copy with int8 dynamic-quantised Linear layers (models/quantize.py), for
+    generation only; the plain model under the same name stays fp32.
 
     `openai:<model>@<base_url>` gives a new OpenAILM each call (its usage totals and budget belong to the
     caller); kwargs go to its constructor, and the API key is read from the environment variable named by
@@ -117,9 +120,17 @@ def load_lm(name: str, **kwargs):
 
     if name.startswith("openai:"):
         return _load_openai(name, **kwargs)
-    if name not in _loaded:
-        _loaded[name] = LocalLM.from_dir(model_dir(name), name=name, **kwargs)
-    return _loaded[name]
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize={quantize!r}: choose None or 'int8'")
+    key = name if quantize is None else f"{name}#{quantize}"
+    if key not in _loaded:
+        lm = LocalLM.from_dir(model_dir(name), name=name, **kwargs)
+        if quantize == "int8":
+            from protege.models.quantize import int8_dynamic
+
+            lm.model = int8_dynamic(lm.model)
+        _loaded[key] = lm
+    return _loaded[key]
 
 
 def _load_openai(name: str, api_key_env: str = "OPENAI_API_KEY", batch_size: int | None = None, **kwargs):

@@ -23,7 +23,7 @@ def load_teacher(cfg: RunConfig, stage: StageDir):
 
     name = cfg.generate.teacher
     if not name.startswith("openai:"):
-        return load_lm(name, batch_size=cfg.generate.batch_size)
+        return load_lm(name, batch_size=cfg.generate.batch_size, quantize=cfg.generate.quantize)
     tokens, money = spent_so_far(cfg, stage)
     c = cfg.cost
     # EndpointConfig's fields are OpenAILM's keyword arguments of the same names.

@@ -1,0 +1,117 @@
+"""Prompt-prefix caching for batched local generation: a prefix shared by several prompts of a batch (the task's
+instruction, the seed items shown, a few-shot block) is run through the model once, not once per prompt.
+
+    rows = [tokenizer(text)["input_ids"] for text in texts]
+    batch = prefilled_batch(model, rows, pad_id)          # None when no prefix is worth caching
+    out = model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                         past_key_values=batch.cache, ...)  # generate runs only the uncached tokens
+
+Each row is split into a prefix it shares with at least one other row of the batch and the rest. Every distinct
+prefix is computed once (a prefix of a longer one is a slice of that one's keys and values, since attention is
+causal) and the batch cache is laid out as
+
+    [zeros][prefix of row i]   [pads][rest of row i]
+     cached (length P)          uncached (length S)
+
+with the attention mask 0 on the zeros and pads, so generate's positions (the mask's cumulative sum) are the
+same as for the unsplit prompt and greedy decoding gives the same tokens as without the cache.
+Models with sliding-window layers (Gemma 3) keep the plain path: their caches drop old positions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+MIN_SHARED_TOKENS = 16  # a shorter shared prefix is not worth a separate forward pass
+
+
+@dataclass
+class PrefilledBatch:
+    input_ids: torch.Tensor  # [rows, P + S]: cached part, then the left-padded uncached part
+    attention_mask: torch.Tensor
+    cache: object  # a transformers DynamicCache holding the P cached positions of every row
+    cached_tokens: int  # prompt tokens the rows did not have to run themselves
+    computed_tokens: int  # prefix tokens actually run through the model to build the cache
+
+
+def _lcp(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def shared_prefix_lengths(rows: list[list[int]], min_shared: int = MIN_SHARED_TOKENS) -> list[int]:
+    """For each row, the length of the longest prefix it shares with another row (0 below `min_shared`), leaving
+    at least its last token uncached (generation starts from a computed token). In lexicographic order the
+    longest common prefix with any other row is the one with a neighbour."""
+    order = sorted(range(len(rows)), key=lambda i: rows[i])
+    shared = [0] * len(rows)
+    for a, b in zip(order, order[1:]):
+        n = _lcp(rows[a], rows[b])
+        shared[a], shared[b] = max(shared[a], n), max(shared[b], n)
+    return [min(n, len(rows[i]) - 1) if n >= min_shared else 0 for i, n in enumerate(shared)]
+
+
+def caching_supported(model) -> bool:
+    """Plain decoder caches only: sliding-window or hybrid layers drop positions the layout relies on."""
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    types = getattr(cfg, "layer_types", None) or []
+    return getattr(cfg, "sliding_window", None) is None and all(t == "full_attention" for t in types)
+
+
+def _prefix_states(model, prefixes: list[tuple[int, ...]], device) -> tuple[dict[tuple[int, ...], list], int]:
+    """Per-layer (keys, values) of each distinct prefix, longest first (a prefix of a computed one is sliced),
+    and how many tokens were run through the model."""
+    from transformers import DynamicCache
+
+    states: dict[tuple[int, ...], list] = {}
+    computed = 0
+    for prefix in sorted(set(prefixes), key=len, reverse=True):
+        host = next((h for h in states if h[: len(prefix)] == prefix), None)
+        if host is not None:
+            states[prefix] = [(k[:, :, : len(prefix)], v[:, :, : len(prefix)]) for k, v in states[host]]
+            continue
+        cache = DynamicCache(config=model.config)
+        model(torch.tensor([prefix], device=device), past_key_values=cache, use_cache=True)
+        states[prefix] = [(layer.keys, layer.values) for layer in cache.layers]
+        computed += len(prefix)
+    return states, computed
+
+
+def prefilled_batch(model, rows: list[list[int]], pad_id: int,
+                    min_shared: int = MIN_SHARED_TOKENS) -> PrefilledBatch | None:
+    """The batch laid out for generate with its shared prefixes already in the cache; None when no row shares
+    `min_shared` tokens with another or the model's cache cannot be laid out this way. Call under
+    torch.inference_mode() (and the same autocast as the generate call that follows)."""
+    from transformers import DynamicCache
+
+    if not caching_supported(model):
+        return None
+    split = shared_prefix_lengths(rows, min_shared)
+    if not any(split):
+        return None
+    device = model.device
+    prefixes = [tuple(r[:n]) for r, n in zip(rows, split) if n]
+    states, computed = _prefix_states(model, prefixes, device)
+    width = max(split)
+    rest = max(len(r) - n for r, n in zip(rows, split))
+    ids = torch.full((len(rows), width + rest), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, (row, n) in enumerate(zip(rows, split)):
+        ids[i, width - n : width], mask[i, width - n : width] = torch.tensor(row[:n], dtype=torch.long), 1
+        tail = row[n:]
+        ids[i, width + rest - len(tail) :], mask[i, width + rest - len(tail) :] = torch.tensor(tail), 1
+    template = next(iter(states.values()))
+    cache = DynamicCache(config=model.config)
+    for layer, (k0, v0) in enumerate(template):
+        keys = k0.new_zeros((len(rows), k0.shape[1], width, k0.shape[3]))
+        values = v0.new_zeros((len(rows), v0.shape[1], width, v0.shape[3]))
+        for i, n in enumerate(split):
+            if n:
+                k, v = states[tuple(rows[i][:n])][layer]
+                keys[i, :, width - n :], values[i, :, width - n :] = k[0], v[0]
+        cache.update(keys, values, layer)
+    return PrefilledBatch(ids.to(device), mask.to(device), cache, cached_tokens=sum(split), computed_tokens=computed)

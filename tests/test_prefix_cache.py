@@ -1,0 +1,73 @@
+"""Prompt-prefix caching in batched local generation: the same greedy tokens as running every prompt in full,
+with each shared prefix run through the model once."""
+import pytest
+import torch
+
+from protege.models.base import GenerationConfig
+from protege.models.local import LocalLM
+from protege.models.prefix_cache import prefilled_batch, shared_prefix_lengths
+
+INSTRUCTION = "Classify the question by the type of answer it asks for . Answer with one of : yes , no . "
+SEED_A = "Here are examples . What is the capital of France ? Paris is a location . "
+SEED_B = "Here are examples . Who wrote Hamlet ? a human , a person . "
+PROMPTS = [
+    INSTRUCTION + SEED_A + "How many people live in Tokyo ?",
+    INSTRUCTION + SEED_A + "What does NASA stand for ?",
+    INSTRUCTION + SEED_B + "Who wrote Hamlet ?",
+    INSTRUCTION + SEED_B + "a number , a count , a date .",
+    INSTRUCTION + "Write one new , different example labelled .",
+    "Text : Write one new example",  # shares nothing with the others: runs in full
+]
+
+
+@pytest.fixture(scope="module")
+def sharp_lm(tiny_model_dir):
+    """The tiny model with weights scaled up, so its next-token distributions are peaked (a near-uniform random
+    model would let float noise flip greedy ties and test nothing)."""
+    lm = LocalLM.from_dir(tiny_model_dir, batch_size=8)
+    with torch.no_grad():
+        for p in lm.model.parameters():
+            p.mul_(6)
+    return lm
+
+
+def test_shared_prefix_lengths_take_the_longest_neighbour_and_leave_a_token():
+    rows = [[1, 2, 3, 4, 5], [1, 2, 3, 9], [1, 2, 3, 4, 7], [8, 8], [1, 2, 3, 4, 5]]
+    assert shared_prefix_lengths(rows, min_shared=2) == [4, 3, 4, 0, 4]
+    assert shared_prefix_lengths(rows, min_shared=4) == [4, 0, 4, 0, 4]
+
+
+def test_cached_generation_gives_the_same_tokens_as_full_prompts(sharp_lm):
+    config = GenerationConfig(max_new_tokens=12)
+    sharp_lm.prefix_caching = False
+    plain = sharp_lm.generate(PROMPTS, config)
+    sharp_lm.prefix_caching = True
+    before = dict(sharp_lm.prompt_tokens)
+    cached = sharp_lm.generate(PROMPTS, config)
+    assert [g.text for g in cached] == [g.text for g in plain]
+    assert [g.tokens_out for g in cached] == [g.tokens_out for g in plain]
+    assert [g.tokens_in for g in cached] == [g.tokens_in for g in plain]
+    assert sharp_lm.prompt_tokens["cached"] > before["cached"]
+    assert len({g.text for g in cached}) > 1  # the rows really differ, so a mixed-up row would show
+
+
+def test_each_distinct_prefix_is_computed_once_and_nested_ones_are_sliced(sharp_lm):
+    tok = sharp_lm.tokenizer
+    rows = [tok(p, add_special_tokens=False)["input_ids"] for p in PROMPTS[:5]]
+    with torch.inference_mode():
+        batch = prefilled_batch(sharp_lm.model, rows, tok.pad_token_id, min_shared=8)
+    split = shared_prefix_lengths(rows, min_shared=8)
+    assert split[-1] < min(split[:4])  # the instruction-only row shares only the instruction
+    # two seed groups computed in full; the instruction-only prefix is a slice of one of them
+    distinct = {tuple(r[:n]) for r, n in zip(rows, split)}
+    longest = sorted(distinct, key=len, reverse=True)[:2]
+    assert batch.computed_tokens == sum(len(p) for p in longest)
+    assert batch.cached_tokens == sum(split)
+    assert batch.cache.get_seq_length() == max(split)
+    assert batch.attention_mask.sum().item() == sum(len(r) for r in rows)
+
+
+def test_no_shared_prefix_takes_the_plain_path(sharp_lm):
+    tok = sharp_lm.tokenizer
+    rows = [tok(p, add_special_tokens=False)["input_ids"] for p in ["Paris is a location .", "Who wrote Hamlet ?"]]
+    assert prefilled_batch(sharp_lm.model, rows, tok.pad_token_id) is None
