@@ -55,7 +55,7 @@ def test_each_distinct_prefix_is_computed_once_and_nested_ones_are_sliced(sharp_
     tok = sharp_lm.tokenizer
     rows = [tok(p, add_special_tokens=False)["input_ids"] for p in PROMPTS[:5]]
     with torch.inference_mode():
-        batch = prefilled_batch(sharp_lm.model, rows, tok.pad_token_id, min_shared=8)
+        batch = prefilled_batch(sharp_lm.model, rows, tok.pad_token_id, max_new_tokens=4, min_shared=8)
     split = shared_prefix_lengths(rows, min_shared=8)
     assert split[-1] < min(split[:4])  # the instruction-only row shares only the instruction
     # two seed groups computed in full; the instruction-only prefix is a slice of one of them
@@ -63,11 +63,13 @@ def test_each_distinct_prefix_is_computed_once_and_nested_ones_are_sliced(sharp_
     longest = sorted(distinct, key=len, reverse=True)[:2]
     assert batch.computed_tokens == sum(len(p) for p in longest)
     assert batch.cached_tokens == sum(split)
-    assert batch.cache.get_seq_length() == max(split)
+    assert batch.cache.get_seq_length() == max(len(r) for r in rows) - 1  # all but the last token of each
+    assert batch.cache.get_max_length() == batch.cache.get_seq_length() + 1 + 4
     assert batch.attention_mask.sum().item() == sum(len(r) for r in rows)
+    assert batch.input_ids.shape[1] == batch.cache.get_seq_length() + 1
 
 
 def test_no_shared_prefix_takes_the_plain_path(sharp_lm):
     tok = sharp_lm.tokenizer
     rows = [tok(p, add_special_tokens=False)["input_ids"] for p in ["Paris is a location .", "Who wrote Hamlet ?"]]
-    assert prefilled_batch(sharp_lm.model, rows, tok.pad_token_id) is None
+    assert prefilled_batch(sharp_lm.model, rows, tok.pad_token_id, max_new_tokens=4) is None

@@ -118,7 +118,8 @@ class LocalLM:
         gen_config = copy.deepcopy(self.model.generation_config)
         gen_config.update(**kwargs)
         with torch.inference_mode(), autocast_context(self.device):
-            batch = prefilled_batch(self.model, rows, tok.pad_token_id) if self.prefix_caching else None
+            batch = (prefilled_batch(self.model, rows, tok.pad_token_id, config.max_new_tokens)
+                     if self.prefix_caching else None)
             if batch is None:
                 tok.padding_side = "left"
                 inputs = dict(tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device))

@@ -2,19 +2,20 @@
 instruction, the seed items shown, a few-shot block) is run through the model once, not once per prompt.
 
     rows = [tokenizer(text)["input_ids"] for text in texts]
-    batch = prefilled_batch(model, rows, pad_id)          # None when no prefix is worth caching
+    batch = prefilled_batch(model, rows, pad_id, max_new_tokens=64)   # None when no prefix is worth caching
     out = model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                          past_key_values=batch.cache, ...)  # generate runs only the uncached tokens
 
 Each row is split into a prefix it shares with at least one other row of the batch and the rest. Every distinct
 prefix is computed once (a prefix of a longer one is a slice of that one's keys and values, since attention is
-causal) and the batch cache is laid out as
+causal); each row's rest but its last token then runs on its own over its prefix's cache, and the batch is laid
+out left-padded as
 
-    [zeros][prefix of row i]   [pads][rest of row i]
-     cached (length P)          uncached (length S)
+    [zeros][row i but its last token]   [last token of row i]
+     cached                              the one position generate runs first
 
-with the attention mask 0 on the zeros and pads, so generate's positions (the mask's cumulative sum) are the
-same as for the unsplit prompt and greedy decoding gives the same tokens as without the cache.
+with the attention mask 0 on the zeros, so generate's positions (the mask's cumulative sum) are the same as for
+the unsplit prompt and greedy decoding gives the same tokens as without the cache.
 Models with sliding-window layers (Gemma 3) keep the plain path: their caches drop old positions.
 """
 from __future__ import annotations
@@ -28,9 +29,9 @@ MIN_SHARED_TOKENS = 16  # a shorter shared prefix is not worth a separate forwar
 
 @dataclass
 class PrefilledBatch:
-    input_ids: torch.Tensor  # [rows, P + S]: cached part, then the left-padded uncached part
+    input_ids: torch.Tensor  # [rows, width + 1]: left-padded prompts; all but the last column are cached
     attention_mask: torch.Tensor
-    cache: object  # a transformers DynamicCache holding the P cached positions of every row
+    cache: object  # a transformers StaticCache holding every row's prompt but its last token
     cached_tokens: int  # prompt tokens the rows did not have to run themselves
     computed_tokens: int  # prefix tokens actually run through the model to build the cache
 
@@ -81,37 +82,51 @@ def _prefix_states(model, prefixes: list[tuple[int, ...]], device) -> tuple[dict
     return states, computed
 
 
-def prefilled_batch(model, rows: list[list[int]], pad_id: int,
-                    min_shared: int = MIN_SHARED_TOKENS) -> PrefilledBatch | None:
-    """The batch laid out for generate with its shared prefixes already in the cache; None when no row shares
-    `min_shared` tokens with another or the model's cache cannot be laid out this way. Call under
-    torch.inference_mode() (and the same autocast as the generate call that follows)."""
+def _row_states(model, row: list[int], prefix: list, device) -> list:
+    """Per-layer (keys, values) of `row` without its last token, continuing from its prefix's."""
     from transformers import DynamicCache
 
-    if not caching_supported(model):
+    cache = DynamicCache(config=model.config)
+    for layer, (k, v) in enumerate(prefix):
+        cache.update(k, v, layer)
+    done = prefix[0][0].shape[2] if prefix else 0
+    if len(row) - 1 > done:
+        model(torch.tensor([row[done:-1]], device=device), past_key_values=cache, use_cache=True)
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def prefilled_batch(model, rows: list[list[int]], pad_id: int, max_new_tokens: int,
+                    min_shared: int = MIN_SHARED_TOKENS) -> PrefilledBatch | None:
+    """The batch laid out for generate with every prompt but its last token already in the cache, which has
+    room for `max_new_tokens` more; None when no row shares `min_shared` tokens with another or the model's
+    cache cannot be laid out this way. Call under torch.inference_mode() (and the same autocast as the
+    generate call that follows)."""
+    from transformers import StaticCache
+
+    if not caching_supported(model) or any(len(r) < 2 for r in rows):
         return None
     split = shared_prefix_lengths(rows, min_shared)
     if not any(split):
         return None
     device = model.device
-    prefixes = [tuple(r[:n]) for r, n in zip(rows, split) if n]
-    states, computed = _prefix_states(model, prefixes, device)
-    width = max(split)
-    rest = max(len(r) - n for r, n in zip(rows, split))
-    ids = torch.full((len(rows), width + rest), pad_id, dtype=torch.long)
+    states, computed = _prefix_states(model, [tuple(r[:n]) for r, n in zip(rows, split) if n], device)
+    # Each row's remainder runs on its own over its prefix: batching remainders of different lengths would run
+    # the padding too, which cost more than the prefixes saved when one row shared little.
+    per_row = [_row_states(model, r, states[tuple(r[:n])] if n else [], device) for r, n in zip(rows, split)]
+    width = max(len(r) - 1 for r in rows)
+    ids = torch.full((len(rows), width + 1), pad_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
-    for i, (row, n) in enumerate(zip(rows, split)):
-        ids[i, width - n : width], mask[i, width - n : width] = torch.tensor(row[:n], dtype=torch.long), 1
-        tail = row[n:]
-        ids[i, width + rest - len(tail) :], mask[i, width + rest - len(tail) :] = torch.tensor(tail), 1
-    template = next(iter(states.values()))
-    cache = DynamicCache(config=model.config)
-    for layer, (k0, v0) in enumerate(template):
+    for i, row in enumerate(rows):
+        ids[i, width + 1 - len(row) :], mask[i, width + 1 - len(row) :] = torch.tensor(row, dtype=torch.long), 1
+    # A static cache is written in place at each step; a dynamic one is concatenated, copying every row's keys
+    # and values per token (decoding measured 1.4x faster static here, the same tokens).
+    cache = StaticCache(config=model.config, max_cache_len=width + 1 + max_new_tokens)
+    positions = torch.arange(width, device=device)
+    for layer, (k0, v0) in enumerate(per_row[0]):
         keys = k0.new_zeros((len(rows), k0.shape[1], width, k0.shape[3]))
         values = v0.new_zeros((len(rows), v0.shape[1], width, v0.shape[3]))
-        for i, n in enumerate(split):
-            if n:
-                k, v = states[tuple(rows[i][:n])][layer]
-                keys[i, :, width - n :], values[i, :, width - n :] = k[0], v[0]
-        cache.update(keys, values, layer)
+        for i, row in enumerate(rows):
+            k, v = per_row[i][layer]
+            keys[i, :, width + 1 - len(row) :], values[i, :, width + 1 - len(row) :] = k[0], v[0]
+        cache.update(keys, values, layer, {"cache_position": positions})
     return PrefilledBatch(ids.to(device), mask.to(device), cache, cached_tokens=sum(split), computed_tokens=computed)
