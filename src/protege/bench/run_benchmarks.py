@@ -8,11 +8,19 @@ check_correctness (goal >= 3x executions per second on 2 cores); the generate
 against a naive transformers loop and llama.cpp servers (goal >= 1000 output tokens/s on 2 cores and ahead of
 llama.cpp; the first run builds llama.cpp, see protege/bench/llama_cpp_setup.py); training throughput of the
 LoRA loop against TRL's SFTTrainer (goal >= 2x), its share of the matmul peak (goal >= 40% of bf16) and a KD
-step from the cache against an SFT step (goal <= 1.2x).
+step from the cache against an SFT step (goal <= 1.2x); cooperative generation's cost against the teacher
+writing alone (goal <= 2x), with the 20-layer pruned SmolLM2 as the student where `protege student prune` has
+made it, else SmolLM2 on both sides (then it measures the turn-taking overhead only).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from protege.bench import generation_projection, generation_throughput, sandbox_throughput, training_throughput
+from protege.cooperative import bench as cooperative_bench
+from protege.models.resolve import DEFAULT_MODEL
+
+PRUNED_STUDENT = Path("~/.cache/protege/pruned/bundled-smollm2-135m-instruct-keep20").expanduser()
 
 
 def main() -> None:
@@ -24,6 +32,9 @@ def main() -> None:
     generation_throughput.main(["--prompts", "64", "--max-new-tokens", "128"])
     print("== training throughput: protege LoRA SFT vs TRL SFTTrainer; KD from the cache vs SFT ==")
     training_throughput.main([])
+    student = f"hf:{PRUNED_STUDENT}" if PRUNED_STUDENT.is_dir() else DEFAULT_MODEL
+    print(f"== cooperative generation vs teacher-only (teacher {DEFAULT_MODEL}, student {student}) ==")
+    cooperative_bench.main(["--student", student, "--json", "runs/bench/cooperative_cost.json"])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """What cooperative decoding costs against the teacher writing alone, on the same prompts and token counts.
 
     python -m protege.cooperative.bench --teacher bundled:smollm2-135m-instruct --student hf:path/to/student
+        [--prompts 8] [--max-new-tokens 128] [--repeats 3] [--json runs/bench/cooperative_cost.json]
     cooperative_cost_ratio(prompts, teacher_lm, student_lm, CooperativeConfig(max_new_tokens=128))
 
 Three timings: teacher-only (one LocalSession decoding, per prompt, as many tokens as the cooperative run decoded
@@ -99,14 +100,23 @@ def main(argv=None) -> dict:
     ap.add_argument("--prompts", type=int, default=len(PROMPTS))
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3, help="timings are the least of this many runs")
+    ap.add_argument("--json", default=None, help="also write the result here")
     args = ap.parse_args(argv)
     if not 1 <= args.prompts <= len(PROMPTS):
         ap.error(f"--prompts must be in 1..{len(PROMPTS)} (got {args.prompts})")
     cfg = CooperativeConfig(max_new_tokens=args.max_new_tokens)
     result = cooperative_cost_ratio(PROMPTS[: args.prompts], load_lm(args.teacher), load_lm(args.student), cfg,
                                     repeats=args.repeats)
+    result = {"teacher": args.teacher, "student": args.student, **result}
     for k, v in result.items():
         print(f"{k:>24}: {v}")
+    if args.json:
+        from pathlib import Path
+
+        from protege.provenance import provenance
+        from protege.store import atomic_write_json
+
+        atomic_write_json(Path(args.json), {**result, "goal": "cooperative / teacher-only <= 2", **provenance()})
     return result
 
 
