@@ -69,7 +69,12 @@ def test_each_distinct_prefix_is_computed_once_and_nested_ones_are_sliced(sharp_
     assert batch.input_ids.shape[1] == batch.cache.get_seq_length() + 1
 
 
-def test_no_shared_prefix_takes_the_plain_path(sharp_lm):
-    tok = sharp_lm.tokenizer
-    rows = [tok(p, add_special_tokens=False)["input_ids"] for p in ["Paris is a location .", "Who wrote Hamlet ?"]]
-    assert prefilled_batch(sharp_lm.model, rows, tok.pad_token_id, max_new_tokens=4) is None
+def test_rows_sharing_nothing_still_decode_as_full_prompts(sharp_lm):
+    prompts = ["Paris is a location .", "Who wrote Hamlet ? a human , a person ."]
+    config = GenerationConfig(max_new_tokens=10)
+    sharp_lm.prefix_caching = False
+    plain = sharp_lm.generate(prompts, config)
+    sharp_lm.prefix_caching = True
+    before = dict(sharp_lm.prompt_tokens)
+    assert [g.text for g in sharp_lm.generate(prompts, config)] == [g.text for g in plain]
+    assert sharp_lm.prompt_tokens["cached"] == before["cached"]  # nothing shared, nothing counted as saved

@@ -2,7 +2,7 @@
 instruction, the seed items shown, a few-shot block) is run through the model once, not once per prompt.
 
     rows = [tokenizer(text)["input_ids"] for text in texts]
-    batch = prefilled_batch(model, rows, pad_id, max_new_tokens=64)   # None when no prefix is worth caching
+    batch = prefilled_batch(model, rows, pad_id, max_new_tokens=64)   # None: the model needs the plain path
     out = model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                          past_key_values=batch.cache, ...)  # generate runs only the uncached tokens
 
@@ -98,16 +98,14 @@ def _row_states(model, row: list[int], prefix: list, device) -> list:
 def prefilled_batch(model, rows: list[list[int]], pad_id: int, max_new_tokens: int,
                     min_shared: int = MIN_SHARED_TOKENS) -> PrefilledBatch | None:
     """The batch laid out for generate with every prompt but its last token already in the cache, which has
-    room for `max_new_tokens` more; None when no row shares `min_shared` tokens with another or the model's
-    cache cannot be laid out this way. Call under torch.inference_mode() (and the same autocast as the
-    generate call that follows)."""
+    room for `max_new_tokens` more; None when the model's cache cannot be laid out this way. Rows that share
+    nothing still gain: none of them runs another row's padding. Call under torch.inference_mode() (and the
+    same autocast as the generate call that follows)."""
     from transformers import StaticCache
 
     if not caching_supported(model) or any(len(r) < 2 for r in rows):
         return None
     split = shared_prefix_lengths(rows, min_shared)
-    if not any(split):
-        return None
     device = model.device
     states, computed = _prefix_states(model, [tuple(r[:n]) for r, n in zip(rows, split) if n], device)
     # Each row's remainder runs on its own over its prefix: batching remainders of different lengths would run
