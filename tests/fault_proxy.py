@@ -75,23 +75,29 @@ class FaultProxy:
         try:
             kind = action[0] if isinstance(action, tuple) else action
             if kind == "429":
-                self._answer(h, 429, {"error": {"message": "rate limited (injected)"}},
+                self._answer(h, event, 429, {"error": {"message": "rate limited (injected)"}},
                              {"Retry-After": str(action[1])})
             elif kind == "500":
-                self._answer(h, 500, {"error": {"message": "server error (injected)"}})
+                self._answer(h, event, 500, {"error": {"message": "server error (injected)"}})
             elif kind == "reset":
                 h.close_connection = True
                 h.connection.shutdown(socket.SHUT_RDWR)
             else:
                 if kind == "slow":
                     time.sleep(action[1])
-                self._forward(h, body)
+                self._forward(h, event, body)
         finally:
-            with self.lock:
+            self._release(event)
+
+    def _release(self, event: dict) -> None:
+        """The request stops counting as held: before its answer is written (a client that has read the answer
+        may send its next request at once, and must not find this one still counted), or when it ends unanswered."""
+        with self.lock:
+            if "answered" not in event:
                 event["answered"] = time.monotonic()
                 self.in_flight -= 1
 
-    def _forward(self, h: BaseHTTPRequestHandler, body: bytes) -> None:
+    def _forward(self, h: BaseHTTPRequestHandler, event: dict, body: bytes) -> None:
         req = urllib.request.Request(self.upstream + h.path, data=body if h.command == "POST" else None,
                                      headers={"Content-Type": "application/json"}, method=h.command)
         try:
@@ -101,11 +107,12 @@ class FaultProxy:
             status, data = e.code, e.read()
         except OSError as e:
             status, data = 502, json.dumps({"error": {"message": f"upstream: {e}"}}).encode()
-        self._answer(h, status, data)
+        self._answer(h, event, status, data)
 
-    @staticmethod
-    def _answer(h: BaseHTTPRequestHandler, status: int, payload, headers: dict | None = None) -> None:
+    def _answer(self, h: BaseHTTPRequestHandler, event: dict, status: int, payload,
+                headers: dict | None = None) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self._release(event)
         try:
             h.send_response(status)
             for k, v in (headers or {}).items():
