@@ -83,3 +83,20 @@ def test_a_teacher_with_another_vocabulary_is_refused_with_the_way_forward(tmp_p
     with pytest.raises(ValueError) as err:
         pipe.run("train")
     assert "train.method=sft" in str(err.value) and "prune" in str(err.value)
+
+
+def test_a_finished_cache_serves_another_alpha_without_loading_the_teacher(tmp_path, tiny_model_dir, tiny_task,
+                                                                           monkeypatch):
+    import protege.train.kd as kd_module
+
+    teacher = _peaked_teacher(tmp_path / "teacher")
+    kd = {"temperature": 2.0, "top_k": 8, "teacher": f"hf:{teacher}", "signal": "cache"}
+    first, _ = _losses(tmp_path, "sweep", tiny_model_dir, tiny_task, method="kd", kd={**kd, "alpha": 0.5})
+
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("the teacher was loaded although its logits are cached")
+
+    monkeypatch.setattr(kd_module, "load_kd_teacher", no_teacher)
+    second, log = _losses(tmp_path, "sweep", tiny_model_dir, tiny_task, method="kd", kd={**kd, "alpha": 0.8})
+    assert second.stages["train"].path != first.stages["train"].path and log
+    assert len(list(first.stages["train"].path.parent.glob("kd-cache-*"))) == 1

@@ -47,16 +47,20 @@ def cache_folder(stage: StageDir, cfg: RunConfig, examples: list[dict]):
 def run_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows: list[dict], progress: bool = True) -> dict:
     kd = cfg.train.kd
     examples = build_examples(spec, rows, student, cfg.train.max_seq_len)
-    teacher = load_kd_teacher(cfg, student) if kd.alpha > 0 else None
-    cache, cache_info = None, {}
-    if teacher is not None and kd.signal == "cache":
+    teacher, cache, cache_info = None, None, {}
+    if kd.alpha > 0 and kd.signal == "cache":
         from protege.train.logit_cache import LogitCache, write_logit_cache
 
         folder = cache_folder(stage, cfg, examples)
-        write_logit_cache(folder, teacher.model, examples, kd.top_k, kd.temperature, batch_size=8, progress=progress)
+        if not (folder / "meta.json").exists():  # a finished cache (another alpha's) needs no teacher in memory
+            teacher = load_kd_teacher(cfg, student)
+            write_logit_cache(folder, teacher.model, examples, kd.top_k, kd.temperature, batch_size=8,
+                              progress=progress)
+            teacher = None  # its logits are on disk now; free the memory
         cache = LogitCache(folder, k=kd.top_k, temperature=kd.temperature, examples=examples)
         cache_info = {"cache": str(folder), "cache_bytes_per_token": cache.bytes_per_token}
-        teacher = None  # its logits are on disk now; free the memory
+    elif kd.alpha > 0:
+        teacher = load_kd_teacher(cfg, student)
 
     def loss_fn(model, batch, indices):
         inner = model.get_base_model()
