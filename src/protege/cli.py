@@ -223,13 +223,15 @@ def train(config: Path = typer.Argument(..., help="run config YAML"),
 def bench(config: Path = typer.Argument(..., help="bench config YAML (tasks, teachers, students, methods)"),
           executor: Optional[str] = typer.Option(None, help="local (in this process) or ray; default: the "
                                                  "config's executor.kind"),
-          ray_address: Optional[str] = typer.Option(None, help="a running Ray cluster (default: start a local one)")):
+          ray_address: Optional[str] = typer.Option(None, help="a running Ray cluster (default: start a local one)"),
+          report_only: bool = typer.Option(False, help="run nothing: write the report from the cells finished so far "
+                                           "(e.g. while another process runs the bench)")):
     """Run a students x teachers x tasks x methods matrix, resumably, and write the ranked report."""
     from protege.benchmark.runner import run_bench
     from protege.models.resolve import ModelNotFound
 
     try:
-        folder = run_bench(config, executor=executor, ray_address=ray_address)
+        folder = run_bench(config, executor=executor, ray_address=ray_address, run=not report_only)
     except (ConfigError, ModelNotFound) as e:
         typer.secho(str(e), fg=typer.colors.RED, err=True)
         raise typer.Exit(2)

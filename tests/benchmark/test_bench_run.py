@@ -190,6 +190,9 @@ def test_bench_interrupted_midway_resumes_to_the_same_report(tmp_path, assets, u
     assert [(t / "MANIFEST.json").exists() for t in trains].count(True) == 1  # one cell done, one cut short
     assert [(t / "checkpoint").is_dir() for t in trains].count(True) == 1
     monkeypatch.setattr(loop, "_save_checkpoint", real_save)
+    partial = run_bench(bench, progress=False, echo=lambda m: None, run=False)  # report only: runs nothing
+    assert sorted((tmp_path / "runs" / "tiny").glob("train-*")) == trains
+    assert "1 of 8 cells finished" in (partial / "report.md").read_text()
     messages = []
     out = run_bench(bench, progress=False, echo=messages.append)
     assert any("data phase: 0 of 4" in m for m in messages)  # the data phase had finished: nothing generated twice

@@ -74,8 +74,10 @@ def _execute(ex, cells: list[Cell], status: Path, echo) -> None:
 
 
 def run_bench(config: str | Path | BenchConfig, executor: str | None = None, ray_address: str | None = None,
-              progress: bool = True, echo=print) -> Path:
+              progress: bool = True, echo=print, run: bool = True) -> Path:
     """Run (or resume) the bench and write its report; returns the report folder.
+
+    `run=False` runs nothing and writes the report from the cells finished so far (unfinished ones are listed).
 
     `executor` ("local" or "ray") and `ray_address` override the config's `executor.kind` and
     `executor.ray_address`; None keeps the config's.
@@ -92,7 +94,10 @@ def run_bench(config: str | Path | BenchConfig, executor: str | None = None, ray
     atomic_write_json(out / "cells.json", [{"key": c.key, "task": c.task_name, "teacher": c.teacher,
                                             "student": c.student, "method": c.method,
                                             **{f"{s}_dir": str(d.path) for s, d in c.stages.items()}} for c in cells])
-    if any(not c.stages["report"].complete for c in cells) or any(not _data_done(j, cells) for j in data_jobs(cells)):
+    if not run:
+        echo(f"[bench] {bench.name}: report only, from the {sum(c.stages['report'].complete for c in cells)} of "
+             f"{len(cells)} cells finished")
+    elif any(not c.stages["report"].complete for c in cells) or any(not _data_done(j, cells) for j in data_jobs(cells)):
         with make_executor(kind, address, bench.executor, progress=progress, echo=echo) as ex:
             _execute(ex, cells, status, echo)
     else:  # everything is finished: no executor, so no Ray cluster started just to do nothing
