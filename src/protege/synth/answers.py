@@ -61,18 +61,27 @@ def run_answers(spec: TaskSpec, cfg: RunConfig, generate: StageDir, stage: Stage
     predictor = load_predictor(coop.predictor) if mode == "cooperative" else None
     decoding = GenerationConfig(max_new_tokens=coop.max_new_tokens, temperature=coop.teacher_temperature,
                                 top_p=coop.teacher_top_p, seed=coop.seed)
-    for item in tqdm(items, desc=f"answers ({mode})", disable=not progress, unit="item"):
-        example = Example(**{k: v for k, v in item.items() if k in Example.model_fields})
-        prompt = kind.prompt(spec, example)
+    def prompt_of(item: dict):
+        return kind.prompt(spec, Example(**{k: v for k, v in item.items() if k in Example.model_fields}))
+
+    bar = tqdm(total=len(items), desc=f"answers ({mode})", disable=not progress, unit="item")
+    # The teacher alone answers a chunk of prompts per batch (appended as the chunk finishes); cooperative turns
+    # run one item at a time.
+    chunk = cfg.generate.batch_size if mode == "answers" else 1
+    for start in range(0, len(items), chunk):
+        part = items[start : start + chunk]
         if mode == "cooperative":
-            sample = cooperate(prompt, teacher, student, coop, predictor)
-            text = sample.text
-            extra = {"spans": sample.spans, "tokens": sample.tokens, "chars": sample.chars, "turns": sample.turns,
-                     "stop": sample.stop}
+            sample = cooperate(prompt_of(part[0]), teacher, student, coop, predictor)
+            texts = [sample.text]
+            extras = [{"spans": sample.spans, "tokens": sample.tokens, "chars": sample.chars, "turns": sample.turns,
+                       "stop": sample.stop}]
         else:
-            gen = teacher.generate([prompt], decoding)[0]
-            text, extra = gen.text, {"tokens": {"teacher": gen.tokens_out}}
-        log.append([{"id": item["id"], "mode": mode, "raw": text, **answer_record(spec, item, text), **extra}])
+            gens = teacher.generate([prompt_of(item) for item in part], decoding)
+            texts, extras = [g.text for g in gens], [{"tokens": {"teacher": g.tokens_out}} for g in gens]
+        log.append([{"id": item["id"], "mode": mode, "raw": text, **answer_record(spec, item, text), **extra}
+                    for item, text, extra in zip(part, texts, extras)])
+        bar.update(len(part))
+    bar.close()
     records = log.read()
     return {"answered": len(records), "answers_ok": sum(r["ok"] for r in records),
             "answers_failed": sum(not r["ok"] for r in records)}
