@@ -128,11 +128,14 @@ class DPOConfig(Strict):
     prompt `samples_per_prompt` times, each answer is judged (label, exact number, execution), and a correct
     and a wrong answer make a pair (train/preference.py); TRL's DPOTrainer trains a LoRA adapter (train/dpo.py)."""
 
+    # base: DPO's LoRA starts from the student itself; sft: from this run's SFT adapter (train.method=sft with the
+    # same settings, trained first or reused), with that adapter as the reference policy: the usual SFT-then-DPO
+    start: Literal["base", "sft"] = "base"
     samples_per_prompt: int = 4
     temperature: float = 0.8  # teacher sampling for the pairs
     # Few-shot examples from the seeds shown to the teacher (per label for classification), so its answers take
     # the task's answer format; the student's pairs keep the zero-shot prompt. 0: the teacher answers zero-shot,
-    # which for a small teacher means free-form sentences (session 4: 9% right, and DPO on them broke the student).
+    # which for a small teacher means free-form sentences (TREC-6: 9% right zero-shot, 18% with 1 shot per label).
     teacher_shots: int = 1
     pairs_per_prompt: int = 1
     beta: float = 0.1  # strength of the pull towards the reference policy
@@ -196,7 +199,10 @@ class TrainConfig(Strict):
     def stage_key(self) -> dict:
         """What determines a trained model: the settings of other methods are left out, so changing them
         reruns nothing."""
-        return self.model_dump(exclude={"kd", "dpo", "rl"} - {self.method})
+        key = self.model_dump(exclude={"kd", "dpo", "rl"} - {self.method})
+        if self.method == "dpo" and self.dpo.start == "base":
+            del key["dpo"]["start"]  # runs made before the setting existed keep their keys
+        return key
 
 
 class ForgettingConfig(Strict):

@@ -72,3 +72,39 @@ def test_changing_another_methods_settings_keeps_the_trained_stage(tmp_path, tin
     kd = load_config(write_tiny_config(tmp_path, tiny_model_dir, tiny_task, train={"method": "kd"}))
     key = lambda cfg: Pipeline(cfg, progress=False, echo=lambda m: None).stages["train"].path
     assert key(base) == key(other) != key(kd)
+
+
+def test_dpo_from_sft_goes_on_training_the_sft_adapter_against_itself(tmp_path, tiny_model_dir, tiny_task,
+                                                                     monkeypatch):
+    """train.dpo.start=sft: the run's SFT stage is trained first, DPO continues its adapter (same rank), and the
+    reference policy is that adapter, not the bare student: at the first step the policy and the reference are
+    the same model, so both rewards are 0 (with the bare student as reference they would not be)."""
+    import protege.synth.teacher as teacher
+    from safetensors.torch import load_file
+
+    train = {"method": "dpo", "lora_rank": 8, "dpo": {"start": "sft", "samples_per_prompt": 2, "batch_size": 4,
+                                                       "lora_rank": 4}}
+    cfg = load_config(write_tiny_config(tmp_path, tiny_model_dir, tiny_task, train=train))
+    pipe = Pipeline(cfg, progress=False, echo=lambda m: None)
+    monkeypatch.setattr(teacher, "load_teacher", lambda cfg, stage: AlternatingTeacher())
+    pipe.run("train")
+    sft_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"method": "sft"})})
+    sft = Pipeline(sft_cfg, progress=False, echo=lambda m: None).stages["train"]
+    assert sft.complete and sft.path != pipe.stages["train"].path
+    dpo = pipe.stages["train"]
+    summary = json.loads((dpo / "MANIFEST.json").read_text())["summary"]
+    assert summary["start"] == "sft" and summary["start_adapter"] == str(sft.path / "adapter")
+    assert json.loads((dpo / "adapter" / "adapter_config.json").read_text())["r"] == 8  # SFT's rank, not DPO's 4
+    assert not (dpo / "adapter" / "ref").exists()  # TRL's frozen reference copy is not saved
+    before, after = (load_file(d / "adapter" / "adapter_model.safetensors") for d in (sft, dpo))
+    assert before.keys() == after.keys() and any((before[k] != after[k]).any() for k in before)
+    first = JsonlLog(dpo / "train_log.jsonl").read()[0]
+    assert abs(first["rewards/chosen"]) < 1e-4 and abs(first["rewards/rejected"]) < 1e-4
+    pipe.run("eval")
+
+
+def test_dpo_from_the_base_student_keeps_its_stage_key():
+    from protege.config import TrainConfig
+
+    assert "start" not in TrainConfig(method="dpo").stage_key()["dpo"]
+    assert TrainConfig(method="dpo", dpo={"start": "sft"}).stage_key()["dpo"]["start"] == "sft"

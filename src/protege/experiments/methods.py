@@ -1,10 +1,10 @@
 """SFT vs DPO vs budget-capped RL on one run config: the same task, teacher, student, data and test set.
 
-    python -m protege.experiments.methods src/protege/demo-trec6.yaml --methods sft,dpo,rl \\
+    python -m protege.experiments.methods src/protege/demo-trec6.yaml --methods sft,dpo,sft+dpo,rl \\
         --out docs/experiments/methods-trec6.md eval.forgetting.tasks=[]
 
 Each method is the run config with `train.method=<m>` (plus the overrides), run to the eval stage; generate and
-curate are shared. RL runs by default at the token passes SFT spends on the same rows (train.rl.match_sft), so
+curate are shared. `sft+dpo` is DPO starting from the SFT run's adapter (train.dpo.start=sft). RL runs by default at the token passes SFT spends on the same rows (train.rl.match_sft), so
 the RL-vs-SFT row compares at equal compute. The table reads each eval stage's results.json; every number
 links to its run directory. Paired tests are on the same test items (the eval stage's per-item records).
 """
@@ -18,8 +18,16 @@ from protege.experiments.compare import fine_tuned, paired, row, run_variants
 from protege.store import atomic_write_text
 
 
+# method name -> its overrides; "sft+dpo" is DPO from this run's SFT adapter (train.dpo.start=sft)
+VARIANTS = {"sft": ["train.method=sft"], "kd": ["train.method=kd"], "dpo": ["train.method=dpo"],
+            "sft+dpo": ["train.method=dpo", "train.dpo.start=sft"], "rl": ["train.method=rl"]}
+
+
 def run_methods(config: str, methods: list[str], overrides: list[str]) -> list[dict]:
-    return run_variants(config, {m: [f"train.method={m}"] for m in methods}, overrides)
+    unknown = [m for m in methods if m not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"--methods: unknown {unknown}; choose from {', '.join(VARIANTS)}")
+    return run_variants(config, {m: VARIANTS[m] for m in methods}, overrides)
 
 
 def _train_compute(summary: dict) -> str:

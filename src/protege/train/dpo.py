@@ -39,10 +39,12 @@ DPOSettings = DPOConfig  # the run config's train.dpo section
 
 
 def run_dpo(spec: TaskSpec, cfg: DPOSettings, out_dir: Path, student_lm, pairs: Sequence[dict],
-            progress: bool = True, callbacks: Sequence = ()) -> dict:
+            progress: bool = True, callbacks: Sequence = (), start_adapter: Path | None = None) -> dict:
     """Train a LoRA adapter with DPO on `pairs` (TRL preference rows); returns the run's summary.
 
-    `callbacks` are extra transformers TrainerCallbacks (e.g. to stop early)."""
+    `start_adapter`: go on training that adapter (an SFT run's), which is also the reference policy (TRL keeps a
+    frozen copy of it as adapter "ref"); None: a new adapter (train.dpo's rank) on the plain student, whose
+    reference is the student. `callbacks` are extra transformers TrainerCallbacks (e.g. to stop early)."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
@@ -56,10 +58,14 @@ def run_dpo(spec: TaskSpec, cfg: DPOSettings, out_dir: Path, student_lm, pairs: 
                         seed=cfg.seed, checkpoint_every=cfg.checkpoint_every, progress=progress, beta=cfg.beta,
                         max_length=cfg.max_length)
     log = JsonlLog(out_dir / TRAIN_LOG)
-    trainer = DPOTrainer(model=copy.deepcopy(student_lm.model),  # TRL patches the model it gets: keep ours intact
-                         args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=copy.deepcopy(student_lm.tokenizer),
-                         peft_config=lora_config(cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout),
+    model = copy.deepcopy(student_lm.model)  # TRL patches the model it gets: keep ours intact
+    peft_config = lora_config(cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout)
+    if start_adapter is not None:
+        from peft import PeftModel
+
+        model, peft_config = PeftModel.from_pretrained(model, str(start_adapter), is_trainable=True), None
+    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                         processing_class=copy.deepcopy(student_lm.tokenizer), peft_config=peft_config,
                          callbacks=[StepLog(log), *callbacks])
     quiet(trainer, progress)
     resume = last_checkpoint(out_dir / CHECKPOINTS)
@@ -126,7 +132,8 @@ def last_checkpoint(folder: Path) -> str | None:
 def finish_adapter(trainer, out_dir: Path) -> Path:
     """Save the adapter where evaluation looks for it, then drop the checkpoints (the run is complete)."""
     adapter = Path(out_dir) / ADAPTER
-    trainer.model.save_pretrained(str(adapter))
+    # only the trained adapter: DPO from an SFT adapter also holds TRL's frozen reference copy ("ref")
+    trainer.model.save_pretrained(str(adapter), selected_adapters=["default"])
     shutil.rmtree(Path(out_dir) / CHECKPOINTS, ignore_errors=True)
     return adapter
 

@@ -3,7 +3,8 @@
     sft   LoRA SFT on the curated items' answers (train/sft.py)
     kd    the same tokens, with the teacher's logits too: (1 - alpha) CE + alpha T^2 KD (train/kd.py)
     dpo   the teacher answers each training prompt several times; judged right vs wrong answers make pairs
-          (`preferences.jsonl`, resumable), then TRL's DPOTrainer (train/preference.py, train/dpo.py)
+          (`preferences.jsonl`, resumable), then TRL's DPOTrainer (train/preference.py, train/dpo.py), from the
+          student (train.dpo.start=base) or from this run's SFT adapter (start=sft, SFT run or reused first)
     rl    GRPO against the task's own judge, stopped at a compute budget; by default the token passes the same
           run's SFT would spend, so the two compare at equal compute (train/grpo.py)
 
@@ -47,8 +48,10 @@ def run_train_stage(spec: TaskSpec, cfg: RunConfig, stage: StageDir, rows: list[
                                   allow_code_execution=allow_exec, progress=progress)
         echo(f"[train] preference pairs: {prefs['pairs']} from {prefs['prompts']} prompts "
              f"(teacher right on {prefs['teacher_accuracy']:.0%} of its samples)")
-        return {**run_dpo(spec, d, stage.path, student, pair_rows(log.read()), progress=progress),
-                "preferences": prefs}
+        start = _sft_adapter(cfg, progress, echo) if d.start == "sft" else None
+        return {**run_dpo(spec, d, stage.path, student, pair_rows(log.read()), progress=progress,
+                          start_adapter=start),
+                "start": d.start, "start_adapter": None if start is None else str(start), "preferences": prefs}
     from protege.train.grpo import run_grpo, sft_tokens
 
     r = cfg.train.rl
@@ -60,6 +63,17 @@ def run_train_stage(spec: TaskSpec, cfg: RunConfig, stage: StageDir, rows: list[
         echo(f"[train] RL budget: {budget_tokens:,} token passes, what SFT on the same rows would spend")
     return run_grpo(spec, r, stage.path, student, items, budget_tokens=budget_tokens,
                     budget_seconds=r.budget_seconds, allow_code_execution=allow_exec, progress=progress)
+
+
+def _sft_adapter(cfg: RunConfig, progress: bool, echo):
+    """The adapter of this run's SFT (train.method=sft, every other setting the same): trained now if it is not
+    finished, reused if it is (it is an ordinary stage of the pipeline)."""
+    from protege.pipeline import Pipeline
+
+    sft = cfg.model_copy(update={"train": cfg.train.model_copy(update={"method": "sft"})})
+    stage = Pipeline(sft, progress=progress, echo=echo).run("train")
+    echo(f"[train] DPO starts from the SFT adapter in {stage.path}")
+    return stage.path / "adapter"
 
 
 def _example(row: dict, n: int) -> Example:
