@@ -20,7 +20,7 @@ from protege.store import JsonlLog, atomic_write_text
 
 
 def student_share(result: dict) -> float | None:
-    answers = JsonlLog(result["stages"]["generate"] / "answers.jsonl").read()
+    answers = JsonlLog(result["stages"]["answers"] / "answers.jsonl").read()  # the answers stage, not generate
     chars = [a.get("chars") for a in answers if a.get("ok") and a.get("chars")]
     total = sum(sum(c.values()) for c in chars)
     return sum(c.get("student", 0) for c in chars) / total if total else None
