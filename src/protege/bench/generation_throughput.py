@@ -281,7 +281,8 @@ def main(argv=None) -> dict:
     ours = max((r for r in rows if r["backend"].startswith("protege")), key=lambda r: r["tok_s"])
     for r in rows:
         if "prompt_tokens_run" in r:
-            print(f"{r['backend']}: {r['prompt_tokens_run']} of {r['tokens_in']} prompt tokens run through the model")
+            print(f"{r['backend']}: {r['prompt_tokens_run']} of {r['tokens_in']} prompt tokens run through the "
+                  "model")
     if best:
         print(f"best llama-server: --parallel {best['parallel']}, {best['tok_s']} tok/s; {ours['backend']} is "
               f"{ours['tok_s'] / best['tok_s']:.2f}x that")

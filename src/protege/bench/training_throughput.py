@@ -13,10 +13,11 @@ The same examples for all: the task's seeds (repeated to --examples), rendered a
   3. KD: the protege loop with train.method=kd from a top-k (64) cache of the same model's logits (written
      before timing), alpha 0.5.
 Tokens/s counts every non-padding prompt + answer token of the epoch over the wall time of training (model
-loading, cache writing and two untimed warm-up steps before the first row excluded). Share of peak: model FLOPs of a LoRA step (forward 2N + backward through
-activations 2N per token for the body's N parameters, plus 4 x hidden x vocab for each answer token's
-output projection) over the matmul peaks measured here (a 2048^3 matmul in bf16, and in fp32), reported against
-both: the bf16 one the goal names, and that of the dtype training runs in (bf16 where autocast uses it, else fp32).
+loading, cache writing and two untimed warm-up steps before the first row excluded). Share of peak: model FLOPs
+of a LoRA step (forward 2N + backward through activations 2N per token for the body's N parameters, plus
+4 x hidden x vocab for each answer token's output projection) over the matmul peaks measured here (a 2048^3
+matmul in bf16, and in fp32), reported against both: the bf16 one the goal names, and that of the dtype training
+runs in (bf16 where autocast uses it, else fp32).
 Goals (issue 5): protege >= 2x TRL; >= 40% of the bf16 peak; KD step <= 1.2x an SFT step.
 """
 from __future__ import annotations

@@ -3,8 +3,9 @@ then the forgetting suite on the student before and after training.
 
 Rows that are the same computation (a teacher that is also the student, prompted the same way) are computed
 once and shared; rows that do not depend on training (baselines, teacher) are also shared across eval stages of
-the same task (shared_rows.py), so a bench evaluates each student's baseline once, not once per teacher. Per-item records go to `samples/<row>.jsonl`; metrics, CIs, paired tests, forgetting gates and
-provenance to results.json.
+the same task (shared_rows.py), so a bench evaluates each student's baseline once, not once per teacher.
+Per-item records go to `samples/<row>.jsonl`; metrics, CIs, paired tests, forgetting gates and provenance to
+results.json.
 """
 from __future__ import annotations
 

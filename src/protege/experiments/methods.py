@@ -4,8 +4,9 @@
         --out docs/experiments/methods-trec6.md eval.forgetting.tasks=[]
 
 Each method is the run config with `train.method=<m>` (plus the overrides), run to the eval stage; generate and
-curate are shared. `sft+dpo` is DPO starting from the SFT run's adapter (train.dpo.start=sft). RL runs by default at the token passes SFT spends on the same rows (train.rl.match_sft), so
-the RL-vs-SFT row compares at equal compute. The table reads each eval stage's results.json; every number
+curate are shared. `sft+dpo` is DPO starting from the SFT run's adapter (train.dpo.start=sft). RL runs by
+default at the token passes SFT spends on the same rows (train.rl.match_sft), so the RL-vs-SFT row compares at
+equal compute. The table reads each eval stage's results.json; every number
 links to its run directory. Paired tests are on the same test items (the eval stage's per-item records).
 """
 from __future__ import annotations

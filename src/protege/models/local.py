@@ -93,7 +93,8 @@ class LocalLM:
         texts = [self.render(p) for p in prompts]
         # With prefix caching, text order puts prompts that share a prefix in one batch; without, similar
         # lengths batch with less padding.
-        order = sorted(range(len(texts)), key=(lambda i: texts[i]) if self.prefix_caching else (lambda i: len(texts[i])))
+        by_text, by_length = (lambda i: texts[i]), (lambda i: len(texts[i]))
+        order = sorted(range(len(texts)), key=by_text if self.prefix_caching else by_length)
         results: list[Generation | None] = [None] * len(texts)
         bar = tqdm(total=len(texts), desc=f"generate {self.name}", disable=not progress, unit="prompt")
         for start in range(0, len(order), self.batch_size):
