@@ -39,7 +39,9 @@ def test_answer_records_keep_code_and_check_the_math_number(tmp_path):
 
     mbpp = load_task(str(_code_task(tmp_path / "code")))
     assert answer_record(mbpp, {}, "Here:\n```python\ndef f():\n    return 1\n```") == {
-        "ok": True, "reference": "def f():\n    return 1"}
+        "ok": True, "reference": "def f():\n    return 1", "rationale": "Here:"}
+    assert answer_record(mbpp, {}, "```python\ndef f():\n    return 1\n```") == {
+        "ok": True, "reference": "def f():\n    return 1"}  # nothing before the block: no rationale
     assert answer_record(mbpp, {}, "")["ok"] is False
     gsm = load_task(str(_math_task(tmp_path / "math")))
     assert answer_record(gsm, {"answers": ["6"]}, "2 * 3 = 6\n#### 6")["ok"] is True
@@ -56,6 +58,44 @@ def test_merge_applies_answers_and_drops_items_without_a_good_one():
     assert merged["a"]["reference"] == "new" and merged["a"]["item_reference"] == "old"
     assert merged["b"]["ok"] is False and merged["b"]["error"] == "the answer holds no code"
     assert merged["c"]["error"] == "malformed" and merged["d"]["error"] == "no answer written"
+    assert "rationale" not in merged["a"]
+    with_reasoning = merge_answers(generated[:1], [{**answers[0], "rationale": "So, add one."}])
+    assert with_reasoning[0]["rationale"] == "So, add one."
+
+
+def test_a_rationale_is_trained_before_the_code_and_evaluation_still_reads_the_code(tmp_path):
+    from protege.tasks.kinds import code
+    from protege.tasks.spec import Example, load_task
+
+    spec = load_task(str(_code_task(tmp_path / "code")))
+    item = Example(text="Write f returning 1.", reference="def f():\n    return 1", rationale="Well, return 1.")
+    target = code.target(spec, item)
+    assert target == "Well, return 1.\n\n```python\ndef f():\n    return 1\n```"
+    assert code.parse(spec, target) == item.reference and code.rationale(target) == "Well, return 1."
+    assert code.target(spec, item.model_copy(update={"rationale": None})).startswith("```python")
+
+
+def test_the_answer_instruction_goes_to_the_last_user_turn_and_into_the_key_only_when_set(tmp_path, tiny_model_dir):
+    from protege.synth.answers import with_instruction
+
+    chat = [{"role": "user", "content": "A"}, {"role": "assistant", "content": "B"}, {"role": "user", "content": "C"}]
+    assert with_instruction(chat, None) == chat
+    assert with_instruction(chat, "Explain first.")[2]["content"] == "C\n\nExplain first."
+    assert with_instruction(chat, "Explain first.")[:2] == chat[:2]
+    task = _code_task(tmp_path / "task")
+
+    def answers_key(tmp, **coop):
+        cfg = load_config(write_tiny_config(tmp_path / tmp, tiny_model_dir, task, generate={
+            "mode": "answers", "cooperative": coop}, curate={"min_chars": 1, "allow_code_execution": True}))
+        pipe = Pipeline(cfg, progress=False, echo=lambda m: None)
+        return pipe._key_section("answers"), pipe.stages["answers"].key
+
+    plain, plain_key = answers_key("a")
+    told, told_key = answers_key("b", answer_instruction="Explain your approach, then write the code.")
+    assert "answer_instruction" not in plain["cooperative"] and plain_key != told_key
+    assert told["cooperative"]["answer_instruction"].startswith("Explain")
+    with pytest.raises(Exception, match="answer_instruction"):
+        answers_key("c", answer_instruction="  ")
 
 
 def test_answer_modes_are_refused_for_classification(tmp_path, tiny_model_dir, tiny_task):

@@ -162,7 +162,9 @@ def _answers_key(cfg: RunConfig) -> dict:
     g = cfg.generate
     if g.mode == "items":
         return {"mode": "items"}
-    key = {"mode": g.mode, "cooperative": g.cooperative.model_dump()}
+    # answer_instruction joins the key only when set, so runs made before the setting existed keep their keys
+    unset = {"answer_instruction"} if g.cooperative.answer_instruction is None else set()
+    key = {"mode": g.mode, "cooperative": g.cooperative.model_dump(exclude=unset)}
     if g.mode == "cooperative":
         key["student"] = g.student or cfg.train.student
     return key

@@ -38,6 +38,10 @@ class CooperativeConfig(BaseModel):
     # "lexical" (curated transition/filler phrases, no model) or a directory written by
     # protege.cooperative.classifier.train_boundary_classifier.
     predictor: str = "lexical"
+    # Both answer modes (protege/synth/answers.py): a sentence added to each item's prompt, e.g. "Before the code,
+    # explain your approach in two or three sentences." A code answer's text before its code block is kept as the
+    # item's rationale and trained on. None: the kind's prompt as training and evaluation render it.
+    answer_instruction: str | None = None
 
     @model_validator(mode="after")
     def _check(self):
@@ -57,6 +61,8 @@ class CooperativeConfig(BaseModel):
         if any(not m for m in self.final_markers):
             problems.append("final_markers must not contain an empty string (it would match at once); "
                             "use [] to switch the final-answer hand-over off")
+        if self.answer_instruction is not None and not self.answer_instruction.strip():
+            problems.append("answer_instruction must be a sentence for the teacher, or null for none")
         if not self.predictor:
             problems.append('predictor must be "lexical" or the directory of a trained boundary classifier')
         if problems:

@@ -38,6 +38,7 @@ in that case | after that | and then | now that | that is | we need to | we know
 CLAUSE_START = """
 well | so | now | first | firstly | second | secondly | third | next | then | right | also | but | finally |
 lastly | again | yes | no | sure | great | perfect | indeed | clearly | obviously | maybe | perhaps | instead |
+here's | here is |
 otherwise | still | besides | good
 """
 

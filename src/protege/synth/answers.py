@@ -9,7 +9,9 @@
 Both answer modes decode with generate.cooperative's teacher sampling and max_new_tokens, so the two datasets
 differ only in who writes. Code and math only: their answers are reasoning or programs; a code answer's
 program becomes the item's reference (curation still runs it against the item's tests), a math answer becomes
-the worked reference and must reach the item's final number. The answers stage sits between generate and curate,
+the worked reference and must reach the item's final number. generate.cooperative.answer_instruction adds a
+sentence to every prompt (both modes); a code answer's text before its code block becomes the item's rationale,
+trained on before the code. The answers stage sits between generate and curate,
 so both modes share the teacher's items (runs/<task>/answers-<key>/answers.jsonl, append-only and keyed by item
 id, so a killed run resumes); cooperative records keep which model wrote each span.
 """
@@ -40,11 +42,21 @@ def answer_record(spec: TaskSpec, item: dict, text: str) -> dict:
         program = kind.parse(spec, text)
         if not program.strip():
             return {"ok": False, "error": "the answer holds no code"}
-        return {"ok": True, "reference": program}
+        reasoning = kind.rationale(text)
+        return {"ok": True, "reference": program, **({"rationale": reasoning} if reasoning else {})}
     number = kind.parse(spec, text)
     if number is None or number != item["answers"][0]:
         return {"ok": False, "error": f"the answer's final number {number} is not the item's {item['answers'][0]}"}
     return {"ok": True, "reference": text.strip()}
+
+
+def with_instruction(messages: list[dict], instruction: str | None) -> list[dict]:
+    """The chat with `instruction` added to its last user message (unchanged when None)."""
+    if not instruction:
+        return messages
+    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    return [{**m, "content": f"{m['content']}\n\n{instruction.strip()}"} if i == last else m
+            for i, m in enumerate(messages)]
 
 
 def run_answers(spec: TaskSpec, cfg: RunConfig, generate: StageDir, stage: StageDir, teacher, student=None,
@@ -62,7 +74,8 @@ def run_answers(spec: TaskSpec, cfg: RunConfig, generate: StageDir, stage: Stage
     decoding = GenerationConfig(max_new_tokens=coop.max_new_tokens, temperature=coop.teacher_temperature,
                                 top_p=coop.teacher_top_p, seed=coop.seed)
     def prompt_of(item: dict):
-        return kind.prompt(spec, Example(**{k: v for k, v in item.items() if k in Example.model_fields}))
+        messages = kind.prompt(spec, Example(**{k: v for k, v in item.items() if k in Example.model_fields}))
+        return with_instruction(messages, coop.answer_instruction)
 
     bar = tqdm(total=len(items), desc=f"answers ({mode})", disable=not progress, unit="item")
     # The teacher alone answers a chunk of prompts per batch (appended as the chunk finishes); cooperative turns
@@ -99,5 +112,5 @@ def merge_answers(generated: list[dict], answers: list[dict]) -> list[dict]:
             merged.append({**rec, "ok": False, "error": a["error"] if a else "no answer written"})
         else:
             merged.append({**rec, "reference": a["reference"], "item_reference": rec.get("reference"),
-                           "answer_mode": a["mode"]})
+                           "answer_mode": a["mode"], **({"rationale": a["rationale"]} if a.get("rationale") else {})})
     return merged

@@ -70,6 +70,7 @@ class Example(Strict):
     tests: Optional[str] = None  # code: test code (asserts, or a check(candidate) function)
     entry_point: Optional[str] = None  # code: the function under test when tests define check(candidate)
     reference: Optional[str] = None  # a reference solution (code) or worked answer (math), never shown
+    rationale: Optional[str] = None  # code: the reasoning an answer wrote before its code block (answer modes)
 
 
 class TaskSpec(Strict):

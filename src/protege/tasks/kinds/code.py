@@ -27,7 +27,16 @@ def prompt(spec: TaskSpec, item: Example, shots=()) -> list[dict]:
 
 
 def target(spec: TaskSpec, item: Example) -> str:
-    return f"```python\n{(item.reference or '').strip()}\n```"
+    """The solution in a ```python block, after the item's rationale when it has one (the student learns to
+    reason first; `parse` reads only the block)."""
+    block = f"```python\n{(item.reference or '').strip()}\n```"
+    return f"{item.rationale.strip()}\n\n{block}" if item.rationale and item.rationale.strip() else block
+
+
+def rationale(output: str) -> str:
+    """What an answer wrote before its first ```python block ("" when it has no block or opens with one)."""
+    match = _BLOCK.search(output)
+    return output[: match.start()].strip() if match else ""
 
 
 def parse(spec: TaskSpec, output: str) -> str:
