@@ -173,6 +173,9 @@ class RLConfig(Strict):
     budget_tokens: Optional[int] = None
     budget_seconds: Optional[float] = None
     match_sft: bool = True  # used when neither budget is set
+    # base: GRPO's LoRA starts from the student itself; sft: from this run's SFT adapter (train.method=sft with the
+    # other settings the same, trained first or reused), which is then also the reference of the KL term (beta)
+    start: Literal["base", "sft"] = "base"
 
 
 class TrainConfig(Strict):
@@ -200,8 +203,8 @@ class TrainConfig(Strict):
         """What determines a trained model: the settings of other methods are left out, so changing them
         reruns nothing."""
         key = self.model_dump(exclude={"kd", "dpo", "rl"} - {self.method})
-        if self.method == "dpo" and self.dpo.start == "base":
-            del key["dpo"]["start"]  # runs made before the setting existed keep their keys
+        if self.method in ("dpo", "rl") and key[self.method]["start"] == "base":
+            del key[self.method]["start"]  # runs made before the setting existed keep their keys
         return key
 
 

@@ -108,3 +108,42 @@ def test_dpo_from_the_base_student_keeps_its_stage_key():
 
     assert "start" not in TrainConfig(method="dpo").stage_key()["dpo"]
     assert TrainConfig(method="dpo", dpo={"start": "sft"}).stage_key()["dpo"]["start"] == "sft"
+
+
+def test_rl_from_sft_goes_on_training_the_sft_adapter_with_it_as_the_kl_reference(tmp_path, tiny_model_dir,
+                                                                                  tiny_task, monkeypatch):
+    """train.rl.start=sft: GRPO continues the run's SFT adapter (trained first), and with beta > 0 the KL term's
+    reference is that adapter: at the first step policy and reference are one model, so the KL is 0 (against the
+    bare student it would not be: the tiny SFT at lr 1e-2 moves the model far)."""
+    import protege.train.judge as judge
+    from safetensors.torch import load_file
+
+    # The tiny model never writes a label, so the real judge gives every answer 0 and GRPO has nothing to learn
+    # from; alternate 1 and 0 instead, so each group of two answers has one better than the other.
+    monkeypatch.setattr(judge, "judge", lambda spec, items, texts, **kw: [float(i % 2) for i in range(len(texts))])
+    train = {"method": "rl", "lora_rank": 8, "rl": {"start": "sft", "beta": 0.1, "num_generations": 2,
+                                                    "prompts_per_step": 2, "max_completion_length": 4,
+                                                    "lora_rank": 4, "max_steps": 2, "match_sft": False, "lr": 1e-2}}
+    cfg = load_config(write_tiny_config(tmp_path, tiny_model_dir, tiny_task, train=train))
+    pipe = Pipeline(cfg, progress=False, echo=lambda m: None)
+    pipe.run("train")
+    sft_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"method": "sft"})})
+    sft = Pipeline(sft_cfg, progress=False, echo=lambda m: None).stages["train"]
+    rl = pipe.stages["train"]
+    assert sft.complete and sft.path != rl.path
+    summary = json.loads((rl / "MANIFEST.json").read_text())["summary"]
+    assert summary["start"] == "sft" and summary["start_adapter"] == str(sft.path / "adapter")
+    assert json.loads((rl / "adapter" / "adapter_config.json").read_text())["r"] == 8  # SFT's rank, not RL's 4
+    assert not (rl / "adapter" / "ref").exists()
+    before, after = (load_file(d / "adapter" / "adapter_model.safetensors") for d in (sft, rl))
+    assert before.keys() == after.keys() and any((before[k] != after[k]).any() for k in before)
+    steps = [r for r in JsonlLog(rl / "train_log.jsonl").read() if "kl" in r]
+    assert steps and abs(steps[0]["kl"]) < 1e-5 < steps[-1]["kl"]  # 0 until the policy moves off the reference
+    pipe.run("eval")
+
+
+def test_rl_from_the_base_student_keeps_its_stage_key():
+    from protege.config import TrainConfig
+
+    assert "start" not in TrainConfig(method="rl").stage_key()["rl"]
+    assert TrainConfig(method="rl", rl={"start": "sft"}).stage_key()["rl"]["start"] == "sft"

@@ -21,7 +21,8 @@ from protege.store import atomic_write_text
 
 # method name -> its overrides; "sft+dpo" is DPO from this run's SFT adapter (train.dpo.start=sft)
 VARIANTS = {"sft": ["train.method=sft"], "kd": ["train.method=kd"], "dpo": ["train.method=dpo"],
-            "sft+dpo": ["train.method=dpo", "train.dpo.start=sft"], "rl": ["train.method=rl"]}
+            "sft+dpo": ["train.method=dpo", "train.dpo.start=sft"], "rl": ["train.method=rl"],
+            "sft+rl": ["train.method=rl", "train.rl.start=sft"]}
 
 
 def run_methods(config: str, methods: list[str], overrides: list[str]) -> list[dict]:

@@ -50,8 +50,12 @@ GRPOSettings = RLConfig  # the run config's train.rl section
 
 def run_grpo(spec: TaskSpec, cfg: GRPOSettings, out_dir: Path, student_lm, items: Sequence[Example],
              reward_fn: Reward | None = None, budget_tokens: int | None = None, budget_seconds: float | None = None,
-             allow_code_execution: bool = False, progress: bool = True, callbacks: Sequence = ()) -> dict:
-    """Train a LoRA adapter with GRPO on `items` until the budget (or the epochs) is spent; returns the summary."""
+             allow_code_execution: bool = False, progress: bool = True, callbacks: Sequence = (),
+             start_adapter: Path | None = None) -> dict:
+    """Train a LoRA adapter with GRPO on `items` until the budget (or the epochs) is spent; returns the summary.
+
+    `start_adapter`: go on training that adapter (an SFT run's); with beta > 0 it is also the KL reference (TRL
+    keeps a frozen copy as adapter "ref", not saved). None: a new adapter (cfg's rank) on the plain student."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
@@ -78,9 +82,15 @@ def run_grpo(spec: TaskSpec, cfg: GRPOSettings, out_dir: Path, student_lm, items
     log = JsonlLog(out_dir / TRAIN_LOG)
     budget = ComputeBudget(log, passes=2 + (cfg.beta > 0), budget_tokens=budget_tokens, budget_seconds=budget_seconds)
     dataset = Dataset.from_list([{"prompt": kind.prompt(spec, it), "item_index": i} for i, it in enumerate(items)])
-    trainer = GRPOTrainer(model=copy.deepcopy(student_lm.model), reward_funcs=reward, args=args,
+    model = copy.deepcopy(student_lm.model)  # TRL patches the model it gets: keep ours intact
+    peft_config = lora_config(cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout)
+    if start_adapter is not None:
+        from peft import PeftModel
+
+        model, peft_config = PeftModel.from_pretrained(model, str(start_adapter), is_trainable=True), None
+    trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args,
                           train_dataset=dataset, processing_class=copy.deepcopy(student_lm.tokenizer),
-                          peft_config=lora_config(cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout),
+                          peft_config=peft_config,
                           callbacks=[budget, StepLog(log, extra=lambda state: budget.last), *callbacks])
     quiet(trainer, progress)
     resume = last_checkpoint(out_dir / CHECKPOINTS)
@@ -91,6 +101,7 @@ def run_grpo(spec: TaskSpec, cfg: GRPOSettings, out_dir: Path, student_lm, items
     tail = [r for _, r in curve[-5:]]
     return {
         "method": "grpo", "task": spec.name, "prompts": len(items), "steps": trainer.state.global_step,
+        "start_adapter": None if start_adapter is None else str(start_adapter),
         "resumed_from_step": int(Path(resume).name.split("-")[-1]) if resume else None,
         "stopped_by": budget.stopped_by,  # "tokens", "seconds", or None: the steps/epochs ran out first
         "budget": {"tokens": budget_tokens, "seconds": budget_seconds},

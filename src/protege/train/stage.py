@@ -6,7 +6,8 @@
           (`preferences.jsonl`, resumable), then TRL's DPOTrainer (train/preference.py, train/dpo.py), from the
           student (train.dpo.start=base) or from this run's SFT adapter (start=sft, SFT run or reused first)
     rl    GRPO against the task's own judge, stopped at a compute budget; by default the token passes the same
-          run's SFT would spend, so the two compare at equal compute (train/grpo.py)
+          run's SFT would spend, so the two compare at equal compute (train/grpo.py); from the student
+          (train.rl.start=base) or from this run's SFT adapter (start=sft: SFT then RL, RL's budget on top)
 
 Every method trains on the curated rows plus the seeds (train.include_seeds) and never sees the test set.
 """
@@ -48,7 +49,7 @@ def run_train_stage(spec: TaskSpec, cfg: RunConfig, stage: StageDir, rows: list[
                                   allow_code_execution=allow_exec, progress=progress)
         echo(f"[train] preference pairs: {prefs['pairs']} from {prefs['prompts']} prompts "
              f"(teacher right on {prefs['teacher_accuracy']:.0%} of its samples)")
-        start = _sft_adapter(cfg, progress, echo) if d.start == "sft" else None
+        start = _sft_adapter(cfg, "DPO", progress, echo) if d.start == "sft" else None
         return {**run_dpo(spec, d, stage.path, student, pair_rows(log.read()), progress=progress,
                           start_adapter=start),
                 "start": d.start, "start_adapter": None if start is None else str(start), "preferences": prefs}
@@ -61,18 +62,20 @@ def run_train_stage(spec: TaskSpec, cfg: RunConfig, stage: StageDir, rows: list[
 
         budget_tokens = sft_tokens(build_examples(spec, rows, student, cfg.train.max_seq_len), cfg.train.epochs)
         echo(f"[train] RL budget: {budget_tokens:,} token passes, what SFT on the same rows would spend")
-    return run_grpo(spec, r, stage.path, student, items, budget_tokens=budget_tokens,
-                    budget_seconds=r.budget_seconds, allow_code_execution=allow_exec, progress=progress)
+    start = _sft_adapter(cfg, "RL", progress, echo) if r.start == "sft" else None
+    return {**run_grpo(spec, r, stage.path, student, items, budget_tokens=budget_tokens,
+                       budget_seconds=r.budget_seconds, allow_code_execution=allow_exec, progress=progress,
+                       start_adapter=start), "start": r.start}
 
 
-def _sft_adapter(cfg: RunConfig, progress: bool, echo):
+def _sft_adapter(cfg: RunConfig, method: str, progress: bool, echo):
     """The adapter of this run's SFT (train.method=sft, every other setting the same): trained now if it is not
     finished, reused if it is (it is an ordinary stage of the pipeline)."""
     from protege.pipeline import Pipeline
 
     sft = cfg.model_copy(update={"train": cfg.train.model_copy(update={"method": "sft"})})
     stage = Pipeline(sft, progress=progress, echo=echo).run("train")
-    echo(f"[train] DPO starts from the SFT adapter in {stage.path}")
+    echo(f"[train] {method} starts from the SFT adapter in {stage.path}")
     return stage.path / "adapter"
 
 
