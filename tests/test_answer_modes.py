@@ -136,3 +136,29 @@ def test_cooperative_answers_record_who_wrote_each_span_and_resume(tmp_path, tin
     before = (stage / "answers.jsonl").read_text()
     run_answers(pipe.spec, cfg, generate, stage, teacher, student, progress=False)  # nothing left to do
     assert (stage / "answers.jsonl").read_text() == before
+
+
+def test_an_answers_teacher_answers_the_items_another_teacher_wrote(tmp_path, tiny_model_dir, monkeypatch):
+    """generate.answers_teacher: the items (generate stage) stay the item writer's, the answers stage and the eval's
+    teacher row move to the answering teacher, and items mode refuses the setting."""
+    other = build_tiny_model(tmp_path / "other", seed=2)
+    task = _math_task(tmp_path / "task")
+
+    def pipe(tmp, **generate):
+        cfg = load_config(write_tiny_config(tmp_path / tmp, tiny_model_dir, task, generate=generate))
+        return Pipeline(cfg, progress=False, echo=lambda m: None)
+
+    plain, told = pipe("a", mode="answers"), pipe("b", mode="answers", answers_teacher=f"hf:{other}")
+    assert plain.stages["generate"].key == told.stages["generate"].key
+    assert plain.stages["answers"].key != told.stages["answers"].key
+    assert "teacher" not in plain._key_section("answers")
+    assert told._key_section("eval")["teacher"] == f"hf:{other}" == told.cfg.generate.answering_teacher()
+    assert plain._key_section("eval")["teacher"] == plain.cfg.generate.teacher
+    import protege.synth.teacher as teacher
+
+    loaded, load = [], teacher.load_teacher
+    monkeypatch.setattr(teacher, "load_teacher", lambda cfg, stage: loaded.append(cfg.generate.teacher) or load(cfg, stage))
+    told.run("answers")
+    assert loaded == [f"hf:{tiny_model_dir}", f"hf:{other}"]  # the generate stage's, then the answers stage's
+    with pytest.raises(ConfigError, match="answers_teacher"):
+        pipe("c", answers_teacher=f"hf:{other}")

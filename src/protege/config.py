@@ -38,7 +38,14 @@ class GenerateConfig(Strict):
     # teacher and student answer it together (code and math; protege/synth/answers.py)
     mode: Literal["items", "answers", "cooperative"] = "items"
     student: Optional[str] = None  # cooperative: the student writing the style tokens (None: train.student)
+    # Both answer modes: the teacher answering the items (None: generate.teacher, which wrote them). Lets a cheap
+    # model write the problems and a specialist or larger one answer them.
+    answers_teacher: Optional[str] = None
     cooperative: CooperativeConfig = CooperativeConfig()
+
+    def answering_teacher(self) -> str:
+        """The teacher whose answers the student learns from: answers_teacher in the answer modes, when set."""
+        return self.answers_teacher if self.mode != "items" and self.answers_teacher else self.teacher
 
 
 class CurateConfig(Strict):
@@ -98,7 +105,7 @@ class KDConfig(Strict):
     """Logit distillation: loss = (1 - alpha) * CE + alpha * T^2 * KD on the answer tokens (train.method=kd).
     Needs a student that shares the teacher's vocabulary (`protege student prune --from <teacher>`)."""
 
-    teacher: Optional[str] = None  # None: generate.teacher
+    teacher: Optional[str] = None  # None: generate.teacher (generate.answers_teacher in the answer modes)
     alpha: float = 0.5
     temperature: float = 1.0
     divergence: Literal["forward_kl", "reverse_kl", "jsd"] = "forward_kl"

@@ -70,12 +70,12 @@ class Pipeline:
         if name == "generate":  # the items; how their answers are rewritten is the answers stage's
             # quantize joins the key only when set, so runs made before the setting existed keep their keys
             unset = {"quantize"} if cfg.generate.quantize is None else set()
-            return cfg.generate.model_dump(exclude={"mode", "student", "cooperative"} | unset)
+            return cfg.generate.model_dump(exclude={"mode", "student", "answers_teacher", "cooperative"} | unset)
         if name == "answers":
             return _answers_key(cfg)
         section = getattr(cfg, name).model_dump()
         if name == "eval":
-            section["teacher"] = cfg.generate.teacher
+            section["teacher"] = cfg.generate.answering_teacher()
         return section
 
     def _stage_config(self, name: str) -> dict:
@@ -85,7 +85,7 @@ class Pipeline:
             return {"answers": _answers_key(self.cfg)}
         cfg = getattr(self.cfg, name).model_dump()
         if name == "eval":
-            cfg["teacher"] = self.cfg.generate.teacher
+            cfg["teacher"] = self.cfg.generate.answering_teacher()
             cfg["student"] = self.cfg.train.student
         return {name: cfg}
 
@@ -119,8 +119,12 @@ class Pipeline:
         from protege.synth.answers import run_answers
         from protege.synth.teacher import load_teacher
 
-        teacher = load_teacher(self.cfg, stage)
-        student = load_lm(self.cfg.generate.student or self.cfg.train.student) if mode == "cooperative" else None
+        cfg = self.cfg
+        if cfg.generate.answers_teacher:  # the answering teacher, under generate.teacher's budget and endpoint
+            cfg = cfg.model_copy(update={"generate": cfg.generate.model_copy(
+                update={"teacher": cfg.generate.answers_teacher})})
+        teacher = load_teacher(cfg, stage)
+        student = load_lm(cfg.generate.student or cfg.train.student) if mode == "cooperative" else None
         return {"mode": mode, **run_answers(self.spec, self.cfg, self.stages["generate"], stage, teacher, student,
                                             progress=self.progress)}
 
@@ -167,4 +171,6 @@ def _answers_key(cfg: RunConfig) -> dict:
     key = {"mode": g.mode, "cooperative": g.cooperative.model_dump(exclude=unset)}
     if g.mode == "cooperative":
         key["student"] = g.student or cfg.train.student
+    if g.answers_teacher:  # joins the key only when set, as answer_instruction
+        key["teacher"] = g.answers_teacher
     return key

@@ -66,7 +66,7 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
 
     ecfg = cfg.eval
     shots = pick_shots(spec, ecfg.few_shot_per_label)
-    student, teacher = cfg.train.student, cfg.generate.teacher
+    student, teacher = cfg.train.student, cfg.generate.answering_teacher()
     # row name -> (model name, use shots); identical (model, shots) pairs share one computation
     plan = {"baseline (zero-shot)": (student, False), "baseline (few-shot)": (student, True),
             "fine-tuned": ("finetuned", False)}

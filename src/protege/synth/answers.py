@@ -32,6 +32,9 @@ def check_answer_mode(spec: TaskSpec, cfg: RunConfig) -> list[str]:
     if cfg.generate.mode != "items" and spec.kind not in ANSWER_KINDS:
         return [f"generate.mode: {cfg.generate.mode!r} rewrites reasoning and code answers, and task "
                 f"{spec.name!r} is {spec.kind}; use generate.mode=items, or a code or math task"]
+    if cfg.generate.mode == "items" and cfg.generate.answers_teacher:
+        return ["generate.answers_teacher: the teacher's items keep their own answers in generate.mode=items; set "
+                "generate.mode=answers (or cooperative) for another teacher to answer them, or drop answers_teacher"]
     return []
 
 
