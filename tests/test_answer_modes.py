@@ -157,7 +157,8 @@ def test_an_answers_teacher_answers_the_items_another_teacher_wrote(tmp_path, ti
     import protege.synth.teacher as teacher
 
     loaded, load = [], teacher.load_teacher
-    monkeypatch.setattr(teacher, "load_teacher", lambda cfg, stage: loaded.append(cfg.generate.teacher) or load(cfg, stage))
+    monkeypatch.setattr(teacher, "load_teacher",
+                        lambda cfg, stage: loaded.append(cfg.generate.teacher) or load(cfg, stage))
     told.run("answers")
     assert loaded == [f"hf:{tiny_model_dir}", f"hf:{other}"]  # the generate stage's, then the answers stage's
     with pytest.raises(ConfigError, match="answers_teacher"):

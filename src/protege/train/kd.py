@@ -3,7 +3,8 @@
     loss = (1 - alpha) * CE(gold) + alpha * T^2 * KD(student_T || teacher_T)     (train/kd_loss.py)
 
 The teacher (train.kd.teacher; by default generate.teacher, or generate.answers_teacher in the answer modes) must
-be a local model with the student's vocabulary; otherwise the error points to text-level distillation (train.method=sft) or `protege student prune`.
+be a local model with the student's vocabulary; otherwise the error points to text-level distillation
+(train.method=sft) or `protege student prune`.
 `signal: cache` writes the teacher's top-k log-probabilities once per (teacher, examples, k, temperature) to
 runs/<task>/kd-cache-<key>/ (train/logit_cache.py; resumable, reused by every alpha and divergence), and the
 loop reads them back; `signal: online` keeps the teacher in memory and runs it on every batch (no disk, exact
