@@ -75,8 +75,21 @@ def test_teacher_pick_skips_failed_forgetting_gates_and_breaks_ties_on_capacity_
     choice = out["teacher_choice"][0]
     assert choice["pick"] == "T3"  # T2 scores highest but fails its forgetting gate; T1 ties T3 at a higher NLL
     assert choice["answer"].startswith("Teacher for A (sft): T3 (mean 70.0, worst forgetting drop +1.0 points, "
-                                       "capacity NLL 1.50 nats/token); vs T1")
+                                       "capacity NLL 1.50 nats/token on t1, t2, t3); vs T1")
     assert "T2 (mean 90.0, worst forgetting drop +12.0 points" in choice["answer"]
+
+
+def test_capacity_nll_is_compared_only_on_tasks_every_teacher_has_data_for():
+    """T2's data was all dropped on t2 and t3 (no NLL there): both teachers' NLLs come from t1 alone, where T2's
+    data is the closer one, even though T1's mean over all three tasks would be lower."""
+    nll = {("T1", "t1"): 5.0, ("T1", "t2"): 1.0, ("T1", "t3"): 1.0, ("T2", "t1"): 4.0}
+    rs = []
+    for (teacher, t) in [(te, t) for te in ("T1", "T2") for t in TASKS]:
+        r = rec("A", t, 0.7, 0.4, teacher=teacher, nll=nll.get((teacher, t)))
+        rs.append(r if (teacher, t) in nll else r | {"capacity": {"nll": None, "tokens": 0, "dir": None}})
+    options = {o["teacher"]: o for o in analyse(rs, TASKS, ["A"], ["T1", "T2"], ["sft"])["teacher_choice"][0]["options"]}
+    assert options["T1"]["nll"] == 5.0 and options["T2"]["nll"] == 4.0
+    assert options["T1"]["nll_tasks"] == options["T2"]["nll_tasks"] == ["t1"]
 
 
 def test_model_selection_scenarios():

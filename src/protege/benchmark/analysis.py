@@ -161,14 +161,21 @@ def _answers(out: dict, name: dict[str, str]) -> list[str]:
 def teacher_choice(records: list[dict], students: list[str], methods: list[str], teachers: list[str],
                    names: dict[str, str]) -> list[dict]:
     """For each (student, method): each teacher's mean fine-tuned metric, worst forgetting drop and mean capacity
-    NLL over the tasks it finished, and the pick: highest mean metric among teachers that passed every
-    forgetting gate (all of them if none did), ties to the lower NLL."""
+    NLL, and the pick: highest mean metric among teachers that passed every forgetting gate (all of them if none
+    did), ties to the lower NLL. The metric is over the tasks a teacher finished; the NLL only over the tasks
+    where every teacher has curated data to measure it on (a teacher whose data was all dropped on a task has no
+    NLL there, and a mean over different tasks would compare the tasks, not the teachers)."""
     out = []
     for student in students:
         for method in methods:
             options = []
+            rows = {t: [r for r in records if (r["student"], r["method"], r["teacher"]) == (student, method, t)]
+                    for t in teachers}
+            common = set.intersection(*({r["task"] for r in mine if r["capacity"] and r["capacity"]["nll"] is not None}
+                                        for mine in rows.values())) if rows else set()
             for teacher in teachers:
-                mine = [r for r in records if (r["student"], r["method"], r["teacher"]) == (student, method, teacher)]
+                mine = rows[teacher]
+                shared = [r for r in mine if r["task"] in common]
                 done = [r for r in mine if r["done"]]
                 drops = [r["forgetting"]["max_drop"] for r in done if r["forgetting"]["max_drop"] is not None]
                 options.append({
@@ -177,8 +184,9 @@ def teacher_choice(records: list[dict], students: list[str], methods: list[str],
                     "per_task": {r["task"]: {"value": r["tuned"]["value"], "eval_dir": r["eval_dir"]} for r in done},
                     "max_drop": max(drops) if drops else None,
                     "gates_passed": all(r["forgetting"]["passed"] for r in done),
-                    "nll": _mean(r["capacity"]["nll"] for r in mine if r["capacity"]),
-                    "nll_tokens": sum(r["capacity"]["tokens"] for r in mine if r["capacity"]),
+                    "nll": _mean(r["capacity"]["nll"] for r in shared),
+                    "nll_tokens": sum(r["capacity"]["tokens"] for r in shared),
+                    "nll_tasks": sorted(common),
                 })
             full = [o for o in options if o["tasks"] == o["of"] and o["metric"] is not None]
             eligible = [o for o in full if o["gates_passed"]] or full
@@ -197,7 +205,8 @@ def _teacher_answer(student: str, method: str, options: list[dict], pick: dict |
     def describe(o: dict) -> str:
         drop = "n/a" if o["max_drop"] is None else f"{o['max_drop']:+.1f}"
         nll = "n/a" if o["nll"] is None else f"{o['nll']:.2f}"
-        return f"mean {pts(o['metric'])}, worst forgetting drop {drop} points, capacity NLL {nll} nats/token"
+        return (f"mean {pts(o['metric'])}, worst forgetting drop {drop} points, capacity NLL {nll} nats/token on "
+                f"{', '.join(o['nll_tasks']) or 'no task both teachers have data for'}")
 
     text = f"Teacher for {name[student]} ({method}): {name[pick['teacher']]} ({describe(pick)})"
     if not others:

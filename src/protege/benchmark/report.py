@@ -172,8 +172,8 @@ def _teacher_section(doc: Doc, analysis: dict, records: list[dict]) -> None:
     doc.p("For each student, the teachers side by side: mean fine-tuned metric over tasks, the largest forgetting "
           "drop on the general suite (points, positive = worse), and the capacity-match NLL of the student on that "
           "teacher's curated data (nats per answer token, measured before training; lower = closer to the "
-          "student's own style). Pick: highest mean metric among teachers whose forgetting gates passed, ties to "
-          "the lower NLL.")
+          "student's own style), averaged only over the tasks where every teacher has curated data. Pick: highest "
+          "mean metric among teachers whose forgetting gates passed, ties to the lower NLL.")
     doc.ul([c["answer"] for c in analysis["teacher_choice"]])
     rows = []
     for c in analysis["teacher_choice"]:
@@ -182,7 +182,8 @@ def _teacher_section(doc: Doc, analysis: dict, records: list[dict]) -> None:
             rows.append([names[c["student"]], c["method"], names[o["teacher"]], pts(o["metric"]), per_task or "n/a",
                          "n/a" if o["max_drop"] is None else f"{o['max_drop']:+.1f}",
                          "yes" if o["gates_passed"] else "FAILED",
-                         "n/a" if o["nll"] is None else f"{o['nll']:.3f} ({o['nll_tokens']} tokens)",
+                         "n/a" if o["nll"] is None else
+                         f"{o['nll']:.3f} ({o['nll_tokens']} tokens; {', '.join(o['nll_tasks'])})",
                          "<- pick" if o["teacher"] == c["pick"] else ""])
     doc.table(["student", "method", "teacher", "mean metric", "per task", "worst forgetting drop", "gates",
                "capacity NLL", ""], rows)
