@@ -51,6 +51,20 @@ def test_turns_alternate_and_each_chunk_is_cut_where_its_side_ends():
     assert sample.chars == {"student": len("Okay, so Then, Hmm. "), "teacher": len(sample.text) - 20}
 
 
+def test_a_chunk_kept_whole_gives_back_a_trailing_word_the_token_limit_may_have_split():
+    """The teacher's chunk stops at "5" (of "50"): the 5 goes back, so the student cannot finish the number (before,
+    the student's "0" completed the teacher's word and was kept); the teacher writes 50 whole next turn."""
+    from protege.cooperative.turns import _before_last_word
+
+    student = Scripted("0 minutes", "0 minutes", ("Okay. ", "eos"))
+    teacher = Scripted("12 / hour * 5", "50 minutes = $10. ", ("#### 10", "eos"))
+    sample = run(student, teacher)
+    assert spans(sample) == [("teacher", "12 / hour * 50 minutes = $10. "), ("student", "Okay. "),
+                             ("teacher", "#### 10")]
+    assert _before_last_word("x = 12") == len("x = ") and _before_last_word("x = 12. ") == len("x = 12. ")
+    assert _before_last_word("total") == len("total")  # one word is all the chunk holds: kept, no empty loop
+
+
 def test_an_empty_cut_passes_control_without_appending_and_same_side_spans_merge():
     student = Scripted("Well, ", "hmm, right, ")
     teacher = Scripted("So 3 + 4", ("4 + 4 = 8", "eos"))

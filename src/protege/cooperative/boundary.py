@@ -7,9 +7,9 @@
 
 The student keeps its chunk up to the first capability word, the teacher up to the first style word. A cut never
 splits a word: when it falls inside one (a chunk that starts mid-word, a classifier that cuts mid-token) it moves
-to the end of that word, so the word is finished by the side that started writing it. One case is left: a
-chunk that ends inside a word and is kept whole (nothing cut) leaves the word to the other side to finish,
-since a chunk's last token cannot tell whether the word is over.
+to the end of that word, so the word is finished by the side that started writing it. A chunk kept whole (nothing
+cut) may end inside a word, since its last token cannot tell whether the word is over: turns.py gives that
+trailing word back, to be written again by the same side.
 """
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ student writes the style (transitions, fillers, tone), the teacher the capabilit
     cooperate_many(prompts, teacher_lm, student_lm, cfg)       # one after another, with a progress bar
 
 A turn: the active side decodes a chunk (cfg.<side>_chunk_tokens), the boundary predictor cuts it where the side's
-span ends (snapped to a word end), the kept part is appended to BOTH models' sessions, and control passes to
+span ends (snapped to a word end; a chunk with nothing cut gives back its trailing word, which the token limit may
+have split, unless that word is all it holds), the kept part is appended to BOTH models' sessions, and control passes to
 the other side. A cut that keeps nothing passes control without appending; if neither this turn nor the one
 before kept more than whitespace, this side keeps its first word instead (`forced`), so two greedy models
 cannot hand an empty answer (or spaces) back and forth until max_turns.
@@ -24,7 +25,7 @@ from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from protege.cooperative.boundary import BoundaryPredictor, load_predictor, snap_cut
+from protege.cooperative.boundary import BoundaryPredictor, _wordish, load_predictor, snap_cut
 from protege.cooperative.config import CooperativeConfig, Side
 from protege.cooperative.session import Session, open_session
 from protege.models.base import Prompt
@@ -80,6 +81,8 @@ def run_turns(sessions: dict[str, Session], cfg: CooperativeConfig, predictor: B
             if empty_before and not c[:keep].strip() and c.strip():
                 keep = snap_cut(text, c, _FIRST_UNIT.match(c).end())
                 forced += 1
+            if keep == len(c) and not chunk.eos:
+                keep = _before_last_word(c)
             marker_end = _marker_end(text, c, keep, cfg.final_markers)
             if marker_end is not None:
                 if active == cfg.final_answer_by:
@@ -114,6 +117,16 @@ def run_turns(sessions: dict[str, Session], cfg: CooperativeConfig, predictor: B
     chars = {side: sum(len(s["text"]) for s in spans if s["by"] == side) for side in ("student", "teacher")}
     stats = {side: dict(getattr(s, "stats", {})) for side, s in sessions.items()}
     return CooperativeSample(text, spans, tokens, chars, turns, stop, final_from, forced, stats)
+
+
+def _before_last_word(chunk: str) -> int:
+    """Where a chunk kept whole should end so that it does not stop inside a word: a chunk cut off by the token
+    limit may end mid-word ("5" of "50"), and the other side would finish the word. So the trailing word goes
+    back (its side writes it again next turn), unless it is all the chunk holds."""
+    end = len(chunk)
+    while end > 0 and _wordish(chunk, end - 1):
+        end -= 1
+    return end if chunk[:end].strip() else len(chunk)
 
 
 def _marker_end(text: str, chunk: str, keep: int, markers: Sequence[str]) -> int | None:
