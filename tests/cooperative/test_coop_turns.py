@@ -136,12 +136,12 @@ def test_max_new_tokens_counts_both_sides_and_shrinks_the_last_chunk():
     assert sample.tokens == {"student": 10, "teacher": 13} and sample.stop == "max_new_tokens"
 
 
-def test_max_turns_caps_and_an_empty_ping_pong_is_broken_by_keeping_a_word():
+def test_max_turns_caps_and_an_empty_ping_pong_is_broken_by_the_teacher_keeping_a_word():
     student, teacher = Scripted(" x = 1", " x = 1"), Scripted(" hmm we", " hmm we")
     sample = run(student, teacher, max_turns=3, first="teacher")
-    # Teacher keeps only a space, student would too: it keeps its first word instead; the teacher's next
-    # space-only turn follows a turn that made progress, so it is not forced.
-    assert spans(sample) == [("teacher", " "), ("student", " x"), ("teacher", " ")] and sample.forced == 1
+    # The teacher keeps only a space (it would hand "hmm" to the student), the student only a space (its "x" is
+    # capability, and a student is never forced to keep one), so the teacher keeps its first word, style or not.
+    assert spans(sample) == [("teacher", " "), ("student", " "), ("teacher", " hmm")] and sample.forced == 1
     assert sample.stop == "max_turns" and sample.turns == 3
 
 

@@ -32,13 +32,14 @@ alternatively | in other words | let's see | let me see | let me think | let me 
 that means | this means | which means | to do this | first of all | on the other hand | i think | i guess | i see |
 it seems | it looks like | as a result | in summary | to sum up | for example | for instance | of course |
 in fact | note that | notice that | recall that | remember that | keep in mind | hold on | in this case |
-in that case | after that | and then | now that | that is | we need to | we know that | we can | we have | we get
+in that case | after that | and then | now that | that is | we need to | we know that | we can | we have | we get |
+step by step | break it down | break this down
 """
 # Style only at the start of a clause (after . ! ? ; : , a newline, another style phrase, or the beginning).
 CLAUSE_START = """
 well | so | now | first | firstly | second | secondly | third | next | then | right | also | but | finally |
 lastly | again | yes | no | sure | great | perfect | indeed | clearly | obviously | maybe | perhaps | instead |
-here's | here is |
+here's | here is | here's how | to solve this problem | to solve this | to find out |
 otherwise | still | besides | good
 """
 

@@ -8,9 +8,10 @@ student writes the style (transitions, fillers, tone), the teacher the capabilit
 A turn: the active side decodes a chunk (cfg.<side>_chunk_tokens), the boundary predictor cuts it where the side's
 span ends (snapped to a word end; a chunk with nothing cut gives back its trailing word, which the token limit may
 have split, unless that word is all it holds), the kept part is appended to BOTH models' sessions, and control passes to
-the other side. A cut that keeps nothing passes control without appending; if neither this turn nor the one
-before kept more than whitespace, this side keeps its first word instead (`forced`), so two greedy models
-cannot hand an empty answer (or spaces) back and forth until max_turns.
+the other side. A cut that keeps nothing passes control without appending; if neither a teacher turn nor the
+turn before it kept more than whitespace, the teacher keeps its first word instead (`forced`, a style word
+included), so two greedy models cannot hand an empty answer (or spaces) back and forth until max_turns. The
+student is never forced: its first word would be capability, the teacher's to write.
 Final answer: once a final marker (cfg.final_markers) lies in the kept text, cfg.final_answer_by writes the
 rest uncut (the other side keeps the marker itself and hands over). End of sequence (with nothing cut before
 it; one cut off with the rest of its chunk is ignored): from the final-answer writer, the answer ends; from the
@@ -78,7 +79,7 @@ def run_turns(sessions: dict[str, Session], cfg: CooperativeConfig, predictor: B
             keep = len(c)
         else:
             keep = snap_cut(text, c, predictor.cut(text, c, active))
-            if empty_before and not c[:keep].strip() and c.strip():
+            if empty_before and not c[:keep].strip() and c.strip() and active == "teacher":
                 keep = snap_cut(text, c, _FIRST_UNIT.match(c).end())
                 forced += 1
             if keep == len(c) and not chunk.eos:
