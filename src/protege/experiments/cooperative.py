@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from protege.experiments.compare import fine_tuned, paired, row, run_variants
-from protege.store import JsonlLog, atomic_write_text
+from protege.experiments.doc_table import write_table
+from protege.store import JsonlLog
 
 
 def student_share(result: dict) -> float | None:
@@ -64,7 +65,7 @@ def main(argv: list[str]) -> None:
     table = cooperative_table(results, "python -m protege.experiments.cooperative " + " ".join(argv))
     print(table)
     if args.out:
-        atomic_write_text(Path(args.out), table)
+        write_table(Path(args.out), table)
 
 
 if __name__ == "__main__":

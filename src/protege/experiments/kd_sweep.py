@@ -22,10 +22,11 @@ from pathlib import Path
 
 import torch
 
+from protege.experiments.doc_table import write_table
 from protege.experiments.raw_text_metrics import held_out_metrics
 from protege.experiments.stdlib_corpus import stdlib_blocks
 from protege.models.resolve import DEFAULT_MODEL, cache_dir, model_dir
-from protege.store import atomic_write_json, atomic_write_text
+from protege.store import atomic_write_json
 from protege.train.kd_loss import balanced_kd_loss
 
 
@@ -176,7 +177,7 @@ def main(argv: list[str]) -> None:
     text = table(report, "python -m protege.experiments.kd_sweep " + " ".join(argv), args)
     print(text)
     if args.out:
-        atomic_write_text(Path(args.out), text)
+        write_table(Path(args.out), text)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from protege.experiments.compare import fine_tuned, paired, row, run_variants
+from protege.experiments.doc_table import write_table
 from protege.store import atomic_write_text
-
 
 # method name -> its overrides; "sft+dpo" is DPO from this run's SFT adapter (train.dpo.start=sft)
 VARIANTS = {"sft": ["train.method=sft"], "kd": ["train.method=kd"], "dpo": ["train.method=dpo"],
@@ -70,7 +70,7 @@ def main(argv: list[str]) -> None:
     table = methods_table(results, command)
     print(table)
     if args.out:
-        atomic_write_text(Path(args.out), table)
+        write_table(Path(args.out), table)
         atomic_write_text(Path(args.out).with_suffix(".json"), json.dumps(
             [{"method": r["name"], "train_dir": str(r["stages"]["train"].path), "eval_dir": r["eval_dir"],
               "train": r["train"]} for r in results], indent=2, default=str))

@@ -1,0 +1,23 @@
+"""experiments/doc_table.py: a rerun experiment rewrites its table and keeps the prose around it."""
+from protege.experiments.doc_table import END, START, write_table
+
+
+def test_a_new_doc_gets_the_table_inside_markers_and_a_rerun_keeps_the_prose(tmp_path):
+    doc = tmp_path / "exp.md"
+    write_table(doc, "| a |\n|---|\n| 1 |\n")
+    assert doc.read_text() == f"{START}\n| a |\n|---|\n| 1 |\n{END}\n"
+    doc.write_text("# Title\n\nWhy we ran it.\n\n" + doc.read_text() + "\nWhat it means.\n")
+    write_table(doc, "| a |\n|---|\n| 2 |")
+    text = doc.read_text()
+    assert text == f"# Title\n\nWhy we ran it.\n\n{START}\n| a |\n|---|\n| 2 |\n{END}\n\nWhat it means.\n"
+
+
+def test_a_doc_without_markers_keeps_its_text_and_gets_the_table_appended():
+    import pathlib
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        doc = pathlib.Path(tmp) / "old.md"
+        doc.write_text("an old table, no markers\n")
+        write_table(doc, "| b |")
+        assert doc.read_text() == f"an old table, no markers\n\n{START}\n| b |\n{END}\n"
