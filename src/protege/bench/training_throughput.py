@@ -6,7 +6,8 @@ and a KD step from the top-k cache against an SFT step.
 
 The same examples for all: the task's seeds (repeated to --examples), rendered and tokenised as training does
 (train/sft.py build_examples: the chat prompt, the answer and end of turn; loss on the answer only). Rows:
-  1. protege: train/loop.py's LoRA loop (rank 64, all linear layers), one epoch, batch --batch;
+  1. protege: train/loop.py's LoRA loop (rank 64, all linear layers), one epoch, batch --batch; each batch's
+     common prompt opening runs once (train/shared_prefix.py, same loss and gradients);
   2. TRL: SFTTrainer with its defaults (LoRA through the same peft config; prompt/completion rows, so TRL too
      trains on the completion only), except what this machine needs: CPU, bf16 only where it is fast, no
      trackers; TRL's default activation checkpointing stays on, as a user of its defaults gets it;
@@ -14,7 +15,8 @@ The same examples for all: the task's seeds (repeated to --examples), rendered a
      before timing), alpha 0.5.
 Tokens/s counts every non-padding prompt + answer token of the epoch over the wall time of training (model
 loading, cache writing and two untimed warm-up steps before the first row excluded). Share of peak: model FLOPs
-of a LoRA step (forward 2N + backward through activations 2N per token for the body's N parameters, plus
+of a LoRA step (forward 2N + backward through activations 2N per body position run, the shared opening once a
+batch, for the body's N parameters, plus
 4 x hidden x vocab for each answer token's output projection) over the matmul peaks measured here (a 2048^3
 matmul in bf16, and in fp32), reported against both: the bf16 one the goal names, and that of the dtype training
 runs in (bf16 where autocast uses it, else fp32).
@@ -50,10 +52,27 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n ** 3 * repeats / (time.perf_counter() - began)
 
 
-def step_flops(lm, examples) -> float:
+def computed_tokens(examples, cfg: TrainConfig, pad_id: int) -> int:
+    """Positions the body actually runs in one epoch of train/loop.py: each batch's common opening once
+    (train/shared_prefix.py), the rest of every row as usual (padding not counted)."""
+    from protege.train.loop import collate, epoch_order
+    from protege.train.shared_prefix import MIN_SHARED, common_prefix
+
+    order, total = epoch_order(len(examples), 0, cfg.seed), 0
+    for start in range(0, len(order), cfg.batch_size):
+        batch = collate([examples[i] for i in order[start : start + cfg.batch_size]], pad_id)
+        rows = batch["attention_mask"].sum(1)
+        shared = common_prefix(batch["input_ids"], batch["attention_mask"])
+        total += int(rows.sum()) - (shared * (len(rows) - 1) if shared >= MIN_SHARED else 0)
+    return total
+
+
+def step_flops(lm, examples, body_tokens: int | None = None) -> float:
+    """Model FLOPs of an epoch: 4N per body position (all non-padding tokens, or `body_tokens` where the shared
+    prefix ran once) plus the output projection at each answer token."""
     body = sum(p.numel() for n, p in lm.model.named_parameters() if "embed_tokens" not in n and "lm_head" not in n)
     hidden, vocab = lm.model.config.hidden_size, lm.model.config.vocab_size
-    tokens = sum(len(e["input_ids"]) for e in examples)
+    tokens = sum(len(e["input_ids"]) for e in examples) if body_tokens is None else body_tokens
     answers = sum(sum(1 for t in e["labels"] if t != -100) for e in examples)
     return 4 * body * tokens + 4 * hidden * vocab * answers
 
@@ -70,6 +89,7 @@ def protege_row(lm, spec, examples, cfg: TrainConfig, method: str, work: Path) -
     else:
         from protege.train.kd_loss import balanced_kd_loss
         from protege.train.logit_cache import LogitCache, write_logit_cache
+        from protege.train.shared_prefix import body_hidden
 
         folder = work / "kd-cache"
         write_logit_cache(folder, lm.model, examples, 64, 1.0, batch_size=8, progress=False)
@@ -77,7 +97,7 @@ def protege_row(lm, spec, examples, cfg: TrainConfig, method: str, work: Path) -
 
         def loss_fn(model, batch, idx):
             inner = model.get_base_model()
-            hidden = inner.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+            hidden = body_hidden(inner, batch["input_ids"], batch["attention_mask"])
             targets = batch["labels"][:, 1:]
             keep = targets != -100
             loss, _ = balanced_kd_loss(hidden[:, :-1][keep], inner.lm_head, targets[keep], cache.batch(idx), 0.5, 1.0)
@@ -130,7 +150,8 @@ def main(argv: list[str]) -> dict:
     # (AVX2 only) bf16 matmuls are slower than fp32, so training runs in fp32 and its fp32 share says more.
     peaks = {"bfloat16": matmul_peak(torch.bfloat16), "float32": matmul_peak(torch.float32)}
     dtype = "bfloat16" if bf16_autocast_supported("cpu") else "float32"
-    flops = step_flops(lm, examples)
+    body_tokens = computed_tokens(examples, cfg, lm.tokenizer.pad_token_id)
+    flops = step_flops(lm, examples, body_tokens)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         # Warm-up, not timed: two steps, so no row pays for first-call kernel set-up and allocations (the first
@@ -146,7 +167,10 @@ def main(argv: list[str]) -> dict:
                "achieved_flops": achieved, "autocast_bf16": bf16_autocast_supported("cpu"),
                "protege_over_trl": sft["tokens_per_s"] / trl["tokens_per_s"],
                "kd_step_over_sft_step": kd["seconds"] / sft["seconds"], "model_flops_per_epoch": flops,
+               "body_tokens_computed": body_tokens, "tokens_per_epoch": sft["tokens"],
                "examples": args.examples, "batch": args.batch, **provenance()}
+    print(f"body positions run: {body_tokens:,} of {sft['tokens']:,} tokens (each batch's shared prompt opening "
+          "once); the FLOPs below count only those")
     print(f"matmul peaks: bf16 {peaks['bfloat16'] / 1e9:.0f} GFLOP/s, fp32 {peaks['float32'] / 1e9:.0f} GFLOP/s; "
           f"training runs in {dtype} (bf16 autocast {'on' if summary['autocast_bf16'] else 'off'}), "
           f"{achieved / 1e9:.0f} GFLOP/s of model FLOPs")

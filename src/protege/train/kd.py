@@ -19,6 +19,7 @@ from protege.store import StageDir, content_key
 from protege.tasks.spec import TaskSpec
 from protege.train.kd_loss import balanced_kd_loss, check_same_tokenizer
 from protege.train.loop import train_lora
+from protege.train.shared_prefix import body_hidden
 from protege.train.sft import build_examples
 
 
@@ -65,7 +66,7 @@ def run_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows: list[
 
     def loss_fn(model, batch, indices):
         inner = model.get_base_model()
-        hidden = inner.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        hidden = body_hidden(inner, batch["input_ids"], batch["attention_mask"])
         targets = batch["labels"][:, 1:]
         keep = targets != -100
         signal = None

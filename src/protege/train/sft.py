@@ -9,6 +9,7 @@ import torch
 from protege.config import TrainConfig
 from protege.store import StageDir
 from protege.train.loop import train_lora
+from protege.train.shared_prefix import body_hidden
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
 
@@ -35,10 +36,11 @@ def answer_loss(model, input_ids, labels, attention_mask):
     """Mean cross-entropy over answer tokens, projecting to the vocabulary only where a label exists.
 
     Most positions are prompt (-100): skipping their 49k-way logits and log-softmax cuts a third of the
-    step time for classification-length answers.
+    step time for classification-length answers. The batch's common prompt opening runs once
+    (train/shared_prefix.py).
     """
     inner = model.get_base_model()
-    hidden = inner.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    hidden = body_hidden(inner, input_ids, attention_mask)
     targets = labels[:, 1:]
     keep = targets != -100
     logits = inner.lm_head(hidden[:, :-1][keep])
