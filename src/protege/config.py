@@ -21,6 +21,29 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Settings added after runs already existed, each with the value that reproduces those runs. A setting that
+# holds that value stays out of its stage's key, so the runs made before it keep their keys and are reused.
+LATER_SETTINGS: dict[str, object] = {
+    "GenerateConfig.quantize": None,
+    "CooperativeConfig.answer_instruction": None,
+    "DPOConfig.start": "base",
+    "RLConfig.start": "base",
+}
+_ABSENT = object()
+
+
+def key_dump(model: BaseModel, exclude: set[str] | frozenset[str] = frozenset()) -> dict:
+    """`model.model_dump(exclude=exclude)` for a stage key: nested settings included, and the LATER_SETTINGS
+    that hold their old value left out."""
+    out = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if name in exclude or LATER_SETTINGS.get(f"{type(model).__name__}.{name}", _ABSENT) == value:
+            continue
+        out[name] = key_dump(value) if isinstance(value, BaseModel) else model.model_dump(include={name})[name]
+    return out
+
+
 class GenerateConfig(Strict):
     teacher: str = DEFAULT_MODEL
     num_examples: int = 480  # spread evenly over the labels
@@ -209,10 +232,7 @@ class TrainConfig(Strict):
     def stage_key(self) -> dict:
         """What determines a trained model: the settings of other methods are left out, so changing them
         reruns nothing."""
-        key = self.model_dump(exclude={"kd", "dpo", "rl"} - {self.method})
-        if self.method in ("dpo", "rl") and key[self.method]["start"] == "base":
-            del key[self.method]["start"]  # runs made before the setting existed keep their keys
-        return key
+        return key_dump(self, exclude={"kd", "dpo", "rl"} - {self.method})
 
 
 class ForgettingConfig(Strict):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from protege.config import RunConfig
+from protege.config import RunConfig, key_dump
 from protege.store import StageDir, content_key, read_json
 
 STAGES = ["generate", "answers", "curate", "train", "eval", "report"]
@@ -68,9 +68,7 @@ class Pipeline:
         if name == "train":
             return cfg.train.stage_key()
         if name == "generate":  # the items; how their answers are rewritten is the answers stage's
-            # quantize joins the key only when set, so runs made before the setting existed keep their keys
-            unset = {"quantize"} if cfg.generate.quantize is None else set()
-            return cfg.generate.model_dump(exclude={"mode", "student", "answers_teacher", "cooperative"} | unset)
+            return key_dump(cfg.generate, exclude={"mode", "student", "answers_teacher", "cooperative"})
         if name == "answers":
             return _answers_key(cfg)
         section = getattr(cfg, name).model_dump()
@@ -166,11 +164,9 @@ def _answers_key(cfg: RunConfig) -> dict:
     g = cfg.generate
     if g.mode == "items":
         return {"mode": "items"}
-    # answer_instruction joins the key only when set, so runs made before the setting existed keep their keys
-    unset = {"answer_instruction"} if g.cooperative.answer_instruction is None else set()
-    key = {"mode": g.mode, "cooperative": g.cooperative.model_dump(exclude=unset)}
+    key = {"mode": g.mode, "cooperative": key_dump(g.cooperative)}
     if g.mode == "cooperative":
         key["student"] = g.student or cfg.train.student
-    if g.answers_teacher:  # joins the key only when set, as answer_instruction
+    if g.answers_teacher:  # in the key only when set: runs made before the setting existed keep their keys
         key["teacher"] = g.answers_teacher
     return key
