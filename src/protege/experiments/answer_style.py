@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import random
 import sys
-from pathlib import Path
 
 from protege.config import load_config
-from protege.experiments.doc_table import write_table
+from protege.experiments.doc_table import config_command
 from protege.pipeline import Pipeline
 from protege.store import JsonlLog
 from protege.tasks.kinds import kind_of
@@ -107,19 +106,8 @@ def style_table(variants: list[dict], command: str) -> str:
 
 
 def main(argv: list[str]) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config")
-    parser.add_argument("--out", default=None)
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_intermixed_args(argv)
-    table = style_table(run_answer_variants(args.config, args.overrides),
-                        "python -m protege.experiments.answer_style " + " ".join(argv))
-    print(table)
-    if args.out:
-        write_table(Path(args.out), table)
-
+    config_command(argv, __doc__, "protege.experiments.answer_style",
+                   lambda config, overrides, command: style_table(run_answer_variants(config, overrides), command))
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -13,10 +13,9 @@ with an exact McNemar test between the two fine-tuned students on the same test 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from protege.experiments.compare import fine_tuned, paired, row, run_variants
-from protege.experiments.doc_table import write_table
+from protege.experiments.doc_table import config_command
 from protege.store import JsonlLog
 
 
@@ -53,20 +52,12 @@ def cooperative_table(results: list[dict], command: str) -> str:
 
 
 def main(argv: list[str]) -> None:
-    import argparse
+    def make_table(config: str, overrides: list[str], command: str) -> str:
+        return cooperative_table(run_variants(config, {"teacher only": ["generate.mode=answers"],
+                                                       "cooperative": ["generate.mode=cooperative"]}, overrides),
+                                 command)
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config")
-    parser.add_argument("--out", default=None)
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_intermixed_args(argv)
-    results = run_variants(args.config, {"teacher only": ["generate.mode=answers"],
-                                         "cooperative": ["generate.mode=cooperative"]}, args.overrides)
-    table = cooperative_table(results, "python -m protege.experiments.cooperative " + " ".join(argv))
-    print(table)
-    if args.out:
-        write_table(Path(args.out), table)
-
+    config_command(argv, __doc__, "protege.experiments.cooperative", make_table)
 
 if __name__ == "__main__":
     main(sys.argv[1:])
