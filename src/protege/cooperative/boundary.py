@@ -29,19 +29,19 @@ class BoundaryPredictor(Protocol):
         ...
 
 
-def _wordish(text: str, i: int) -> bool:
+def wordish(text: str, i: int) -> bool:
     c = text[i]
     if c.isalnum() or c == "_":
         return True
     # An apostrophe between letters is inside a word: "let's", "don’t".
-    return c in "'’" and 0 < i < len(text) - 1 and _wordish(text, i - 1) and _wordish(text, i + 1)
+    return c in "'’" and 0 < i < len(text) - 1 and wordish(text, i - 1) and wordish(text, i + 1)
 
 
 def word_end(text: str, pos: int) -> int:
     """`pos`, or the end of the word when `pos` falls strictly inside one."""
-    if not 0 < pos < len(text) or not (_wordish(text, pos - 1) and _wordish(text, pos)):
+    if not 0 < pos < len(text) or not (wordish(text, pos - 1) and wordish(text, pos)):
         return pos
-    while pos < len(text) and _wordish(text, pos):
+    while pos < len(text) and wordish(text, pos):
         pos += 1
     return pos
 

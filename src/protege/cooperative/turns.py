@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from protege.cooperative.boundary import BoundaryPredictor, _wordish, load_predictor, snap_cut
+from protege.cooperative.boundary import BoundaryPredictor, wordish, load_predictor, snap_cut
 from protege.cooperative.config import CooperativeConfig, Side
 from protege.cooperative.session import Session, open_session
 from protege.models.base import Prompt
@@ -125,7 +125,7 @@ def _before_last_word(chunk: str) -> int:
     limit may end mid-word ("5" of "50"), and the other side would finish the word. So the trailing word goes
     back (its side writes it again next turn), unless it is all the chunk holds."""
     end = len(chunk)
-    while end > 0 and _wordish(chunk, end - 1):
+    while end > 0 and wordish(chunk, end - 1):
         end -= 1
     return end if chunk[:end].strip() else len(chunk)
 

@@ -17,23 +17,22 @@ import random
 import sys
 
 from protege.config import load_config
+from protege.experiments.cooperative import VARIANTS
 from protege.experiments.doc_table import config_command
 from protege.pipeline import Pipeline
 from protege.store import JsonlLog
-from protege.tasks.kinds import kind_of
 
-VARIANTS = {"teacher only": ["generate.mode=answers"], "cooperative": ["generate.mode=cooperative"]}
 
 
 def answer_row(spec, item: dict, raw: str) -> dict | None:
     """The item as a training row with `raw` as its answer (None: a code answer without code)."""
-    kind = kind_of(spec)
+    from protege.synth.answers import answer_record
+
     fields = {k: v for k, v in item.items() if k in ("id", "text", "answers", "tests", "entry_point", "context")}
-    if spec.kind == "code":
-        program = kind.parse(spec, raw)
-        if not program.strip():
-            return None
-        return {**fields, "reference": program, **({"rationale": kind.rationale(raw)} if kind.rationale(raw) else {})}
+    if spec.kind == "code":  # the answers stage's own rule: the program, and the reasoning before it
+        record = answer_record(spec, item, raw)
+        return {**fields, **{k: v for k, v in record.items() if k in ("reference", "rationale")}} if record["ok"] \
+            else None
     return {**fields, "reference": raw.strip()}
 
 

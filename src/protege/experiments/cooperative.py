@@ -19,6 +19,9 @@ from protege.experiments.doc_table import config_command
 from protege.store import JsonlLog
 
 
+VARIANTS = {"teacher only": ["generate.mode=answers"], "cooperative": ["generate.mode=cooperative"]}
+
+
 def student_share(result: dict) -> float | None:
     answers = JsonlLog(result["stages"]["answers"] / "answers.jsonl").read()  # the answers stage, not generate
     chars = [a.get("chars") for a in answers if a.get("ok") and a.get("chars")]
@@ -53,9 +56,7 @@ def cooperative_table(results: list[dict], command: str) -> str:
 
 def main(argv: list[str]) -> None:
     def make_table(config: str, overrides: list[str], command: str) -> str:
-        return cooperative_table(run_variants(config, {"teacher only": ["generate.mode=answers"],
-                                                       "cooperative": ["generate.mode=cooperative"]}, overrides),
-                                 command)
+        return cooperative_table(run_variants(config, VARIANTS, overrides), command)
 
     config_command(argv, __doc__, "protege.experiments.cooperative", make_table)
 
