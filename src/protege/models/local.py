@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from protege.models.base import Generation, GenerationConfig, Prompt
 from protege.models.prefix_cache import caching_supported, prefilled_batch
+from protege.models.shared_prefix_decode import decode, sampling_from, shared_decoding_supported, stop_checker
 
 
 @functools.lru_cache(maxsize=None)
@@ -56,6 +57,8 @@ class LocalLM:
         self.batch_size = batch_size
         # Run a prompt prefix shared within a batch once (prefix_cache.py); off: every prompt in full.
         self.prefix_caching = prefix_caching and caching_supported(self.model)
+        # ... and keep it once, read once per decoding step (shared_prefix_decode.py); off: transformers' generate
+        self.shared_decoding = self.prefix_caching and shared_decoding_supported(self.model)
         self.prompt_tokens = {"sent": 0, "cached": 0, "prefix_computed": 0}  # running totals, for benchmarks
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -118,6 +121,10 @@ class LocalLM:
             kwargs["stop_strings"] = config.stop  # rows stop at a stop string instead of running to the cap
         gen_config = copy.deepcopy(self.model.generation_config)
         gen_config.update(**kwargs)
+        sampling = sampling_from(gen_config, seed, stop_checker(tok, config.stop)) if self.shared_decoding else None
+        if sampling is not None:
+            sampling.eos_ids.add(tok.eos_token_id)  # the plain path cuts there too
+            return self._shared_decode(rows, sampling, config.stop)
         with torch.inference_mode(), autocast_context(self.device):
             batch = (prefilled_batch(self.model, rows, tok.pad_token_id, config.max_new_tokens)
                      if self.prefix_caching else None)
@@ -140,6 +147,20 @@ class LocalLM:
             ids = [t for t in ids if t != tok.pad_token_id]
             text = _cut_at_stop(tok.decode(ids, skip_special_tokens=True), config.stop)
             gens.append(Generation(text=text, tokens_in=len(prompt), tokens_out=len(ids)))
+        return gens
+
+    def _shared_decode(self, rows: list[list[int]], sampling, stops: list[str]) -> list[Generation]:
+        with torch.inference_mode(), autocast_context(self.device):
+            out = decode(self.model, rows, sampling)
+        self.prompt_tokens["sent"] += sum(len(r) for r in rows)
+        self.prompt_tokens["cached"] += out.cached_tokens
+        self.prompt_tokens["prefix_computed"] += out.prefix_tokens_run
+        tok = self.tokenizer
+        gens = []
+        for ids, row in zip(out.tokens, rows):
+            ids = [t for t in ids if t != tok.pad_token_id]  # as the plain path, where pads fill finished rows
+            gens.append(Generation(text=_cut_at_stop(tok.decode(ids, skip_special_tokens=True), stops),
+                                   tokens_in=len(row), tokens_out=len(ids)))
         return gens
 
     # -- scoring --------------------------------------------------------------------------------------------

@@ -63,9 +63,10 @@ def caching_supported(model) -> bool:
     return getattr(cfg, "sliding_window", None) is None and all(t == "full_attention" for t in types)
 
 
-def _prefix_states(model, prefixes: list[tuple[int, ...]], device) -> tuple[dict[tuple[int, ...], list], int]:
-    """Per-layer (keys, values) of each distinct prefix, longest first (a prefix of a computed one is sliced),
-    and how many tokens were run through the model."""
+def prefix_states(model, prefixes: list[tuple[int, ...]], device) -> tuple[dict[tuple[int, ...], list], int]:
+    """Per-layer (keys, values) [1, kv_heads, len, head_dim] of each distinct prefix, longest first (a prefix of a
+    computed one is sliced), and how many tokens were run through the model. The body alone runs: the output
+    layer over every prefix position would cost about a fifth of the prefill and nothing reads it."""
     from transformers import DynamicCache
 
     states: dict[tuple[int, ...], list] = {}
@@ -76,7 +77,7 @@ def _prefix_states(model, prefixes: list[tuple[int, ...]], device) -> tuple[dict
             states[prefix] = [(k[:, :, : len(prefix)], v[:, :, : len(prefix)]) for k, v in states[host]]
             continue
         cache = DynamicCache(config=model.config)
-        model(torch.tensor([prefix], device=device), past_key_values=cache, use_cache=True)
+        model.base_model(torch.tensor([prefix], device=device), past_key_values=cache, use_cache=True)
         states[prefix] = [(layer.keys, layer.values) for layer in cache.layers]
         computed += len(prefix)
     return states, computed
@@ -91,7 +92,7 @@ def _row_states(model, row: list[int], prefix: list, device) -> list:
         cache.update(k, v, layer)
     done = prefix[0][0].shape[2] if prefix else 0
     if len(row) - 1 > done:
-        model(torch.tensor([row[done:-1]], device=device), past_key_values=cache, use_cache=True)
+        model.base_model(torch.tensor([row[done:-1]], device=device), past_key_values=cache, use_cache=True)
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
@@ -107,7 +108,7 @@ def prefilled_batch(model, rows: list[list[int]], pad_id: int, max_new_tokens: i
         return None
     split = shared_prefix_lengths(rows, min_shared)
     device = model.device
-    states, computed = _prefix_states(model, [tuple(r[:n]) for r, n in zip(rows, split) if n], device)
+    states, computed = prefix_states(model, [tuple(r[:n]) for r, n in zip(rows, split) if n], device)
     # Each row's remainder runs on its own over its prefix: batching remainders of different lengths would run
     # the padding too, which cost more than the prefixes saved when one row shared little.
     per_row = [_row_states(model, r, states[tuple(r[:n])] if n else [], device) for r, n in zip(rows, split)]
