@@ -5,7 +5,7 @@ import torch
 
 from protege.models.base import GenerationConfig
 from protege.models.local import LocalLM
-from protege.models.prefix_cache import prefilled_batch, shared_prefix_lengths
+from protege.models.prefix_cache import _lcp, prefilled_batch, shared_prefix_lengths
 
 INSTRUCTION = "Classify the question by the type of answer it asks for . Answer with one of : yes , no . "
 SEED_A = "Here are examples . What is the capital of France ? Paris is a location . "
@@ -58,10 +58,13 @@ def test_each_distinct_prefix_is_computed_once_and_nested_ones_are_sliced(sharp_
         batch = prefilled_batch(sharp_lm.model, rows, tok.pad_token_id, max_new_tokens=4, min_shared=8)
     split = shared_prefix_lengths(rows, min_shared=8)
     assert split[-1] < min(split[:4])  # the instruction-only row shares only the instruction
-    # two seed groups computed in full; the instruction-only prefix is a slice of one of them
+    # the longer seed group runs in full; the other continues after the opening they share; the
+    # instruction-only prefix is a slice of the first
     distinct = {tuple(r[:n]) for r, n in zip(rows, split)}
-    longest = sorted(distinct, key=len, reverse=True)[:2]
-    assert batch.computed_tokens == sum(len(p) for p in longest)
+    first, second = sorted(distinct, key=len, reverse=True)[:2]
+    common = _lcp(first, second)
+    assert common >= len(tok(INSTRUCTION + "Here are examples .")["input_ids"]) - 1
+    assert batch.computed_tokens == len(first) + len(second) - common
     assert batch.cached_tokens == sum(split)
     assert batch.cache.get_seq_length() == max(len(r) for r in rows) - 1  # all but the last token of each
     assert batch.cache.get_max_length() == batch.cache.get_seq_length() + 1 + 4

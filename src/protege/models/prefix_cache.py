@@ -63,23 +63,29 @@ def caching_supported(model) -> bool:
     return getattr(cfg, "sliding_window", None) is None and all(t == "full_attention" for t in types)
 
 
-def prefix_states(model, prefixes: list[tuple[int, ...]], device) -> tuple[dict[tuple[int, ...], list], int]:
-    """Per-layer (keys, values) [1, kv_heads, len, head_dim] of each distinct prefix, longest first (a prefix of a
-    computed one is sliced), and how many tokens were run through the model. The body alone runs: the output
-    layer over every prefix position would cost about a fifth of the prefill and nothing reads it."""
+def prefix_states(model, prefixes: list[tuple[int, ...]], device,
+                  min_shared: int = MIN_SHARED_TOKENS) -> tuple[dict[tuple[int, ...], list], int]:
+    """Per-layer (keys, values) [1, kv_heads, len, head_dim] of each distinct prefix, and how many tokens were run
+    through the model. Longest first, each continues from the longest opening it shares with one already computed
+    (attention is causal, so those positions' keys and values are the same): a prefix of a computed one is a
+    slice, and prefixes that differ after a common instruction run only what follows it. The body alone runs:
+    the output layer over every prefix position would cost about a fifth of the prefill and nothing reads it."""
     from transformers import DynamicCache
 
     states: dict[tuple[int, ...], list] = {}
     computed = 0
     for prefix in sorted(set(prefixes), key=len, reverse=True):
-        host = next((h for h in states if h[: len(prefix)] == prefix), None)
-        if host is not None:
-            states[prefix] = [(k[:, :, : len(prefix)], v[:, :, : len(prefix)]) for k, v in states[host]]
+        host, shared = max(((h, _lcp(h, prefix)) for h in states), key=lambda hs: hs[1], default=(None, 0))
+        if shared == len(prefix):
+            states[prefix] = [(k[:, :, :shared], v[:, :, :shared]) for k, v in states[host]]
             continue
+        shared = shared if shared >= min_shared else 0
         cache = DynamicCache(config=model.config)
-        model.base_model(torch.tensor([prefix], device=device), past_key_values=cache, use_cache=True)
+        for layer, (k, v) in enumerate(states[host] if shared else []):
+            cache.update(k[:, :, :shared], v[:, :, :shared], layer)
+        model.base_model(torch.tensor([prefix[shared:]], device=device), past_key_values=cache, use_cache=True)
         states[prefix] = [(layer.keys, layer.values) for layer in cache.layers]
-        computed += len(prefix)
+        computed += len(prefix) - shared
     return states, computed
 
 

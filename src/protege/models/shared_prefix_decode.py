@@ -93,6 +93,35 @@ def shared_decoding_supported(model) -> bool:
 
 
 @dataclass
+class _Prefixes:
+    """The distinct shared prefixes padded to one length, so one attention call covers every group: per layer
+    keys and values [groups, kv_heads, P, d], and a bias [groups, 1, 1, P] that hides each one's padding."""
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    bias: torch.Tensor
+
+    @classmethod
+    def of(cls, states: list[list[tuple[torch.Tensor, torch.Tensor]]]) -> "_Prefixes | None":
+        """From, per group, per layer (keys, values) [1, kv_heads, len, d]."""
+        if not states:
+            return None
+        first = states[0][0][0]
+        lengths = [group[0][0].shape[2] for group in states]
+        longest = max(lengths)
+
+        def stacked(layer: int, which: int) -> torch.Tensor:
+            out = first.new_zeros((len(states), first.shape[1], longest, first.shape[3]))
+            for g, group in enumerate(states):
+                out[g, :, : lengths[g]] = group[layer][which][0]
+            return out
+
+        padding = torch.arange(longest, device=first.device) >= torch.tensor(lengths, device=first.device)[:, None]
+        bias = first.new_zeros(padding.shape).masked_fill_(padding, float("-inf"))[:, None, None]
+        layers = range(len(states[0]))
+        return cls([stacked(i, 0) for i in layers], [stacked(i, 1) for i in layers], bias)
+
+
+@dataclass
 class _Batch:
     """The state of rows decoded together; attention reads each prefix group's keys once per step."""
     rows: list[int]  # original index of each row
@@ -101,25 +130,35 @@ class _Batch:
     own_keys: list[torch.Tensor]  # per layer [B, kv_heads, capacity, head_dim]
     own_values: list[torch.Tensor]
     group_of: list[int]  # per row, its prefix group (-1: no shared prefix)
-    groups: list = field(default_factory=list)  # per group, per layer (keys, values) [kv_heads, P, head_dim]
+    prefixes: _Prefixes | None = None
+    _layout: tuple | None = field(default=None, repr=False)
 
-    def spans(self) -> list[tuple[int, int, int]]:
-        """(group, start, end) of each contiguous run of rows with a shared prefix."""
-        out, start = [], 0
-        for i in range(1, len(self.group_of) + 1):
-            if i == len(self.group_of) or self.group_of[i] != self.group_of[start]:
-                if self.group_of[start] >= 0:
-                    out.append((self.group_of[start], start, i))
-                start = i
-        return out
+    def layout(self) -> tuple[torch.Tensor | None, torch.Tensor, int]:
+        """Where each row with a shared prefix sits in a [groups x width] grid of query rows (width: the largest
+        group), so that one attention call reads every group's prefix: (those rows, None when all rows; their
+        slots; width, 0 when no row has a shared prefix)."""
+        if self._layout is None:
+            members = [j for j, g in enumerate(self.group_of) if g >= 0]
+            seen: dict[int, int] = {}
+            ranks = []
+            for j in members:
+                ranks.append(seen.get(self.group_of[j], 0))
+                seen[self.group_of[j]] = ranks[-1] + 1
+            width = max(seen.values(), default=0)
+            device = self.lengths.device
+            slots = torch.tensor([self.group_of[j] * width + r for j, r in zip(members, ranks)], device=device)
+            everyone = len(members) == len(self.group_of)
+            self._layout = (None if everyone else torch.tensor(members, device=device), slots, width)
+        return self._layout
 
     def keep(self, live: list[int]) -> None:
-        index = torch.tensor(live)
+        index = torch.tensor(live, device=self.lengths.device)
         self.rows = [self.rows[i] for i in live]
         self.group_of = [self.group_of[i] for i in live]
         self.positions, self.lengths = self.positions[index], self.lengths[index]
         self.own_keys = [k[index] for k in self.own_keys]
         self.own_values = [v[index] for v in self.own_values]
+        self._layout = None
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
@@ -165,18 +204,21 @@ def _attend(q: torch.Tensor, batch: _Batch, layer: int, scale: float, seen: torc
     bias = torch.zeros(hidden.shape, dtype=q.dtype, device=q.device).masked_fill_(hidden, float("-inf"))
     bias = bias[:, :, None].expand(-1, -1, heads // kv_heads, -1).reshape(rows, 1, -1, span)
     out, lse = _partial(q, keys[:, :, :span], values[:, :, :span], scale, bias)
-    spans = batch.spans()
-    if spans:
-        # head-major copies, so a group's queries (and its results) are one contiguous block: [kv, B, T * G, *]
-        by_head = q.transpose(0, 1).contiguous()
-        p_out = torch.zeros_like(by_head)
-        p_lse = torch.full(by_head.shape[:-1], float("-inf"), dtype=q.dtype, device=q.device)  # no prefix: none
-        for group, start, end in spans:
-            pk, pv = batch.groups[group][layer]  # [kv, P, d]
-            block = by_head[:, start:end]
-            o, l = _partial(block.reshape(1, kv_heads, -1, dim), pk[None], pv[None], scale)
-            p_out[:, start:end], p_lse[:, start:end] = o.view(block.shape), l.view(block.shape[:-1])
-        p_out, p_lse = p_out.transpose(0, 1), p_lse.transpose(0, 1)
+    members, slots, width = batch.layout()
+    if width:
+        pre = batch.prefixes
+        groups = pre.bias.shape[0]
+        grid = q.new_zeros((groups * width, kv_heads, q.shape[2], dim))
+        grid[slots] = q if members is None else q[members]
+        grid = grid.view(groups, width, kv_heads, -1, dim).transpose(1, 2).reshape(groups, kv_heads, -1, dim)
+        o, l = _partial(grid, pre.keys[layer], pre.values[layer], scale, pre.bias)
+        o = o.view(groups, kv_heads, width, -1, dim).transpose(1, 2).reshape(groups * width, kv_heads, -1, dim)
+        l = l.view(groups, kv_heads, width, -1).transpose(1, 2).reshape(groups * width, kv_heads, -1)
+        if members is None:
+            p_out, p_lse = o[slots], l[slots]
+        else:  # rows without a shared prefix take nothing from this part
+            p_out, p_lse = torch.zeros_like(out), torch.full_like(lse, float("-inf"))
+            p_out[members], p_lse[members] = o[slots], l[slots]
         top = torch.maximum(lse, p_lse)
         a, b = (lse - top).exp()[..., None], (p_lse - top).exp()[..., None]
         out = (out * a + p_out * b) / (a + b)
@@ -263,7 +305,7 @@ def _prefill(model, rows, split, counts, group_of, groups) -> tuple[list, list]:
         part = _Batch(rows=chunk, positions=torch.tensor([split[i] for i in chunk], device=device),
                       lengths=torch.zeros(len(chunk), dtype=torch.long, device=device),
                       own_keys=_empty_cache(model, len(chunk), width), own_values=_empty_cache(model, len(chunk), width),
-                      group_of=[group_of[i] for i in chunk], groups=groups)
+                      group_of=[group_of[i] for i in chunk], prefixes=groups)
         logits = _forward(model, part, tokens.to(device), torch.tensor([counts[i] for i in chunk], device=device))
         for j, i in enumerate(chunk):
             first[i] = logits[j]
@@ -277,7 +319,7 @@ def decode(model, rows: list[list[int]], sampling: Sampling, min_shared: int | N
     split = shared_prefix_lengths(rows, **({} if min_shared is None else {"min_shared": min_shared}))
     prefixes = sorted({tuple(r[:n]) for r, n in zip(rows, split) if n}, key=lambda p: (len(p), p))
     states, computed = prefix_states(model, prefixes, device)
-    groups = [[(k[0], v[0]) for k, v in states[p]] for p in prefixes]
+    groups = _Prefixes.of([states[p] for p in prefixes])
     group_id = {p: g for g, p in enumerate(prefixes)}
     group_of = [group_id[tuple(r[:n])] if n else -1 for r, n in zip(rows, split)]
     counts = [len(r) - n for r, n in zip(rows, split)]  # tokens each row runs itself, its last one included
@@ -288,7 +330,7 @@ def decode(model, rows: list[list[int]], sampling: Sampling, min_shared: int | N
     batch = _Batch(rows=order, positions=torch.tensor([len(rows[i]) for i in order], device=device),
                    lengths=torch.tensor([counts[i] for i in order], device=device),
                    own_keys=_empty_cache(model, len(rows), capacity), own_values=_empty_cache(model, len(rows), capacity),
-                   group_of=[group_of[i] for i in order], groups=groups)
+                   group_of=[group_of[i] for i in order], prefixes=groups)
     for j, i in enumerate(order):
         for layer, (k, v) in enumerate(own[i]):
             batch.own_keys[layer][j, :, : counts[i]], batch.own_values[layer][j, :, : counts[i]] = k, v
