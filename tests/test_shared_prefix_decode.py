@@ -152,3 +152,19 @@ def test_unsupported_models_fall_back_to_generate(tiny_model_dir):
     gen_config = lm.model.generation_config
     gen_config.update(max_new_tokens=4, repetition_penalty=1.3)
     assert spd.sampling_from(gen_config, seed=0) is None  # a setting only generate implements
+
+
+def test_prefixes_of_similar_length_share_an_attention_call():
+    assert spd.length_banks([10, 12, 13, 20, 21, 40], ratio=1.3) == [[0, 1, 2], [3, 4], [5]]
+    assert spd.length_banks([], ratio=1.3) == []
+
+
+def test_the_test_prompts_exercise_several_banks_and_a_row_without_prefix(tiny_model_dir):
+    """The greedy-equality tests above cover the merge across banks only if their prompts make several."""
+    from protege.models.prefix_cache import shared_prefix_lengths
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows = [tok(p, add_special_tokens=False)["input_ids"] for p in PROMPTS]
+    split = shared_prefix_lengths(rows)
+    lengths = sorted({n for n in split if n})
+    assert len(spd.length_banks(lengths)) >= 2 and 0 in split

@@ -27,6 +27,7 @@ from protege.models.prefix_cache import caching_supported, prefix_states, shared
 
 SUPPORTED = ("llama", "qwen2")  # decoder layers: x + attn(norm(x)), then + mlp(norm(x)); rotary q and k
 COMPACT_FRACTION = 8  # drop finished rows from the batch once 1/8 of it has finished
+BANK_RATIO = 1.3  # prefixes padded to a common length in one attention call differ by at most this ratio
 PREFILL_SLACK = 1.25  # a prefill chunk may run up to 25% padding ...
 PREFILL_FREE_PADDING = 32  # ... plus this many tokens, about what a forward pass of its own costs here
 PREFILL_MAX_TOKENS = 2048  # padded tokens in one prefill chunk (bounds its attention scores' memory)
@@ -130,25 +131,29 @@ class _Batch:
     own_keys: list[torch.Tensor]  # per layer [B, kv_heads, capacity, head_dim]
     own_values: list[torch.Tensor]
     group_of: list[int]  # per row, its prefix group (-1: no shared prefix)
-    prefixes: _Prefixes | None = None
-    _layout: tuple | None = field(default=None, repr=False)
+    banks: list[_Prefixes] = field(default_factory=list)  # the groups' prefixes, in banks of similar length
+    bank_of: dict[int, tuple[int, int]] = field(default_factory=dict)  # group -> (its bank, its index there)
+    _layout: list | None = field(default=None, repr=False)
 
-    def layout(self) -> tuple[torch.Tensor | None, torch.Tensor, int]:
-        """Where each row with a shared prefix sits in a [groups x width] grid of query rows (width: the largest
-        group), so that one attention call reads every group's prefix: (those rows, None when all rows; their
-        slots; width, 0 when no row has a shared prefix)."""
+    def layout(self) -> list[tuple[int, int, torch.Tensor, int]]:
+        """Per bank: the rows with a prefix in it, start:end (rows are ordered by group, and groups by length, so
+        they are contiguous), each one's slot in a [groups x width] grid of query rows (width: the bank's largest
+        group, 0 when it has no rows here), so that one attention call reads all the bank's prefixes."""
         if self._layout is None:
-            members = [j for j, g in enumerate(self.group_of) if g >= 0]
-            seen: dict[int, int] = {}
-            ranks = []
-            for j in members:
-                ranks.append(seen.get(self.group_of[j], 0))
-                seen[self.group_of[j]] = ranks[-1] + 1
-            width = max(seen.values(), default=0)
-            device = self.lengths.device
-            slots = torch.tensor([self.group_of[j] * width + r for j, r in zip(members, ranks)], device=device)
-            everyone = len(members) == len(self.group_of)
-            self._layout = (None if everyone else torch.tensor(members, device=device), slots, width)
+            self._layout = []
+            for bank in range(len(self.banks)):
+                members, slots, seen = [], [], {}
+                for j, g in enumerate(self.group_of):
+                    if g >= 0 and self.bank_of[g][0] == bank:
+                        local = self.bank_of[g][1]
+                        members.append(j)
+                        slots.append((local, seen.get(local, 0)))
+                        seen[local] = slots[-1][1] + 1
+                if members != list(range(members[0], members[0] + len(members)) if members else []):
+                    raise AssertionError("rows must be ordered by prefix group, and groups by prefix length")
+                width = max(seen.values(), default=0)
+                grid = torch.tensor([g * width + r for g, r in slots], device=self.lengths.device)
+                self._layout.append((members[0] if members else 0, len(members) and members[-1] + 1, grid, width))
         return self._layout
 
     def keep(self, live: list[int]) -> None:
@@ -204,21 +209,23 @@ def _attend(q: torch.Tensor, batch: _Batch, layer: int, scale: float, seen: torc
     bias = torch.zeros(hidden.shape, dtype=q.dtype, device=q.device).masked_fill_(hidden, float("-inf"))
     bias = bias[:, :, None].expand(-1, -1, heads // kv_heads, -1).reshape(rows, 1, -1, span)
     out, lse = _partial(q, keys[:, :, :span], values[:, :, :span], scale, bias)
-    members, slots, width = batch.layout()
-    if width:
-        pre = batch.prefixes
-        groups = pre.bias.shape[0]
-        grid = q.new_zeros((groups * width, kv_heads, q.shape[2], dim))
-        grid[slots] = q if members is None else q[members]
-        grid = grid.view(groups, width, kv_heads, -1, dim).transpose(1, 2).reshape(groups, kv_heads, -1, dim)
-        o, l = _partial(grid, pre.keys[layer], pre.values[layer], scale, pre.bias)
-        o = o.view(groups, kv_heads, width, -1, dim).transpose(1, 2).reshape(groups * width, kv_heads, -1, dim)
-        l = l.view(groups, kv_heads, width, -1).transpose(1, 2).reshape(groups * width, kv_heads, -1)
-        if members is None:
-            p_out, p_lse = o[slots], l[slots]
-        else:  # rows without a shared prefix take nothing from this part
+    parts = [(bank, *part) for bank, part in zip(batch.banks, batch.layout()) if part[3]]
+    if parts:
+        everyone = parts[0][1:3] == (0, rows)
+        if not everyone:  # rows without a prefix in a bank take nothing from it
             p_out, p_lse = torch.zeros_like(out), torch.full_like(lse, float("-inf"))
-            p_out[members], p_lse[members] = o[slots], l[slots]
+        for bank, start, end, slots, width in parts:
+            groups = bank.bias.shape[0]
+            grid = q.new_zeros((groups * width, kv_heads, q.shape[2], dim))
+            grid[slots] = q[start:end]
+            grid = grid.view(groups, width, kv_heads, -1, dim).transpose(1, 2).reshape(groups, kv_heads, -1, dim)
+            o, l = _partial(grid, bank.keys[layer], bank.values[layer], scale, bank.bias)
+            o = o.view(groups, kv_heads, width, -1, dim).transpose(1, 2).reshape(groups * width, kv_heads, -1, dim)
+            l = l.view(groups, kv_heads, width, -1).transpose(1, 2).reshape(groups * width, kv_heads, -1)
+            if everyone:
+                p_out, p_lse = o[slots], l[slots]
+            else:
+                p_out[start:end], p_lse[start:end] = o[slots], l[slots]
         top = torch.maximum(lse, p_lse)
         a, b = (lse - top).exp()[..., None], (p_lse - top).exp()[..., None]
         out = (out * a + p_out * b) / (a + b)
@@ -269,6 +276,18 @@ def _pick(logits: torch.Tensor, s: Sampling, generator: torch.Generator | None) 
     return torch.multinomial(logits.softmax(-1).cpu(), 1, generator=generator)[:, 0].to(logits.device)
 
 
+def length_banks(lengths: list[int], ratio: float = BANK_RATIO) -> list[list[int]]:
+    """Indices of ascending `lengths` in runs whose longest is at most `ratio` times their shortest: each run is
+    padded to its longest and read in one attention call, so the ratio bounds the padding read."""
+    banks: list[list[int]] = []
+    for i, n in enumerate(lengths):
+        if banks and n <= ratio * lengths[banks[-1][0]]:
+            banks[-1].append(i)
+        else:
+            banks.append([i])
+    return banks
+
+
 def prefill_chunks(counts: list[int], slack: float = PREFILL_SLACK, free: int = PREFILL_FREE_PADDING,
                    most: int = PREFILL_MAX_TOKENS) -> list[list[int]]:
     """Rows (by index) in chunks of similar length, shortest first, each run as one padded batch. A chunk grows
@@ -291,7 +310,7 @@ def _empty_cache(model, rows: int, capacity: int) -> list[torch.Tensor]:
     return [torch.zeros(shape, dtype=weight.dtype, device=weight.device) for _ in base.layers]
 
 
-def _prefill(model, rows, split, counts, group_of, groups) -> tuple[list, list]:
+def _prefill(model, rows, split, counts, group_of, banks, bank_of) -> tuple[list, list]:
     """Each row's own tokens (after its shared prefix, its last one included) over its group's prefix, in chunks of
     similar length: per row, the logits after its prompt and per layer its own (keys, values) [kv, count, d]."""
     device = model.device
@@ -305,7 +324,7 @@ def _prefill(model, rows, split, counts, group_of, groups) -> tuple[list, list]:
         part = _Batch(rows=chunk, positions=torch.tensor([split[i] for i in chunk], device=device),
                       lengths=torch.zeros(len(chunk), dtype=torch.long, device=device),
                       own_keys=_empty_cache(model, len(chunk), width), own_values=_empty_cache(model, len(chunk), width),
-                      group_of=[group_of[i] for i in chunk], prefixes=groups)
+                      group_of=[group_of[i] for i in chunk], banks=banks, bank_of=bank_of)
         logits = _forward(model, part, tokens.to(device), torch.tensor([counts[i] for i in chunk], device=device))
         for j, i in enumerate(chunk):
             first[i] = logits[j]
@@ -319,18 +338,20 @@ def decode(model, rows: list[list[int]], sampling: Sampling, min_shared: int | N
     split = shared_prefix_lengths(rows, **({} if min_shared is None else {"min_shared": min_shared}))
     prefixes = sorted({tuple(r[:n]) for r, n in zip(rows, split) if n}, key=lambda p: (len(p), p))
     states, computed = prefix_states(model, prefixes, device)
-    groups = _Prefixes.of([states[p] for p in prefixes])
+    banks = length_banks([len(p) for p in prefixes])  # prefixes are sorted by length
+    bank_of = {g: (b, local) for b, bank in enumerate(banks) for local, g in enumerate(bank)}
+    banks = [_Prefixes.of([states[prefixes[g]] for g in bank]) for bank in banks]
     group_id = {p: g for g, p in enumerate(prefixes)}
     group_of = [group_id[tuple(r[:n])] if n else -1 for r, n in zip(rows, split)]
     counts = [len(r) - n for r, n in zip(rows, split)]  # tokens each row runs itself, its last one included
-    first, own = _prefill(model, rows, split, counts, group_of, groups)
+    first, own = _prefill(model, rows, split, counts, group_of, banks, bank_of)
     # all rows decode together, ordered so each prefix group is one contiguous slice
     order = sorted(range(len(rows)), key=lambda i: (group_of[i], i))
     capacity = max(counts) + sampling.max_new_tokens
     batch = _Batch(rows=order, positions=torch.tensor([len(rows[i]) for i in order], device=device),
                    lengths=torch.tensor([counts[i] for i in order], device=device),
                    own_keys=_empty_cache(model, len(rows), capacity), own_values=_empty_cache(model, len(rows), capacity),
-                   group_of=[group_of[i] for i in order], prefixes=groups)
+                   group_of=[group_of[i] for i in order], banks=banks, bank_of=bank_of)
     for j, i in enumerate(order):
         for layer, (k, v) in enumerate(own[i]):
             batch.own_keys[layer][j, :, : counts[i]], batch.own_values[layer][j, :, : counts[i]] = k, v
