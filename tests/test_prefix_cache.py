@@ -37,11 +37,12 @@ def test_shared_prefix_lengths_take_the_longest_neighbour_and_leave_a_token():
     assert shared_prefix_lengths(rows, min_shared=4) == [4, 0, 4, 0, 4]
 
 
-def test_cached_generation_gives_the_same_tokens_as_full_prompts(sharp_lm):
+@pytest.mark.parametrize("shared_decoding", [True, False], ids=["shared-prefix decoding", "transformers generate"])
+def test_cached_generation_gives_the_same_tokens_as_full_prompts(sharp_lm, shared_decoding):
     config = GenerationConfig(max_new_tokens=12)
     sharp_lm.prefix_caching = False
     plain = sharp_lm.generate(PROMPTS, config)
-    sharp_lm.prefix_caching = True
+    sharp_lm.prefix_caching, sharp_lm.shared_decoding = True, shared_decoding
     before = dict(sharp_lm.prompt_tokens)
     cached = sharp_lm.generate(PROMPTS, config)
     assert [g.text for g in cached] == [g.text for g in plain]
@@ -49,6 +50,7 @@ def test_cached_generation_gives_the_same_tokens_as_full_prompts(sharp_lm):
     assert [g.tokens_in for g in cached] == [g.tokens_in for g in plain]
     assert sharp_lm.prompt_tokens["cached"] > before["cached"]
     assert len({g.text for g in cached}) > 1  # the rows really differ, so a mixed-up row would show
+    sharp_lm.shared_decoding = True
 
 
 def test_each_distinct_prefix_is_computed_once_and_nested_ones_are_sliced(sharp_lm):

@@ -9,9 +9,10 @@ The same chat prompts for all: the first --prompts distinct requests of the task
 repeats prompts, and a server would skip the prefill of a repeat from its prompt cache); for MBPP at one seed,
 250-540 tokens each, and SmolLM2 writes whole items, so completions run to the cap. Greedy, the same
 max_new_tokens, output tokens per second of wall time (model loading and a short warm-up excluded) for
-  1. protege: LocalLM.generate with batch --batch-size (whatever local.py does today; called as-is), three
-     times: without prompt-prefix caching, with it (the default), and with it on the int8 teacher
-     (`generate.quantize: int8`); each row also counts the prompt tokens actually run through the model,
+  1. protege: LocalLM.generate with batch --batch-size (whatever local.py does today; called as-is), four
+     times: without prompt-prefix caching (session 4), with it but decoding in transformers' generate over a
+     per-row cache (session 5), the default (prefix cache and shared-prefix decoding), and the default on the
+     int8 teacher (`generate.quantize: int8`); each row also counts the prompt tokens run through the model,
   2. naive: transformers `model.generate` one prompt at a time, plain fp32, the same weights,
   3. llama-cpp-python's `python -m llama_cpp.server` on the bundled Q4_1 GGUF, fed by OpenAILM with 4 requests
      in flight (that server serialises requests behind one lock: it has no parallel slots),
@@ -28,7 +29,7 @@ stops: the `at cap` column counts the completions that reached max_new_tokens in
 shared, so each row also shows the 1-minute load average at its start (`load`) and the average cores busy during
 it with the benchmark (`ours`: this process and the server) and with everything else (`others`). Results are
 written as JSON (default runs/bench/generation_throughput.json, the servers' logs beside it). At the defaults the
-run takes about 22 minutes on 2 idle cores, half of it the naive loop.
+run takes about 22 minutes on 2 idle cores, a third of it the naive loop.
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ from protege.config import GenerateConfig
 from protege.models.base import Generation, GenerationConfig
 from protege.models.openai_http import OpenAILM
 from protege.models.resolve import DEFAULT_MODEL, _gguf_path, load_lm, model_dir
+from protege.models.shared_prefix_decode import shared_decoding_supported
 from protege.provenance import provenance
 from protege.store import atomic_write_json
 from protege.synth.plan import planned_requests
@@ -256,10 +258,12 @@ def main(argv=None) -> dict:
           f"max_new_tokens {args.max_new_tokens}, {os.cpu_count()} CPUs", flush=True)
 
     rows = []
-    for backend, model, caching in (("protege LocalLM, no prefix cache", lm, False), ("protege LocalLM", lm, True),
-                                    ("protege LocalLM int8", load_lm(DEFAULT_MODEL, batch_size=batch,
-                                                                     quantize="int8"), True)):
-        model.prefix_caching = caching
+    int8 = load_lm(DEFAULT_MODEL, batch_size=batch, quantize="int8")
+    for backend, model, caching, shared in (("protege LocalLM, no prefix cache", lm, False, False),
+                                            ("protege LocalLM, prefix cache + HF generate", lm, True, False),
+                                            ("protege LocalLM", lm, True, True),
+                                            ("protege LocalLM int8", int8, True, True)):
+        model.prefix_caching, model.shared_decoding = caching, shared and shared_decoding_supported(model.model)
         before = dict(model.prompt_tokens)
         rows.append(measure(backend, batch, model.generate, prompts, config))
         spent = {k: model.prompt_tokens[k] - before[k] for k in before}  # includes the warm-up prompt's

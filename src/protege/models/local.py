@@ -121,7 +121,8 @@ class LocalLM:
             kwargs["stop_strings"] = config.stop  # rows stop at a stop string instead of running to the cap
         gen_config = copy.deepcopy(self.model.generation_config)
         gen_config.update(**kwargs)
-        sampling = sampling_from(gen_config, seed, stop_checker(tok, config.stop)) if self.shared_decoding else None
+        shared = self.prefix_caching and self.shared_decoding
+        sampling = sampling_from(gen_config, seed, stop_checker(tok, config.stop)) if shared else None
         if sampling is not None:
             sampling.eos_ids.add(tok.eos_token_id)  # the plain path cuts there too
             return self._shared_decode(rows, sampling, config.stop)
