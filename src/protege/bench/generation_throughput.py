@@ -2,7 +2,7 @@
 
     python -m protege.bench.generation_throughput [--prompts 64] [--max-new-tokens 128] [--task mbpp]
         [--seeds-per-prompt 1] [--batch-size 64] [--slots 4,8,16] [--no-llama] [--no-build] [--stop-at-eos]
-        [--json PATH]
+        [--defaults-only] [--json PATH]
 
 The same chat prompts for all: the first --prompts distinct requests of the task's generate-stage plan, with
 --seeds-per-prompt seed items shown and a topic from TOPICS each (MBPP has only 10 seed items, so one seed alone
@@ -214,12 +214,13 @@ def llama_rows(args, prompts, config, ctx_per_request: int, eos_ids: list[int], 
 
 def format_table(rows: list[dict]) -> str:
     naive = next((r["tok_s"] for r in rows if r["backend"].startswith("naive")), None)
-    head = (f"{'backend':<34}{'prompts':>8}{'batch/slots':>12}{'tokens in':>10}{'tokens out':>11}{'at cap':>7}"
+    w = max(len(r["backend"]) for r in rows) + 2
+    head = (f"{'backend':<{w}}{'prompts':>8}{'batch/slots':>12}{'tokens in':>10}{'tokens out':>11}{'at cap':>7}"
             f"{'wall s':>9}{'tok/s':>9}{'vs naive':>9}{'load':>6}{'ours':>6}{'others':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         ratio = f"{r['tok_s'] / naive:.1f}x" if naive else "-"
-        lines.append(f"{r['backend']:<34}{r['prompts']:>8}{r['parallel']:>12}{r['tokens_in']:>10}"
+        lines.append(f"{r['backend']:<{w}}{r['prompts']:>8}{r['parallel']:>12}{r['tokens_in']:>10}"
                      f"{r['tokens_out']:>11}{r['at_cap']:>7}{r['wall_s']:>9.1f}{r['tok_s']:>9.1f}{ratio:>9}"
                      f"{r['load_1m_at_start']:>6.2f}{r['our_cores']:>6.2f}{r['other_cores']:>7.2f}")
     return "\n".join(lines)
@@ -235,6 +236,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch-size", type=int, default=None, help="LocalLM batch (default: all the prompts)")
     ap.add_argument("--slots", default="4,8,16", help="llama-server --parallel values, comma-separated")
     ap.add_argument("--no-llama", action="store_true", help="skip both llama.cpp servers")
+    ap.add_argument("--defaults-only", action="store_true",
+                    help="only protege's default decoder, fp32 and int8 (for batch-size sweeps): no earlier "
+                         "protege paths, no naive loop, no llama.cpp")
     ap.add_argument("--no-build", action="store_true", help="use cached llama.cpp builds only, never build")
     ap.add_argument("--stop-at-eos", action="store_true",
                     help="let the naive loop and llama.cpp stop at end of turn, as LocalLM does")
@@ -259,21 +263,22 @@ def main(argv=None) -> dict:
 
     rows = []
     int8 = load_lm(DEFAULT_MODEL, batch_size=batch, quantize="int8")
-    for backend, model, caching, shared in (("protege LocalLM, no prefix cache", lm, False, False),
-                                            ("protege LocalLM, prefix cache + HF generate", lm, True, False),
-                                            ("protege LocalLM", lm, True, True),
-                                            ("protege LocalLM int8", int8, True, True)):
+    protege_rows = (("protege LocalLM, no prefix cache", lm, False, False),
+                    ("protege LocalLM, prefix cache + HF generate", lm, True, False),
+                    ("protege LocalLM", lm, True, True), ("protege LocalLM int8", int8, True, True))
+    for backend, model, caching, shared in protege_rows[2:] if args.defaults_only else protege_rows:
         model.prefix_caching, model.shared_decoding = caching, shared and shared_decoding_supported(model.model)
         before = dict(model.prompt_tokens)
         rows.append(measure(backend, batch, model.generate, prompts, config))
         spent = {k: model.prompt_tokens[k] - before[k] for k in before}  # includes the warm-up prompt's
         rows[-1]["prompt_tokens_run"] = spent["sent"] - spent["cached"] + spent["prefix_computed"]
-    naive = AutoModelForCausalLM.from_pretrained(str(model_dir(DEFAULT_MODEL)), dtype=torch.float32).eval()
-    rows.append(measure("naive HF loop (fp32)", 1, lambda ps, c, m=naive: naive_generate(m, tok, ps, c, args.stop_at_eos),
-                        prompts, config))
-    del naive
-    skipped = ["llama.cpp: --no-llama"] if args.no_llama else []
-    if not args.no_llama:
+    if not args.defaults_only:
+        naive = AutoModelForCausalLM.from_pretrained(str(model_dir(DEFAULT_MODEL)), dtype=torch.float32).eval()
+        rows.append(measure("naive HF loop (fp32)", 1,
+                            lambda ps, c, m=naive: naive_generate(m, tok, ps, c, args.stop_at_eos), prompts, config))
+        del naive
+    skipped = ["llama.cpp: --no-llama"] if args.no_llama else ["llama.cpp: --defaults-only"] if args.defaults_only else []
+    if not (args.no_llama or args.defaults_only):
         logs = Path(args.json).parent / "generation_throughput_logs"  # the servers' own output, kept
         logs.mkdir(parents=True, exist_ok=True)
         more, skipped = llama_rows(args, prompts, config, ctx_per_request, eos_ids, logs)

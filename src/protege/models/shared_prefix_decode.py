@@ -88,7 +88,11 @@ def shared_decoding_supported(model) -> bool:
     cfg = model.config
     if getattr(cfg, "model_type", None) not in SUPPORTED or not caching_supported(model):
         return False
-    attn = model.base_model.layers[0].self_attn
+    base = getattr(model, "base_model", None)  # a PEFT wrapper's is not the decoder: generate handles those
+    if not all(hasattr(base, n) for n in ("embed_tokens", "rotary_emb", "layers", "norm")) or not hasattr(
+            model, "lm_head"):
+        return False
+    attn = base.layers[0].self_attn
     return all(hasattr(attn, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj")) and not hasattr(attn, "q_norm")
 
 
