@@ -127,8 +127,10 @@ class LocalLM:
             sampling.eos_ids.add(tok.eos_token_id)  # the plain path cuts there too
             return self._shared_decode(rows, sampling, config.stop)
         with torch.inference_mode(), autocast_context(self.device):
-            batch = (prefilled_batch(self.model, rows, tok.pad_token_id, config.max_new_tokens)
-                     if self.prefix_caching else None)
+            # Under bf16 autocast the decoding steps write bf16 values into a static cache laid out in fp32,
+            # which transformers refuses: such models decode their prompts in full instead.
+            static_ok = self.prefix_caching and not bf16_autocast_supported(self.device)
+            batch = prefilled_batch(self.model, rows, tok.pad_token_id, config.max_new_tokens) if static_ok else None
             if batch is None:
                 tok.padding_side = "left"
                 inputs = dict(tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device))

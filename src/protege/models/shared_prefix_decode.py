@@ -207,7 +207,7 @@ def _attend(q: torch.Tensor, batch: _Batch, layer: int, scale: float, seen: torc
     rows, steps, heads, dim = q.shape
     kv_heads = keys.shape[1]
     # query heads grouped under the key/value head they read: [B, kv, T * G, d]
-    q = q.view(rows, steps, kv_heads, -1, dim).permute(0, 2, 1, 3, 4).reshape(rows, kv_heads, -1, dim)
+    q = q.to(keys.dtype).view(rows, steps, kv_heads, -1, dim).permute(0, 2, 1, 3, 4).reshape(rows, kv_heads, -1, dim)
     span = int(seen.max())
     hidden = torch.arange(span, device=q.device) >= seen[:, :, None]  # [B, T, span]
     bias = torch.zeros(hidden.shape, dtype=q.dtype, device=q.device).masked_fill_(hidden, float("-inf"))
@@ -256,8 +256,9 @@ def _forward(model, batch: _Batch, tokens: torch.Tensor, counts: torch.Tensor) -
         dim = attn.head_dim
         q = _rotate(attn.q_proj(h).view(rows, steps, -1, dim), cos, sin)
         k = _rotate(attn.k_proj(h).view(rows, steps, -1, dim), cos, sin)
-        batch.own_keys[i][at, :, slots] = k
-        batch.own_values[i][at, :, slots] = attn.v_proj(h).view(rows, steps, -1, dim)
+        # under bf16 autocast (AMX CPUs, GPUs) projections come out bf16; the caches and attention stay fp32
+        batch.own_keys[i][at, :, slots] = k.to(batch.own_keys[i].dtype)
+        batch.own_values[i][at, :, slots] = attn.v_proj(h).view(rows, steps, -1, dim).to(batch.own_values[i].dtype)
         x = x + attn.o_proj(_attend(q, batch, i, attn.scaling, seen=slots + 1))
         x = x + layer.mlp(_norm(layer.post_attention_layernorm, x))
     batch.positions, batch.lengths = batch.positions + counts, batch.lengths + counts
