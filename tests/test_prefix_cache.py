@@ -6,10 +6,8 @@ import torch
 from protege.models.base import GenerationConfig
 from protege.models.local import LocalLM
 from protege.models.prefix_cache import _lcp, prefilled_batch, shared_prefix_lengths
+from tiny import INSTRUCTION, SEED_A, SEED_B
 
-INSTRUCTION = "Classify the question by the type of answer it asks for . Answer with one of : yes , no . "
-SEED_A = "Here are examples . What is the capital of France ? Paris is a location . "
-SEED_B = "Here are examples . Who wrote Hamlet ? a human , a person . "
 PROMPTS = [
     INSTRUCTION + SEED_A + "How many people live in Tokyo ?",
     INSTRUCTION + SEED_A + "What does NASA stand for ?",

@@ -18,6 +18,12 @@ CORPUS = [
 ]
 
 
+# Prompts whose rows share openings: an instruction, then one of two seed items (tests of prefix caching).
+INSTRUCTION = "Classify the question by the type of answer it asks for . Answer with one of : yes , no . "
+SEED_A = "Here are examples . What is the capital of France ? Paris is a location . "
+SEED_B = "Here are examples . Who wrote Hamlet ? a human , a person . "
+
+
 def build_tiny_model(folder: Path, seed: int = 0, corpus: list[str] | None = None, vocab_size: int = 300,
                      max_positions: int = 1024) -> Path:
     """A 2-layer, 16-wide Llama with a small BPE tokenizer (trained on `corpus`, default CORPUS) and a chat

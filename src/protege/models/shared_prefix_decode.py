@@ -10,8 +10,9 @@ cache holds only its own tokens (the rest of its prompt, then what it writes), a
 in two, then merged exactly through the softmax's running maximum and sum ("cascade" attention):
   - the rows of a prefix group attend to the group's prefix in one matmul: the prefix is read once per step;
   - every row attends to its own tokens, all rows at once.
-On the MBPP generation bench (64 prompts, 10 distinct prefixes of about 340 tokens) the attention of a decoding
-step, half its time with the per-row cache, becomes a small part of it (docs/experiments/generation-throughput.md).
+On the MBPP generation bench (64 prompts, 10 distinct prefixes of 244 to 532 tokens) attention took 154 ms of a
+377 ms fp32 decoding step with per-row caches; here it takes 35 ms of a 136 ms int8 step, most of the rest the
+Linear layers (docs/experiments/generation-throughput.md).
 
 The layers' own modules run the projections, norms and MLP, so an int8-quantised teacher (quantize.py) decodes the
 same way. Llama-family models only (`SUPPORTED`): rotary attention with grouped query heads, no sliding window,
@@ -200,20 +201,26 @@ def _partial_math(q, keys, values, scale: float, bias=None) -> tuple[torch.Tenso
     return (scores - lse[..., None]).exp() @ values, lse
 
 
-def _attend(q: torch.Tensor, batch: _Batch, layer: int, scale: float, seen: torch.Tensor) -> torch.Tensor:
-    """q [B, T, heads, d] -> [B, T, heads * d]: causal attention over each row's prefix group and its own tokens;
-    query t of row b sees the first seen[b, t] own tokens."""
+def _causal_bias(seen: torch.Tensor, group: int, dtype) -> torch.Tensor:
+    """The additive mask of the rows' own tokens, [B, 1, T * group, span]: query t of row b sees the first
+    seen[b, t] (the same for the `group` query heads that share a key/value head); span = the most seen."""
+    rows, steps = seen.shape
+    span = int(seen.max())
+    hidden = torch.arange(span, device=seen.device) >= seen[:, :, None]  # [B, T, span]
+    bias = torch.zeros(hidden.shape, dtype=dtype, device=seen.device).masked_fill_(hidden, float("-inf"))
+    return bias[:, :, None].expand(-1, -1, group, -1).reshape(rows, 1, -1, span)
+
+
+def _attend(q: torch.Tensor, batch: _Batch, layer: int, scale: float, bias: torch.Tensor, parts: list) -> torch.Tensor:
+    """q [B, T, heads, d] -> [B, T, heads * d]: causal attention over each row's prefix group (`parts`: the banks
+    with rows here and their layouts) and its own tokens (`bias` from _causal_bias)."""
     keys, values = batch.own_keys[layer], batch.own_values[layer]
     rows, steps, heads, dim = q.shape
     kv_heads = keys.shape[1]
+    span = bias.shape[-1]
     # query heads grouped under the key/value head they read: [B, kv, T * G, d]
     q = q.to(keys.dtype).view(rows, steps, kv_heads, -1, dim).permute(0, 2, 1, 3, 4).reshape(rows, kv_heads, -1, dim)
-    span = int(seen.max())
-    hidden = torch.arange(span, device=q.device) >= seen[:, :, None]  # [B, T, span]
-    bias = torch.zeros(hidden.shape, dtype=q.dtype, device=q.device).masked_fill_(hidden, float("-inf"))
-    bias = bias[:, :, None].expand(-1, -1, heads // kv_heads, -1).reshape(rows, 1, -1, span)
     out, lse = _partial(q, keys[:, :, :span], values[:, :, :span], scale, bias)
-    parts = [(bank, *part) for bank, part in zip(batch.banks, batch.layout()) if part[3]]
     if parts:
         everyone = parts[0][1:3] == (0, rows)
         if not everyone:  # rows without a prefix in a bank take nothing from it
@@ -250,6 +257,9 @@ def _forward(model, batch: _Batch, tokens: torch.Tensor, counts: torch.Tensor) -
     cos, sin = cos[:, :, None], sin[:, :, None]  # broadcast over heads
     slots = batch.lengths[:, None] + offsets  # [B, T] where each token's keys go
     at = torch.arange(rows, device=tokens.device)[:, None]
+    cfg = model.config
+    bias = _causal_bias(slots + 1, cfg.num_attention_heads // cfg.num_key_value_heads, batch.own_keys[0].dtype)
+    parts = [(bank, *part) for bank, part in zip(batch.banks, batch.layout()) if part[3]]
     for i, layer in enumerate(base.layers):
         attn = layer.self_attn
         h = _norm(layer.input_layernorm, x)
@@ -259,7 +269,7 @@ def _forward(model, batch: _Batch, tokens: torch.Tensor, counts: torch.Tensor) -
         # under bf16 autocast (AMX CPUs, GPUs) projections come out bf16; the caches and attention stay fp32
         batch.own_keys[i][at, :, slots] = k.to(batch.own_keys[i].dtype)
         batch.own_values[i][at, :, slots] = attn.v_proj(h).view(rows, steps, -1, dim).to(batch.own_values[i].dtype)
-        x = x + attn.o_proj(_attend(q, batch, i, attn.scaling, seen=slots + 1))
+        x = x + attn.o_proj(_attend(q, batch, i, attn.scaling, bias, parts))
         x = x + layer.mlp(_norm(layer.post_attention_layernorm, x))
     batch.positions, batch.lengths = batch.positions + counts, batch.lengths + counts
     last = x[torch.arange(rows, device=tokens.device), counts - 1]
@@ -337,10 +347,10 @@ def _prefill(model, rows, split, counts, group_of, banks, bank_of) -> tuple[list
     return first, own
 
 
-def decode(model, rows: list[list[int]], sampling: Sampling, min_shared: int | None = None) -> Decoded:
+def decode(model, rows: list[list[int]], sampling: Sampling) -> Decoded:
     """Generate after every row at once; call under torch.inference_mode()."""
     device = model.device
-    split = shared_prefix_lengths(rows, **({} if min_shared is None else {"min_shared": min_shared}))
+    split = shared_prefix_lengths(rows)
     prefixes = sorted({tuple(r[:n]) for r, n in zip(rows, split) if n}, key=lambda p: (len(p), p))
     states, computed = prefix_states(model, prefixes, device)
     banks = length_banks([len(p) for p in prefixes])  # prefixes are sorted by length
