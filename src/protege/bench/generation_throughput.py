@@ -12,7 +12,8 @@ max_new_tokens, output tokens per second of wall time (model loading and a short
   1. protege: LocalLM.generate with batch --batch-size (whatever local.py does today; called as-is), four
      times: without prompt-prefix caching (session 4), with it but decoding in transformers' generate over a
      per-row cache (session 5), the default (prefix cache and shared-prefix decoding), and the default on the
-     int8 teacher (`generate.quantize: int8`); each row also counts the prompt tokens run through the model,
+     int8 teacher (`generate.quantize: int8`); each row also counts the prompt tokens run through the model;
+     then the int8 Linear layers alone at several batch sizes (linear_ceiling.py), the ceiling of any decoder,
   2. naive: transformers `model.generate` one prompt at a time, plain fp32, the same weights,
   3. llama-cpp-python's `python -m llama_cpp.server` on the bundled Q4_1 GGUF, fed by OpenAILM with 4 requests
      in flight (that server serialises requests behind one lock: it has no parallel slots),
@@ -46,6 +47,7 @@ from pathlib import Path
 import psutil  # a dependency of accelerate
 
 from protege.bench import llama_cpp_setup
+from protege.bench.linear_ceiling import linear_ceiling
 from protege.config import GenerateConfig
 from protege.models.base import Generation, GenerationConfig
 from protege.models.openai_http import OpenAILM
@@ -272,6 +274,9 @@ def main(argv=None) -> dict:
         rows.append(measure(backend, batch, model.generate, prompts, config))
         spent = {k: model.prompt_tokens[k] - before[k] for k in before}  # includes the warm-up prompt's
         rows[-1]["prompt_tokens_run"] = spent["sent"] - spent["cached"] + spent["prefix_computed"]
+    print("  the int8 Linear layers alone, on random activations (linear_ceiling.py):", flush=True)
+    ceiling = linear_ceiling(int8.model, sorted({batch, 64, 128, 256, 512}))
+    del int8
     if not args.defaults_only:
         naive = AutoModelForCausalLM.from_pretrained(str(model_dir(DEFAULT_MODEL)), dtype=torch.float32).eval()
         rows.append(measure("naive HF loop (fp32)", 1,
@@ -292,13 +297,17 @@ def main(argv=None) -> dict:
         if "prompt_tokens_run" in r:
             print(f"{r['backend']}: {r['prompt_tokens_run']} of {r['tokens_in']} prompt tokens run through the "
                   "model")
+    for c in ceiling:
+        print(f"int8 Linear layers alone at batch {c['batch']}: {c['ms_per_step']} ms per step, {c['g_ops_per_s']} G "
+              f"ops/s: int8 decoding through torch's kernels cannot pass {c['ceiling_tok_s']} tok/s at that batch")
     if best:
         print(f"best llama-server: --parallel {best['parallel']}, {best['tok_s']} tok/s; {ours['backend']} is "
               f"{ours['tok_s'] / best['tok_s']:.2f}x that")
     for s in skipped:
         print(f"skipped {s}")
     result = {"config": {**vars(args), "batch_size": batch, "temperature": 0.0, "ctx_per_request": ctx_per_request},
-              "model": DEFAULT_MODEL, "rows": rows, "best_llama_server": best, "skipped": skipped,
+              "model": DEFAULT_MODEL, "rows": rows, "int8_linear_ceiling": ceiling, "best_llama_server": best,
+              "skipped": skipped,
               "llama_cpp": {"version": llama_cpp_setup.VERSION, "cmake_flags": llama_cpp_setup.CMAKE_FLAGS},
               "cpus": os.cpu_count(), **provenance()}
     path = Path(args.json)

@@ -1,0 +1,64 @@
+"""The most tokens per second a model's Linear layers allow on this machine, whatever the rest of decoding costs.
+
+    python -m protege.bench.linear_ceiling [--batches 64,128,256,512] [--fp32]
+
+Runs every Linear layer of the bundled SmolLM2 (int8 as `generate.quantize: int8` makes it, or fp32) on random
+activations of each batch size: the projections, the MLP and the output layer, once per token, as one decoding
+step does. Decoding through these layers can only be slower: attention, norms, the prefill and Python come on
+top. Prints milliseconds per step, operations per second (2 per multiply-add) and the ceiling in tokens/s.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+
+def _step(model, x: torch.Tensor) -> None:
+    base = model.base_model
+    for layer in base.layers:
+        attn, mlp = layer.self_attn, layer.mlp
+        attn.k_proj(x), attn.v_proj(x), attn.o_proj(attn.q_proj(x))
+        mlp.down_proj(mlp.gate_proj(x) * mlp.up_proj(x))
+    model.lm_head(x)
+
+
+def linear_ceiling(model, batches: list[int], repeats: int = 5) -> list[dict]:
+    """Per batch size: the Linear layers' time per decoding step and the tokens/s they cap decoding at."""
+    params = sum(m.in_features * m.out_features for m in model.modules()  # float and int8 Linear layers alike
+                 if hasattr(m, "in_features") and hasattr(m, "out_features"))
+    hidden = model.config.hidden_size
+    rows = []
+    with torch.inference_mode():
+        for batch in batches:
+            x = torch.randn(batch, hidden)
+            _step(model, x)  # warm-up
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                _step(model, x)
+            seconds = (time.perf_counter() - t0) / repeats
+            rows.append({"batch": batch, "ms_per_step": round(seconds * 1e3, 1),
+                         "g_ops_per_s": round(2 * params * batch / seconds / 1e9),
+                         "ceiling_tok_s": round(batch / seconds)})
+    return rows
+
+
+def main(argv=None) -> list[dict]:
+    from protege.models.resolve import DEFAULT_MODEL, load_lm
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", default="64,128,256,512")
+    ap.add_argument("--fp32", action="store_true", help="the float model instead of int8")
+    args = ap.parse_args(argv)
+    model = load_lm(DEFAULT_MODEL, **({} if args.fp32 else {"quantize": "int8"})).model
+    rows = linear_ceiling(model, [int(b) for b in args.batches.split(",")])
+    kind = "fp32" if args.fp32 else "int8"
+    for r in rows:
+        print(f"  {kind} Linear layers at batch {r['batch']}: {r['ms_per_step']} ms per step, {r['g_ops_per_s']} G ops/s"
+              f", ceiling {r['ceiling_tok_s']} tok/s")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
