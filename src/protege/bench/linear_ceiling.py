@@ -24,10 +24,15 @@ def _step(model, x: torch.Tensor) -> None:
     model.lm_head(x)
 
 
+def linear_params(model) -> int:
+    """Weights in the model's Linear layers, float or int8 (one multiply-add each per token)."""
+    return sum(m.in_features * m.out_features for m in model.modules()
+               if hasattr(m, "in_features") and hasattr(m, "out_features"))
+
+
 def linear_ceiling(model, batches: list[int], repeats: int = 5) -> list[dict]:
     """Per batch size: the Linear layers' time per decoding step and the tokens/s they cap decoding at."""
-    params = sum(m.in_features * m.out_features for m in model.modules()  # float and int8 Linear layers alike
-                 if hasattr(m, "in_features") and hasattr(m, "out_features"))
+    params = linear_params(model)
     hidden = model.config.hidden_size
     rows = []
     with torch.inference_mode():
