@@ -13,7 +13,8 @@ max_new_tokens, output tokens per second of wall time (model loading and a short
      times: without prompt-prefix caching (session 4), with it but decoding in transformers' generate over a
      per-row cache (session 5), the default (prefix cache and shared-prefix decoding), and the default on the
      int8 teacher (`generate.quantize: int8`); each row also counts the prompt tokens run through the model;
-     then the int8 Linear layers alone at several batch sizes (linear_ceiling.py), the ceiling of any decoder,
+     then the int8 Linear layers alone at several batch sizes (linear_ceiling.py): decoding through them
+     is slower still,
   2. naive: transformers `model.generate` one prompt at a time, plain fp32, the same weights,
   3. llama-cpp-python's `python -m llama_cpp.server` on the bundled Q4_1 GGUF, fed by OpenAILM with 4 requests
      in flight (that server serialises requests behind one lock: it has no parallel slots),

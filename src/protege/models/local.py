@@ -127,10 +127,8 @@ class LocalLM:
             sampling.eos_ids.add(tok.eos_token_id)  # the plain path cuts there too
             return self._shared_decode(rows, sampling, config.stop)
         with torch.inference_mode(), autocast_context(self.device):
-            # Under bf16 autocast the decoding steps write bf16 values into a static cache laid out in fp32,
-            # which transformers refuses: such models decode their prompts in full instead.
-            static_ok = self.prefix_caching and not bf16_autocast_supported(self.device)
-            batch = prefilled_batch(self.model, rows, tok.pad_token_id, config.max_new_tokens) if static_ok else None
+            batch = (prefilled_batch(self.model, rows, tok.pad_token_id, config.max_new_tokens)
+                     if self.prefix_caching else None)
             if batch is None:
                 tok.padding_side = "left"
                 inputs = dict(tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device))
@@ -142,15 +140,17 @@ class LocalLM:
             self.prompt_tokens["sent"] += sum(len(r) for r in rows)
             out = self.model.generate(**inputs, generation_config=gen_config, tokenizer=tok)
         new = out[:, inputs["input_ids"].shape[1] :]
-        gens = []
-        for row, prompt in zip(new, rows):
-            ids = row.tolist()
-            if tok.eos_token_id is not None and tok.eos_token_id in ids:
-                ids = ids[: ids.index(tok.eos_token_id)]
-            ids = [t for t in ids if t != tok.pad_token_id]
-            text = _cut_at_stop(tok.decode(ids, skip_special_tokens=True), config.stop)
-            gens.append(Generation(text=text, tokens_in=len(prompt), tokens_out=len(ids)))
-        return gens
+        return [self._generation(row.tolist(), prompt, config.stop) for row, prompt in zip(new, rows)]
+
+    def _generation(self, ids: list[int], prompt: list[int], stops: list[str]) -> Generation:
+        """A row's new ids as a Generation: cut at end of turn, without the pads that fill finished rows, its text
+        cut at the first stop string."""
+        tok = self.tokenizer
+        if tok.eos_token_id is not None and tok.eos_token_id in ids:
+            ids = ids[: ids.index(tok.eos_token_id)]
+        ids = [t for t in ids if t != tok.pad_token_id]
+        text = _cut_at_stop(tok.decode(ids, skip_special_tokens=True), stops)
+        return Generation(text=text, tokens_in=len(prompt), tokens_out=len(ids))
 
     def _shared_decode(self, rows: list[list[int]], sampling, stops: list[str]) -> list[Generation]:
         with torch.inference_mode(), autocast_context(self.device):
@@ -158,13 +158,7 @@ class LocalLM:
         self.prompt_tokens["sent"] += sum(len(r) for r in rows)
         self.prompt_tokens["cached"] += out.cached_tokens
         self.prompt_tokens["prefix_computed"] += out.prefix_tokens_run
-        tok = self.tokenizer
-        gens = []
-        for ids, row in zip(out.tokens, rows):
-            ids = [t for t in ids if t != tok.pad_token_id]  # as the plain path, where pads fill finished rows
-            gens.append(Generation(text=_cut_at_stop(tok.decode(ids, skip_special_tokens=True), stops),
-                                   tokens_in=len(row), tokens_out=len(ids)))
-        return gens
+        return [self._generation(ids, row, stops) for ids, row in zip(out.tokens, rows)]
 
     # -- scoring --------------------------------------------------------------------------------------------
     def score_continuations(self, prompt: Prompt, continuations: Sequence[str]) -> list[float]:

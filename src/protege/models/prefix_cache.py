@@ -107,10 +107,12 @@ def prefilled_batch(model, rows: list[list[int]], pad_id: int, max_new_tokens: i
     """The batch laid out for generate with every prompt but its last token already in the cache, which has
     room for `max_new_tokens` more; None when the model's cache cannot be laid out this way. Rows that share
     nothing still gain: none of them runs another row's padding. Call under torch.inference_mode() (and the
-    same autocast as the generate call that follows)."""
+    same autocast as the generate call that follows). Under bf16 autocast, None too: decoding would write bf16
+    values into the static cache laid out in fp32, which transformers refuses."""
     from transformers import StaticCache
 
-    if not caching_supported(model) or any(len(r) < 2 for r in rows):
+    if (not caching_supported(model) or any(len(r) < 2 for r in rows)
+            or torch.is_autocast_enabled(model.device.type)):
         return None
     split = shared_prefix_lengths(rows, min_shared)
     device = model.device
