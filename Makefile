@@ -23,7 +23,9 @@ install: $(BIN)/protege
 demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/protege demo
 
+# The first line names the CPU's features and what precision auto means on it (a failure report says which machine).
 test: install
+	@$(BIN)/python -m protege.models.precision
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 # The generation-throughput bench installs llama-cpp-python from ~/.cache/protege/wheels (and llama-server from

@@ -10,6 +10,23 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny import build_tiny_model, write_tiny_task  # noqa: E402
 
 
+def pytest_report_header(config):
+    """The machine a failure report came from: which precision `auto` means here decides what every test that
+    does not pin one computes in."""
+    from protege.models.precision import machine_line
+
+    return machine_line()
+
+
+@pytest.fixture(autouse=True)
+def _pinned_precision(request, monkeypatch):
+    """`@pytest.mark.precision("fp32")`: the test computes in that precision on every CPU (an exact-equality test
+    pins the precision it is about; a bf16 test forces bf16 even where auto would not pick it)."""
+    marker = request.node.get_closest_marker("precision")
+    if marker is not None:
+        monkeypatch.setenv("PROTEGE_PRECISION", marker.args[0])
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))

@@ -11,3 +11,14 @@ def builtin_data_available() -> bool:
 
 requires_data = pytest.mark.skipif(not builtin_data_available(),
                                    reason="built-in data sets not found: set PROTEGE_DATA (see README)")
+
+
+def native_bf16() -> bool:
+    from protege.models.precision import bf16_fast
+
+    return bf16_fast("cpu")
+
+
+requires_native_bf16 = pytest.mark.skipif(
+    not native_bf16(), reason="this CPU has no native bf16 (AMX or AVX-512 BF16): bf16 runs emulated, too slowly "
+                              "for a real model; the tiny-model bf16 tests still force the path")

@@ -10,6 +10,6 @@ def test_float_and_int8_models_count_the_same_linear_weights(tiny_model_dir):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     expected = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
     assert linear_params(model) == expected == linear_params(int8_dynamic(model))
-    for m in (model, int8_dynamic(model)):
-        rows = linear_ceiling(m, [1, 4], repeats=1)
+    for m, precision in ((model, "fp32"), (model, "bf16"), (int8_dynamic(model), "fp32"), (int8_dynamic(model), "bf16")):
+        rows = linear_ceiling(m, [1, 4], repeats=1, precision=precision)
         assert [r["batch"] for r in rows] == [1, 4] and all(r["ms_per_step"] >= 0 for r in rows)

@@ -17,6 +17,10 @@ PROMPTS = [
     "Text : Write one new example",  # shares nothing with the others: runs in full
 ]
 
+# Exact token equality and transformers' static-cache path, both fp32 things: pinned on every CPU (under bf16 the
+# static cache is not used at all, prefix_cache.prefilled_batch; test_precision.py covers bf16).
+pytestmark = pytest.mark.precision("fp32")
+
 
 @pytest.fixture(scope="module")
 def sharp_lm(tiny_model_dir):

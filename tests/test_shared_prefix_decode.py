@@ -19,6 +19,11 @@ PROMPTS = [
     INSTRUCTION + SEED_A + "Who wrote Hamlet ? a human , a person . What is the capital of France ?",  # longer
 ]
 
+# These tests compare tokens for exact equality, which holds in one precision: both sides run in fp32 on every
+# CPU (on a bf16 CPU auto would run both in bf16, whose rounding differs between the batched cascade and the
+# per-prompt reference). The bf16 paths have their own tests below and in test_precision.py.
+pytestmark = pytest.mark.precision("fp32")
+
 
 def _lm(tiny_model_dir, family: str, seed: int = 0) -> LocalLM:
     """A 2-layer model with 4 query heads reading 2 key/value heads, weights scaled up so greedy choices are
@@ -168,13 +173,11 @@ def test_the_test_prompts_exercise_several_banks_and_a_row_without_prefix(tiny_m
     assert len(spd.length_banks(lengths)) >= 2 and 0 in split
 
 
-def test_every_decoder_runs_under_bf16_autocast(tiny_model_dir, monkeypatch):
+@pytest.mark.precision("bf16")
+def test_every_decoder_runs_under_bf16_autocast(tiny_model_dir):
     """AMX CPUs and GPUs generate under bf16 autocast, where projections come out bf16 and caches are fp32 (forced
     here on any CPU). The caches must take the values in their own dtype; transformers' static cache cannot, so
     that path falls back to full prompts."""
-    from protege.models import local
-
-    monkeypatch.setattr(local, "bf16_autocast_supported", lambda device="cpu": True)
     lm = _lm(tiny_model_dir, "llama", seed=6)
     config = GenerationConfig(max_new_tokens=8)
     texts = {}

@@ -9,6 +9,7 @@
     protege bench configs/bench-small.yaml [--executor ray]   # students x teachers x tasks, ranked
     protege train CONFIG --method kd              # logit distillation (settings under train.kd)
     protege student prune --from bundled:smollm2-135m-instruct --keep-layers 20   # a student sharing the tokenizer
+    protege --precision fp32 run CONFIG           # any command: how local models compute (auto | fp32 | bf16)
 """
 from __future__ import annotations
 
@@ -22,6 +23,25 @@ from protege.errors import ConfigError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Distil a small specialised model from a teacher.")
 
 DEMO_CONFIG = Path(__file__).parent / "demo-trec6.yaml"
+
+
+@app.callback()
+def main(precision: Optional[str] = typer.Option(
+        None, "--precision", metavar="auto|fp32|bf16",
+        help="how local models compute, for every command: auto (bf16 on CPUs with AMX or AVX-512 BF16 and on "
+             "GPUs, else fp32), fp32 or bf16. Default: $PROTEGE_PRECISION, else auto. A run config's `precision` "
+             "wins over it.")):
+    """Distil a small specialised model from a teacher."""
+    import os
+
+    from protege.models.precision import ENV, SETTINGS
+
+    if precision is not None:
+        if precision not in SETTINGS:
+            typer.secho(f"--precision: {precision!r} is not one of {', '.join(SETTINGS)}", fg=typer.colors.RED,
+                        err=True)
+            raise typer.Exit(2)
+        os.environ[ENV] = precision  # read by every model this process (and its Ray workers, subprocesses) loads
 
 
 def _run(config: Optional[Path], overrides: List[str], until: str) -> None:

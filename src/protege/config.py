@@ -288,6 +288,10 @@ class TeacherGateConfig(Strict):
 class RunConfig(Strict):
     task: str = "trec6"
     runs_dir: str = "runs"
+    # How local models compute (models/precision.py): auto (bf16 on CPUs with AMX/AVX-512 BF16 and on GPUs, else
+    # fp32), fp32 or bf16. None: $PROTEGE_PRECISION, else auto. Stages that run a local model key on the value
+    # it resolves to (pipeline.py).
+    precision: Optional[Literal["auto", "fp32", "bf16"]] = None
     generate: GenerateConfig = GenerateConfig()
     curate: CurateConfig = CurateConfig()
     train: TrainConfig = TrainConfig()

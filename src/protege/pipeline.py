@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from protege.config import RunConfig, key_dump
+from protege.models.precision import describe, requested, resolve_precision, use_precision
 from protege.store import StageDir, content_key, read_json
 
 STAGES = ["generate", "answers", "curate", "train", "eval", "report"]
@@ -36,6 +37,9 @@ class Pipeline:
             raise ConfigError("run config", problems)
         self.progress = progress
         self.echo = echo
+        self.precision_setting = setting = cfg.precision or requested()  # the config's, else $PROTEGE_PRECISION
+        self.precision = resolve_precision(setting)  # fp32 or bf16: what every local model of this run runs in
+        self.precision_info = describe(setting)
         task_key = content_key(self.spec.model_dump(exclude={"source_file"}))
         keys, upstream = {}, task_key
         for name in STAGES:
@@ -48,6 +52,10 @@ class Pipeline:
         self.stages = {name: StageDir(Path(cfg.runs_dir), self.spec.name, name, keys[name]) for name in STAGES}
 
     def run(self, until: str = "report") -> StageDir:
+        with use_precision(self.precision_setting):
+            return self._run(until)
+
+    def _run(self, until: str) -> StageDir:
         for name in STAGES[: STAGES.index(until) + 1]:
             stage = self.stages[name]
             if stage.complete:
@@ -62,6 +70,15 @@ class Pipeline:
 
     def _key_section(self, name: str) -> dict:
         """The settings that determine a stage's output (its key also chains the upstream stage's key)."""
+        section = self._settings_key(name)
+        # A stage that runs a local model computes in the resolved precision. fp32 stays out of the key (the
+        # LATER_SETTINGS rule, config.py): the runs made before the setting existed were fp32 on the AVX2 machines
+        # that made them, and keep their keys.
+        if self.precision != "fp32" and self._runs_local_model(name):
+            section = {**section, "precision": self.precision}
+        return section
+
+    def _settings_key(self, name: str) -> dict:
         cfg = self.cfg
         if name == "report":
             return {}
@@ -76,16 +93,25 @@ class Pipeline:
             section["teacher"] = cfg.generate.answering_teacher()
         return section
 
+    def _runs_local_model(self, name: str) -> bool:
+        g = self.cfg.generate
+        if name == "generate":
+            return not g.teacher.startswith("openai:")
+        if name == "answers":
+            return g.mode == "cooperative" or (g.mode == "answers" and not g.answering_teacher().startswith("openai:"))
+        return name in ("train", "eval")  # the student is always local
+
     def _stage_config(self, name: str) -> dict:
         if name == "report":
             return {}
+        run = {"precision": self.precision_info} if self._runs_local_model(name) else {}
         if name == "answers":
-            return {"answers": _answers_key(self.cfg)}
+            return {"answers": _answers_key(self.cfg), **run}
         cfg = getattr(self.cfg, name).model_dump()
         if name == "eval":
             cfg["teacher"] = self.cfg.generate.answering_teacher()
             cfg["student"] = self.cfg.train.student
-        return {name: cfg}
+        return {name: cfg, **run}
 
     def gate_failures(self) -> list[str]:
         """Forgetting gates the finished eval stage failed (empty when they passed or eval has not run)."""

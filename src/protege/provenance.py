@@ -6,6 +6,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from protege.models.precision import describe
 from protege.store import now_iso
 
 
@@ -29,4 +30,5 @@ def versions() -> dict:
 
 
 def provenance() -> dict:
-    return {"git": git_hash(), "versions": versions(), "date": now_iso()}
+    """Versions, commit and date, and the precision local models computed in (the setting in force)."""
+    return {"git": git_hash(), "versions": versions(), "date": now_iso(), "precision": describe()}

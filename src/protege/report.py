@@ -68,6 +68,8 @@ def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
     lines += _curation_lines(curation)
     lines += ["", f"Provenance: git {results.get('git') or 'unknown'}, {results.get('date')}, "
               f"torch {results['versions'].get('torch')}, transformers {results['versions'].get('transformers')}."]
+    if p := results.get("precision"):  # results made before the setting existed have none (they ran fp32)
+        lines += ["", f"Precision: {p['resolved']} (setting {p['setting']}) on {p['device']}, CPU {p['cpu']}."]
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,11 @@ ray = pytest.importorskip("ray")
 def test_ray_executor_runs_two_cells_in_parallel(tmp_path, assets):  # noqa: F811
     raw = bench_dict(tmp_path, assets, tasks=("tiny",), teachers=("m0",),
                      executor={"kind": "ray", "ray_num_cpus": 2, "cpus_per_cell": 1, "memory_gb_per_cell": 0.5})
+    # Cells long enough (80 training steps) that the second worker's later start (the first is warm from the
+    # data job; the second still imports torch) cannot let a cell finish before the other begins: at 2 epochs,
+    # on one run in three the second started 0.24 s after the first had ended. At 40 epochs, under a niced
+    # compile on both cores, the cells took 11.7 and 6.9 s and overlapped by 4.3 s.
+    raw["base"]["train"].update(epochs=40, checkpoint_every=1000)
     messages = []
     out = run_bench(parse_bench_config(raw), progress=False, echo=messages.append)
     assert not ray.is_initialized()  # the local cluster run_bench started is shut down again

@@ -49,6 +49,7 @@ def check_sessions_hold_the_text(sessions, text):
         assert_cache_holds_the_sequence(s)
 
 
+@pytest.mark.precision("fp32")  # exact equality: bf16 rounding legitimately moves near-tied greedy choices
 def test_cross_tokenizer_hand_off_keeps_each_sequence_equal_to_the_shared_text(tiny_pair):
     teacher, student = tiny_pair
     probe = "Well , so 3 + 4 = 7"
@@ -66,6 +67,7 @@ def test_cross_tokenizer_hand_off_keeps_each_sequence_equal_to_the_shared_text(t
         assert s.stats["fed"] < len(s.prompt_ids) + 2 * len(s.answer_ids) + sample.turns
 
 
+@pytest.mark.precision("fp32")  # exact equality: bf16 rounding legitimately moves near-tied greedy choices
 @pytest.mark.parametrize("keep", [1, 3])
 def test_kv_cache_reuse_gives_exactly_the_tokens_of_reencoding_every_turn(tiny_pair, keep):
     cfg = CooperativeConfig(max_new_tokens=200, final_markers=[], repeat_times=40)  # greedy
@@ -78,6 +80,7 @@ def test_kv_cache_reuse_gives_exactly_the_tokens_of_reencoding_every_turn(tiny_p
     check_sessions_hold_the_text(cached, a.text)
 
 
+@pytest.mark.precision("fp32")  # exact equality: bf16 rounding legitimately moves near-tied greedy choices
 def test_cuts_inside_tokens_roll_the_cache_back_correctly(tiny_pair):
     """Arbitrary character cuts of the own proposal (mid-token), foreign text, empty turns: the cached session
     proposes exactly what a session re-encoding everything proposes, turn after turn."""
@@ -96,6 +99,7 @@ def test_cuts_inside_tokens_roll_the_cache_back_correctly(tiny_pair):
     assert_cache_holds_the_sequence(cached)
 
 
+@pytest.mark.precision("fp32")  # exact equality: bf16 rounding legitimately moves near-tied greedy choices
 def test_a_sequence_that_stops_decoding_to_the_text_is_retokenised(tiny_pair):
     """Two byte tokens that form "é" together were kept as two separate "�": the sequence no longer decodes to
     the shared text, so the answer is re-tokenised and the cache cut back to the common prefix."""

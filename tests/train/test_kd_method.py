@@ -38,6 +38,7 @@ def test_kd_at_alpha_zero_follows_the_sft_loss_curve(tmp_path, tiny_model_dir, t
     assert [r["loss"] for r in kd] == pytest.approx([r["loss"] for r in sft], rel=1e-4)
 
 
+@pytest.mark.precision("fp32")  # the cache is written in batches of other shapes than training's: equal in fp32
 def test_cached_teacher_logits_give_the_online_loss_curve(tmp_path, tiny_model_dir, tiny_task):
     from transformers import AutoTokenizer
 

@@ -9,12 +9,14 @@ The same chat prompts for all: the first --prompts distinct requests of the task
 repeats prompts, and a server would skip the prefill of a repeat from its prompt cache); for MBPP at one seed,
 250-540 tokens each, and SmolLM2 writes whole items, so completions run to the cap. Greedy, the same
 max_new_tokens, output tokens per second of wall time (model loading and a short warm-up excluded) for
-  1. protege: LocalLM.generate with batch --batch-size (whatever local.py does today; called as-is), four
-     times: without prompt-prefix caching (session 4), with it but decoding in transformers' generate over a
-     per-row cache (session 5), the default (prefix cache and shared-prefix decoding), and the default on the
-     int8 teacher (`generate.quantize: int8`); each row also counts the prompt tokens run through the model;
-     then the int8 Linear layers alone at several batch sizes (linear_ceiling.py): decoding through them
-     is slower still,
+  1. protege: LocalLM.generate with batch --batch-size (whatever local.py does today; called as-is): without
+     prompt-prefix caching (session 4) and with it but decoding in transformers' generate over a per-row cache
+     (session 5), both in the precision auto picks here; then the default (prefix cache and shared-prefix
+     decoding) in each precision this CPU has: fp32, bf16 (where the CPU multiplies bf16 natively: AMX or
+     AVX-512 BF16), int8 (`generate.quantize: int8`, activations fp32) and int8 under bf16; each row also counts
+     the prompt tokens run through the model, and its share of the Linear-layer ceiling of its precision at
+     its batch: the Linear layers alone at several batch sizes (linear_ceiling.py), which decoding through
+     them cannot pass,
   2. naive: transformers `model.generate` one prompt at a time, plain fp32, the same weights,
   3. llama-cpp-python's `python -m llama_cpp.server` on the bundled Q4_1 GGUF, fed by OpenAILM with 4 requests
      in flight (that server serialises requests behind one lock: it has no parallel slots),
@@ -52,6 +54,7 @@ from protege.bench.linear_ceiling import linear_ceiling
 from protege.config import GenerateConfig
 from protege.models.base import Generation, GenerationConfig
 from protege.models.openai_http import OpenAILM
+from protege.models.precision import bf16_fast, resolve_precision
 from protege.models.resolve import DEFAULT_MODEL, _gguf_path, load_lm, model_dir
 from protege.models.shared_prefix_decode import shared_decoding_supported
 from protege.provenance import provenance
@@ -266,17 +269,29 @@ def main(argv=None) -> dict:
 
     rows = []
     int8 = load_lm(DEFAULT_MODEL, batch_size=batch, quantize="int8")
-    protege_rows = (("protege LocalLM, no prefix cache", lm, False, False),
-                    ("protege LocalLM, prefix cache + HF generate", lm, True, False),
-                    ("protege LocalLM", lm, True, True), ("protege LocalLM int8", int8, True, True))
-    for backend, model, caching, shared in protege_rows[2:] if args.defaults_only else protege_rows:
+    auto = resolve_precision("auto")
+    precisions = ["fp32", "bf16"] if bf16_fast("cpu") else ["fp32"]  # bf16 emulated on AVX2 is slower than fp32
+    protege_rows = [(f"protege LocalLM {auto}, no prefix cache", lm, False, False, auto, auto),
+                    (f"protege LocalLM {auto}, prefix cache + HF generate", lm, True, False, auto, auto)]
+    protege_rows = [] if args.defaults_only else protege_rows
+    protege_rows += [(f"protege LocalLM {p}", lm, True, True, p, p) for p in precisions]
+    protege_rows += [(f"protege LocalLM int8{' + bf16' if p == 'bf16' else ''}", int8, True, True, p, "int8")
+                     for p in precisions]
+    print("  the Linear layers alone, on random activations (linear_ceiling.py):", flush=True)
+    sizes = sorted({batch, 64, 128, 256, 512})
+    ceiling = {p: linear_ceiling(lm.model, sizes, precision=p) for p in precisions}
+    ceiling["int8"] = linear_ceiling(int8.model, sizes)
+    for backend, model, caching, shared, precision, layers in protege_rows:
         model.prefix_caching, model.shared_decoding = caching, shared and shared_decoding_supported(model.model)
+        model.precision = precision
         before = dict(model.prompt_tokens)
         rows.append(measure(backend, batch, model.generate, prompts, config))
         spent = {k: model.prompt_tokens[k] - before[k] for k in before}  # includes the warm-up prompt's
         rows[-1]["prompt_tokens_run"] = spent["sent"] - spent["cached"] + spent["prefix_computed"]
-    print("  the int8 Linear layers alone, on random activations (linear_ceiling.py):", flush=True)
-    ceiling = linear_ceiling(int8.model, sorted({batch, 64, 128, 256, 512}))
+        cap = next(c["ceiling_tok_s"] for c in ceiling[layers] if c["batch"] == batch)
+        rows[-1].update(precision=precision, linear_layers=layers, linear_ceiling_tok_s=cap,
+                        share_of_ceiling=round(rows[-1]["tok_s"] / cap, 3))
+    lm.precision = int8.precision = None
     del int8
     if not args.defaults_only:
         naive = AutoModelForCausalLM.from_pretrained(str(model_dir(DEFAULT_MODEL)), dtype=torch.float32).eval()
@@ -298,16 +313,21 @@ def main(argv=None) -> dict:
         if "prompt_tokens_run" in r:
             print(f"{r['backend']}: {r['prompt_tokens_run']} of {r['tokens_in']} prompt tokens run through the "
                   "model")
-    for c in ceiling:
-        print(f"int8 Linear layers alone at batch {c['batch']}: {c['ms_per_step']} ms per step, {c['g_ops_per_s']} G "
-              f"ops/s: int8 decoding through torch's kernels cannot pass {c['ceiling_tok_s']} tok/s at that batch")
+    for layers, found in ceiling.items():
+        for c in found:
+            print(f"{layers} Linear layers alone at batch {c['batch']}: {c['ms_per_step']} ms per step, "
+                  f"{c['g_ops_per_s']} G ops/s: decoding through them cannot pass {c['ceiling_tok_s']} tok/s")
+    for r in rows:
+        if "share_of_ceiling" in r:
+            print(f"{r['backend']}: {r['tok_s']} tok/s = {100 * r['share_of_ceiling']:.0f}% of its {r['linear_layers']} "
+                  f"Linear-layer ceiling at batch {batch} ({r['linear_ceiling_tok_s']} tok/s)")
     if best:
         print(f"best llama-server: --parallel {best['parallel']}, {best['tok_s']} tok/s; {ours['backend']} is "
               f"{ours['tok_s'] / best['tok_s']:.2f}x that")
     for s in skipped:
         print(f"skipped {s}")
     result = {"config": {**vars(args), "batch_size": batch, "temperature": 0.0, "ctx_per_request": ctx_per_request},
-              "model": DEFAULT_MODEL, "rows": rows, "int8_linear_ceiling": ceiling, "best_llama_server": best,
+              "model": DEFAULT_MODEL, "rows": rows, "linear_ceiling": ceiling, "best_llama_server": best,
               "skipped": skipped,
               "llama_cpp": {"version": llama_cpp_setup.VERSION, "cmake_flags": llama_cpp_setup.CMAKE_FLAGS},
               "cpus": os.cpu_count(), **provenance()}

@@ -1,9 +1,9 @@
 """The most tokens per second a model's Linear layers allow on this machine, whatever the rest of decoding costs.
 
-    python -m protege.bench.linear_ceiling [--batches 64,128,256,512] [--fp32]
+    python -m protege.bench.linear_ceiling [--batches 64,128,256,512] [--fp32 | --bf16]
 
-Runs every Linear layer of the bundled SmolLM2 (int8 as `generate.quantize: int8` makes it, or fp32) on random
-activations of each batch size: the projections, the MLP and the output layer, once per token, as one decoding
+Runs every Linear layer of the bundled SmolLM2 (int8 as `generate.quantize: int8` makes it, fp32, or the fp32
+weights under bf16 autocast as `precision: bf16` runs them) on random activations of each batch size: the projections, the MLP and the output layer, once per token, as one decoding
 step does. Decoding through these layers can only be slower: attention, norms, the prefill and Python come on
 top. Prints milliseconds per step, operations per second (2 per multiply-add) and the ceiling in tokens/s.
 """
@@ -13,6 +13,8 @@ import argparse
 import time
 
 import torch
+
+from protege.models.precision import autocast
 
 
 def _step(model, x: torch.Tensor) -> None:
@@ -30,12 +32,13 @@ def linear_params(model) -> int:
                if hasattr(m, "in_features") and hasattr(m, "out_features"))
 
 
-def linear_ceiling(model, batches: list[int], repeats: int = 5) -> list[dict]:
-    """Per batch size: the Linear layers' time per decoding step and the tokens/s they cap decoding at."""
+def linear_ceiling(model, batches: list[int], repeats: int = 5, precision: str = "fp32") -> list[dict]:
+    """Per batch size: the Linear layers' time per decoding step and the tokens/s they cap decoding at, computing
+    in `precision` (fp32, or bf16 autocast as LocalLM runs it)."""
     params = linear_params(model)
     hidden = model.config.hidden_size
     rows = []
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision):
         for batch in batches:
             x = torch.randn(batch, hidden)
             _step(model, x)  # warm-up
@@ -55,10 +58,12 @@ def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="64,128,256,512")
     ap.add_argument("--fp32", action="store_true", help="the float model instead of int8")
+    ap.add_argument("--bf16", action="store_true", help="the float model under bf16 autocast")
     args = ap.parse_args(argv)
-    model = load_lm(DEFAULT_MODEL, **({} if args.fp32 else {"quantize": "int8"})).model
-    rows = linear_ceiling(model, [int(b) for b in args.batches.split(",")])
-    kind = "fp32" if args.fp32 else "int8"
+    floating = args.fp32 or args.bf16
+    model = load_lm(DEFAULT_MODEL, **({} if floating else {"quantize": "int8"})).model
+    kind = "bf16" if args.bf16 else "fp32" if args.fp32 else "int8"
+    rows = linear_ceiling(model, [int(b) for b in args.batches.split(",")], precision="bf16" if args.bf16 else "fp32")
     for r in rows:
         print(f"  {kind} Linear layers at batch {r['batch']}: {r['ms_per_step']} ms per step, {r['g_ops_per_s']} G ops/s"
               f", ceiling {r['ceiling_tok_s']} tok/s")

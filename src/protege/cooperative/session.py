@@ -27,7 +27,6 @@ from typing import Callable, Protocol
 import torch
 
 from protege.models.base import Prompt
-from protege.models.local import autocast_context
 
 
 @dataclass
@@ -86,7 +85,7 @@ class LocalSession:
     # -- the model ------------------------------------------------------------------------------------------
     def _forward(self, tokens: list[int]) -> torch.Tensor:
         ids = torch.tensor([tokens], device=self.lm.device)
-        with torch.inference_mode(), autocast_context(self.lm.device):
+        with torch.inference_mode(), self.lm.autocast():
             # logits_to_keep=1: a prefill of many tokens needs only the last position's logits
             out = self.lm.model(input_ids=ids, past_key_values=self._cache, use_cache=True, logits_to_keep=1)
         self._cache = out.past_key_values

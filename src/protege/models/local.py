@@ -4,13 +4,13 @@
     lm.generate(["Write a question about Paris."], GenerationConfig(max_new_tokens=32, temperature=0.8))
     lm.score_continuations([{"role": "user", "content": "2+2?"}], ["4", "5"])
 
-On CPUs with bf16 support (AMX/AVX512-BF16) matmuls run under bf16 autocast, about 10x faster than fp32 here;
-weights stay fp32 so training and scoring keep full-precision master copies.
+How it computes is the precision setting (models/precision.py): `LocalLM(..., precision="fp32")` pins it for
+this model, else the setting in force (a run's `precision`, `use_precision`, $PROTEGE_PRECISION; auto: bf16
+autocast on CPUs with AMX/AVX-512 BF16 and on GPUs, fp32 elsewhere). Weights stay fp32 so training and scoring
+keep full-precision master copies.
 """
 from __future__ import annotations
 
-import contextlib
-import functools
 import copy
 from pathlib import Path
 from typing import Sequence
@@ -19,38 +19,18 @@ import torch
 from tqdm.auto import tqdm
 
 from protege.models.base import Generation, GenerationConfig, Prompt
+from protege.models.precision import autocast, resolve_precision
 from protege.models.prefix_cache import caching_supported, prefilled_batch
 from protege.models.shared_prefix_decode import decode, sampling_from, shared_decoding_supported, stop_checker
-
-
-@functools.lru_cache(maxsize=None)
-def bf16_autocast_supported(device: str = "cpu") -> bool:
-    """True where bf16 autocast is both supported and fast (GPU, or a CPU with native bf16 matmuls).
-
-    Cached: it is asked on every forward pass and training step, and the answer never changes.
-    """
-    if device.startswith("cuda"):
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def autocast_context(device: str = "cpu"):
-    """bf16 autocast where it pays off, a no-op elsewhere."""
-    if bf16_autocast_supported(device):
-        return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 class LocalLM:
     """A causal LM held in memory; `name` is how the rest of protege refers to it."""
 
     def __init__(self, name: str, model, tokenizer, device: str = "cpu", batch_size: int = 16,
-                 prefix_caching: bool = True):
+                 prefix_caching: bool = True, precision: str | None = None):
         self.name = name
+        self.precision = precision  # None: the setting in force at each call (models/precision.py)
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.device = device
@@ -70,6 +50,14 @@ class LocalLM:
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         return cls(name or str(path), model, tokenizer, **kwargs)
+
+    def resolved_precision(self) -> str:
+        """`fp32` or `bf16`: how this model computes now."""
+        return resolve_precision(self.precision, self.device)
+
+    def autocast(self):
+        """The autocast block every forward pass of this model runs in."""
+        return autocast(self.resolved_precision(), self.device)
 
     # -- prompts --------------------------------------------------------------------------------------------
     def render(self, prompt: Prompt) -> str:
@@ -126,7 +114,7 @@ class LocalLM:
         if sampling is not None:
             sampling.eos_ids.add(tok.eos_token_id)  # the plain path cuts there too
             return self._shared_decode(rows, sampling, config.stop)
-        with torch.inference_mode(), autocast_context(self.device):
+        with torch.inference_mode(), self.autocast():
             batch = (prefilled_batch(self.model, rows, tok.pad_token_id, config.max_new_tokens)
                      if self.prefix_caching else None)
             if batch is None:
@@ -153,7 +141,7 @@ class LocalLM:
         return Generation(text=text, tokens_in=len(prompt), tokens_out=len(ids))
 
     def _shared_decode(self, rows: list[list[int]], sampling, stops: list[str]) -> list[Generation]:
-        with torch.inference_mode(), autocast_context(self.device):
+        with torch.inference_mode(), self.autocast():
             out = decode(self.model, rows, sampling)
         self.prompt_tokens["sent"] += sum(len(r) for r in rows)
         self.prompt_tokens["cached"] += out.cached_tokens
@@ -192,7 +180,7 @@ class LocalLM:
                 conts[i * k + j, : len(c)] = torch.tensor(c)
         cont_pos = pos[:, -1:].repeat_interleave(k, 0) + 1 + torch.arange(clen)
         full_mask = torch.cat([mask.repeat_interleave(k, 0), torch.ones(n * k, clen, dtype=torch.long)], 1)
-        with torch.inference_mode(), autocast_context(self.device):
+        with torch.inference_mode(), self.autocast():
             out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                              position_ids=pos.to(self.device), use_cache=True)
             first = torch.log_softmax(out.logits[:, -1].float(), -1).repeat_interleave(k, 0)

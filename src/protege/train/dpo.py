@@ -90,12 +90,13 @@ def run_dpo(spec: TaskSpec, cfg: DPOSettings, out_dir: Path, student_lm, pairs: 
 def trainer_args(config_cls, out_dir: Path, lm, *, lr: float, epochs: float, batch_size: int, seed: int,
                  checkpoint_every: int, progress: bool, **extra):
     """TRL config for a LoRA run on this machine: CPU unless the student sits on a GPU, bf16 only where it is
-    fast (TRL's configs default bf16 on, which CPUs without native bf16 run slowly), no hub, no trackers."""
-    from protege.models.local import bf16_autocast_supported
+    the precision in force resolves to it (TRL's configs default bf16 on, which CPUs without native bf16 run
+    slowly), no hub, no trackers."""
+    from protege.models.precision import resolve_precision
 
     device = getattr(lm, "device", "cpu")
     return config_cls(
-        output_dir=str(Path(out_dir) / CHECKPOINTS), use_cpu=device == "cpu", bf16=bf16_autocast_supported(device),
+        output_dir=str(Path(out_dir) / CHECKPOINTS), use_cpu=device == "cpu", bf16=resolve_precision(None, device) == "bf16",
         learning_rate=lr, num_train_epochs=epochs, per_device_train_batch_size=batch_size, seed=seed, data_seed=seed,
         logging_steps=1, save_strategy="steps", save_steps=checkpoint_every, save_total_limit=1,
         # TRL turns checkpointing of activations on by default (through the deprecated name, which warns); a

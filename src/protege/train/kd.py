@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from protege.config import RunConfig
+from protege.models.precision import resolve_precision
 from protege.store import StageDir, content_key
 from protege.tasks.spec import TaskSpec
 from protege.train.kd_loss import balanced_kd_loss, check_same_tokenizer
@@ -41,9 +42,12 @@ def load_kd_teacher(cfg: RunConfig, student):
 
 
 def cache_folder(stage: StageDir, cfg: RunConfig, examples: list[dict]):
-    key = content_key({"teacher": kd_teacher_name(cfg), "k": cfg.train.kd.top_k, "t": cfg.train.kd.temperature,
-                       "examples": [(e["input_ids"], e["labels"]) for e in examples]})
-    return stage.path.parent / f"kd-cache-{key}"
+    key = {"teacher": kd_teacher_name(cfg), "k": cfg.train.kd.top_k, "t": cfg.train.kd.temperature,
+           "examples": [(e["input_ids"], e["labels"]) for e in examples]}
+    precision = resolve_precision()
+    if precision != "fp32":  # the teacher runs in it; fp32 stays out, so caches made before the setting keep keys
+        key["precision"] = precision
+    return stage.path.parent / f"kd-cache-{content_key(key)}"
 
 
 def run_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows: list[dict], progress: bool = True) -> dict:
@@ -56,8 +60,9 @@ def run_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows: list[
         folder = cache_folder(stage, cfg, examples)
         if not (folder / "meta.json").exists():  # a finished cache (another alpha's) needs no teacher in memory
             teacher = load_kd_teacher(cfg, student)
-            write_logit_cache(folder, teacher.model, examples, kd.top_k, kd.temperature, batch_size=8,
-                              progress=progress)
+            with teacher.autocast():  # the precision the online signal would run in
+                write_logit_cache(folder, teacher.model, examples, kd.top_k, kd.temperature, batch_size=8,
+                                  progress=progress)
             teacher = None  # its logits are on disk now; free the memory
         cache = LogitCache(folder, k=kd.top_k, temperature=kd.temperature, examples=examples)
         cache_info = {"cache": str(folder), "cache_bytes_per_token": cache.bytes_per_token}

@@ -22,7 +22,6 @@ import torch
 from tqdm.auto import tqdm
 
 from protege.config import TrainConfig
-from protege.models.local import autocast_context
 from protege.store import JsonlLog, StageDir, atomic_write_json
 
 LossFn = Callable[[object, dict, list], tuple]
@@ -86,7 +85,7 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
         epoch, within = divmod(step, steps_per_epoch)
         idx = epoch_order(len(examples), epoch, cfg.seed)[within * cfg.batch_size: (within + 1) * cfg.batch_size]
         batch = collate([examples[i] for i in idx], lm.tokenizer.pad_token_id)
-        with autocast_context(lm.device):
+        with lm.autocast():
             loss, parts = loss_fn(model, {k: v.to(lm.device) for k, v in batch.items()}, idx)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
