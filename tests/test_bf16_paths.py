@@ -75,3 +75,19 @@ def test_bf16_cached_teacher_logits_give_the_online_loss_curve_within_2_percent(
     assert [r["kd"] for r in cached] == pytest.approx([r["kd"] for r in online], rel=2e-2)
     assert [r["loss"] for r in cached] == pytest.approx([r["loss"] for r in online], rel=2e-2)
     assert all(r["kd"] > 0.1 for r in online)
+
+
+def test_the_bf16_twin_decodes_exactly_as_autocast_on_the_fp32_weights(tiny_model_dir):
+    """Generation under bf16 runs a twin with bf16 Linear weights (models/bf16_twin.py). Autocast casts an fp32
+    weight to bf16 on every call, so both compute the same numbers: the tokens are equal, not merely close."""
+    lm = _lm(tiny_model_dir, "llama", seed=5)
+    config = GenerationConfig(max_new_tokens=12)
+    twin = lm.decoding_model()
+    assert twin is not lm.model and twin is lm.decoding_model()  # made once
+    assert lm.model.lm_head.weight.dtype == torch.float32  # the model itself keeps its fp32 weights
+    assert twin.model.embed_tokens.weight is lm.model.model.embed_tokens.weight  # shared, not copied
+    assert twin.lm_head.weight.dtype == twin.model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
+    with_twin = [g.text for g in lm.generate(PROMPTS, config)]
+    lm.decoding_model = lambda: lm.model  # autocast over the fp32 weights, as before the twin
+    with_autocast = [g.text for g in lm.generate(PROMPTS, config)]
+    assert with_twin == with_autocast and len(set(with_twin)) > 1

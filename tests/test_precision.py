@@ -132,3 +132,21 @@ def test_the_machine_summary_names_the_cpu_and_what_auto_means():
     assert auto.returncode == 0 and "precision auto resolves to" in auto.stdout and "CPU" in auto.stdout
     forced = subprocess.run(run, capture_output=True, text=True, env={**_without_setting(), P.ENV: "fp32"})
     assert "fp32 in force (PROTEGE_PRECISION)" in forced.stdout
+
+
+def test_rows_shared_between_eval_stages_are_not_shared_across_precisions(tmp_path, tiny_task, cpu, monkeypatch):
+    """A baseline or teacher row computed in bf16 is not reused by an fp32 run (evaluate/shared_rows.py); an
+    endpoint's rows are, since its precision is the server's."""
+    from protege.config import EvalConfig
+    from protege.evaluate.shared_rows import SharedRow
+    from protege.tasks.spec import load_task
+
+    cpu("AVX2 only")
+    spec = load_task(str(tiny_task))
+
+    def path(model, setting):
+        monkeypatch.setenv(P.ENV, setting)
+        return SharedRow(tmp_path, spec, model, [], EvalConfig(), "likelihood").path
+
+    assert path("hf:m", "bf16") != path("hf:m", "fp32") == path("hf:m", "auto")  # auto is fp32 on AVX2
+    assert path("openai:m@http://127.0.0.1:9/v1", "bf16") == path("openai:m@http://127.0.0.1:9/v1", "fp32")

@@ -19,6 +19,7 @@ from typing import List, Optional
 import typer
 
 from protege.errors import ConfigError
+from protege.train import registry
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Distil a small specialised model from a teacher.")
 
@@ -233,8 +234,7 @@ def serve_command(model: str = typer.Option(..., help="bundled:..., hf:... or a 
 @app.command()
 def train(config: Path = typer.Argument(..., help="run config YAML"),
           overrides: List[str] = typer.Argument(None, help="key.path=value overrides"),
-          method: Optional[str] = typer.Option(None, help="sft (the teacher's text) or kd (its logits too; "
-                                               "settings under train.kd); overrides train.method")):
+          method: Optional[str] = typer.Option(None, help=f"overrides train.method: {registry.help_text()}")):
     """Run the flow up to the train stage (finished stages are reused)."""
     _run(config, (overrides or []) + ([f"train.method={method}"] if method else []), "train")
 

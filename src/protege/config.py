@@ -7,14 +7,24 @@ Unknown keys are rejected and every problem is reported at once, each naming its
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
 from protege.cooperative.config import CooperativeConfig
 from protege.errors import ConfigError, pydantic_problems
 from protege.models.resolve import DEFAULT_MODEL
+from protege.train import registry
+
+
+def _known_method(name: str) -> str:
+    if name not in registry.METHODS:  # read when validating, so a method registered later counts too
+        raise ValueError(f"{name!r} is not a training method; choose one of {', '.join(registry.METHODS)}")
+    return name
+
+
+MethodName = Annotated[str, AfterValidator(_known_method)]  # a name in train/registry.py: sft, kd, dpo, rl
 
 
 class Strict(BaseModel):
@@ -183,7 +193,7 @@ class DPOConfig(Strict):
 
 
 class RLConfig(Strict):
-    """GRPO with an executable or exact reward (train.method=rl), stopped at a compute budget (train/grpo.py)."""
+    """GRPO with an executable or exact reward (train.method=rl), stopped at a compute budget (train/rl.py)."""
 
     lr: float = 1e-5
     num_generations: int = 4  # answers sampled per prompt; advantages are relative within this group
@@ -198,7 +208,7 @@ class RLConfig(Strict):
     lora_dropout: float = 0.0
     checkpoint_every: int = 20
     seed: int = 0
-    # The budget in token passes (tokens through one forward, with or without backward; train/grpo.py) or
+    # The budget in token passes (tokens through one forward, with or without backward; train/rl.py) or
     # seconds. match_sft: the token passes the same run's SFT would spend (prompt + answer tokens x epochs).
     budget_tokens: Optional[int] = None
     budget_seconds: Optional[float] = None
@@ -210,9 +220,7 @@ class RLConfig(Strict):
 
 class TrainConfig(Strict):
     student: str = DEFAULT_MODEL
-    # sft: the teacher's text; kd: its logits too (train.kd); dpo: its right vs wrong answers (train.dpo);
-    # rl: GRPO against the task's own judge at a compute budget (train.rl)
-    method: Literal["sft", "kd", "dpo", "rl"] = "sft"
+    method: MethodName = "sft"  # train/registry.py says what each learns from
     lora_rank: int = 64
     lora_alpha: int = 128
     lora_dropout: float = 0.0

@@ -164,12 +164,22 @@ class Pipeline:
         return run_curate(self.spec, self.cfg.curate, stage, generated)
 
     def _train(self, stage: StageDir) -> dict:
-        from protege.train.stage import run_train_stage
+        from protege.train.stage import run_train_stage, starts_from_sft
 
+        start = self._sft_adapter() if starts_from_sft(self.cfg) else None
         rows = self._curated_rows()
         if self.cfg.train.include_seeds:
             rows += [s.model_dump(exclude_none=True) for s in self.spec.seed_examples()]
-        return run_train_stage(self.spec, self.cfg, stage, rows, progress=self.progress, echo=self.echo)
+        return run_train_stage(self.spec, self.cfg, stage, rows, start, progress=self.progress, echo=self.echo)
+
+    def _sft_adapter(self) -> Path:
+        """The adapter of this run's SFT (train.method=sft, every other setting the same): trained now if it is not
+        finished, reused if it is (it is an ordinary train stage)."""
+        train = self.cfg.train
+        sft = self.cfg.model_copy(update={"train": train.model_copy(update={"method": "sft"})})
+        done = Pipeline(sft, progress=self.progress, echo=self.echo).run("train")
+        self.echo(f"[train] {train.method} starts from the SFT adapter in {done.path}")
+        return done.path / "adapter"
 
     def _eval(self, stage: StageDir) -> dict:
         from protege.evaluate.stage import run_eval

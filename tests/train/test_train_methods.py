@@ -55,7 +55,7 @@ def test_rl_method_spends_the_budget_sft_would(tmp_path, tiny_model_dir, tiny_ta
     pipe.run("train")
     summary = json.loads((pipe.stages["train"] / "MANIFEST.json").read_text())["summary"]
     from protege.models.resolve import load_lm
-    from protege.train.grpo import sft_tokens
+    from protege.train.rl import sft_tokens
     from protege.train.sft import build_examples
 
     rows = pipe._curated_rows() + [s.model_dump(exclude_none=True) for s in pipe.spec.seed_examples()]

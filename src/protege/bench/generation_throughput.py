@@ -2,7 +2,7 @@
 
     python -m protege.bench.generation_throughput [--prompts 64] [--max-new-tokens 128] [--task mbpp]
         [--seeds-per-prompt 1] [--batch-size 64] [--slots 4,8,16] [--no-llama] [--no-build] [--stop-at-eos]
-        [--defaults-only] [--json PATH]
+        [--defaults-only] [--no-naive] [--json PATH]
 
 The same chat prompts for all: the first --prompts distinct requests of the task's generate-stage plan, with
 --seeds-per-prompt seed items shown and a topic from TOPICS each (MBPP has only 10 seed items, so one seed alone
@@ -218,6 +218,15 @@ def llama_rows(args, prompts, config, ctx_per_request: int, eos_ids: list[int], 
     return rows, skipped
 
 
+def _decoding_model(lm, precision: str):
+    """The model LocalLM decodes through in `precision` (under bf16: its twin with bf16 Linear weights)."""
+    lm.precision = precision
+    try:
+        return lm.decoding_model()
+    finally:
+        lm.precision = None
+
+
 def format_table(rows: list[dict]) -> str:
     naive = next((r["tok_s"] for r in rows if r["backend"].startswith("naive")), None)
     w = max(len(r["backend"]) for r in rows) + 2
@@ -246,6 +255,8 @@ def main(argv=None) -> dict:
                     help="only protege's default decoder, fp32 and int8 (for batch-size sweeps): no earlier "
                          "protege paths, no naive loop, no llama.cpp")
     ap.add_argument("--no-build", action="store_true", help="use cached llama.cpp builds only, never build")
+    ap.add_argument("--no-naive", action="store_true", help="skip the naive one-prompt-at-a-time loop (a third of the "
+                                                           "bench's time; its row only anchors the 'vs naive' column)")
     ap.add_argument("--stop-at-eos", action="store_true",
                     help="let the naive loop and llama.cpp stop at end of turn, as LocalLM does")
     ap.add_argument("--json", default="runs/bench/generation_throughput.json")
@@ -279,7 +290,7 @@ def main(argv=None) -> dict:
                      for p in precisions]
     print("  the Linear layers alone, on random activations (linear_ceiling.py):", flush=True)
     sizes = sorted({batch, 64, 128, 256, 512})
-    ceiling = {p: linear_ceiling(lm.model, sizes, precision=p) for p in precisions}
+    ceiling = {p: linear_ceiling(_decoding_model(lm, p), sizes, precision=p) for p in precisions}
     ceiling["int8"] = linear_ceiling(int8.model, sizes)
     for backend, model, caching, shared, precision, layers in protege_rows:
         model.prefix_caching, model.shared_decoding = caching, shared and shared_decoding_supported(model.model)
@@ -293,7 +304,7 @@ def main(argv=None) -> dict:
                         share_of_ceiling=round(rows[-1]["tok_s"] / cap, 3))
     lm.precision = int8.precision = None
     del int8
-    if not args.defaults_only:
+    if not (args.defaults_only or args.no_naive):
         naive = AutoModelForCausalLM.from_pretrained(str(model_dir(DEFAULT_MODEL)), dtype=torch.float32).eval()
         rows.append(measure("naive HF loop (fp32)", 1,
                             lambda ps, c, m=naive: naive_generate(m, tok, ps, c, args.stop_at_eos), prompts, config))

@@ -27,7 +27,7 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from protege.config import apply_override
+from protege.config import MethodName, apply_override
 from protege.errors import ConfigError, pydantic_problems
 
 # Set per cell by the matrix itself; a value in `base` or `per_task` would be silently overwritten.
@@ -54,7 +54,7 @@ class BenchConfig(Strict):
     tasks: list[str]
     teachers: list[str]
     students: list[str]
-    methods: list[Literal["sft", "kd", "dpo", "rl"]] = ["sft"]
+    methods: list[MethodName] = ["sft"]
     base: dict[str, Any] = {}
     per_task: dict[str, dict[str, Any]] = {}
     executor: ExecutorConfig = ExecutorConfig()

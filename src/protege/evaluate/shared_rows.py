@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from protege.config import EvalConfig
+from protege.models.precision import resolve_precision
 from protege.store import JsonlLog, atomic_write_json, content_key, read_json
 from protege.tasks.spec import Example, TaskSpec
 
@@ -35,6 +36,8 @@ class SharedRow:
         setting = {"task": spec.model_dump(exclude={"source_file"}), "model": model_name,
                    "shots": [s.id for s in shots], "scoring": scoring, "max_test_items": ecfg.max_test_items,
                    "allow_code_execution": ecfg.allow_code_execution}
+        if not model_name.startswith("openai:") and (precision := resolve_precision()) != "fp32":
+            setting["precision"] = precision  # fp32 stays out: rows computed before the setting keep their keys
         self.path = Path(task_dir) / f"eval-row-{content_key(setting)}"
         self.log = JsonlLog(self.path / "samples.jsonl")
 

@@ -10,11 +10,11 @@ Writes into `out_dir`:
                       complete one, and the folder is removed once the adapter is saved
 
 The reference policy is the student with its adapter disabled (TRL does this for a PEFT model), so no second
-copy of the model is held. Compute, in the units train/grpo.py budgets with (token passes: tokens through one
+copy of the model is held. Compute, in the units train/rl.py budgets with (token passes: tokens through one
 forward, with or without backward): every pair's prompt+chosen and prompt+rejected tokens go through the policy
 forward+backward and the reference forward once per epoch.
 
-The TRL plumbing here (CPU-safe arguments, the step log, resume, adapter output) is shared with train/grpo.py.
+The TRL plumbing here (CPU-safe arguments, the step log, resume, adapter output) is shared with train/rl.py.
 """
 from __future__ import annotations
 
@@ -86,7 +86,34 @@ def run_dpo(spec: TaskSpec, cfg: DPOSettings, out_dir: Path, student_lm, pairs: 
     }
 
 
-# -- TRL plumbing shared with grpo.py ------------------------------------------------------------------------------
+class DPO:
+    """train.method=dpo: the teacher answers each training prompt several times; judged right vs wrong answers make
+    pairs (`preferences.jsonl`, resumable; train/preference.py), then TRL's DPOTrainer, from the student
+    (train.dpo.start=base) or from this run's SFT adapter (start=sft)."""
+
+    name = "dpo"
+
+    def train(self, job) -> dict:
+        from protege.evaluate.model_eval import pick_shots
+        from protege.synth.teacher import load_teacher
+        from protege.train.preference import build_preferences, pair_rows
+
+        d, stage = job.cfg.train.dpo, job.stage
+        log = JsonlLog(stage / "preferences.jsonl")
+        shots = pick_shots(job.spec, d.teacher_shots) if d.teacher_shots else []
+        prefs = build_preferences(job.spec, load_teacher(job.cfg, stage), job.items(), log=log,
+                                  samples_per_prompt=d.samples_per_prompt, temperature=d.temperature,
+                                  pairs_per_prompt=d.pairs_per_prompt, seed=d.seed, shots=shots,
+                                  allow_code_execution=job.cfg.curate.allow_code_execution, progress=job.progress)
+        job.echo(f"[train] preference pairs: {prefs['pairs']} from {prefs['prompts']} prompts "
+                 f"(teacher right on {prefs['teacher_accuracy']:.0%} of its samples)")
+        start = job.start_adapter
+        return {**run_dpo(job.spec, d, stage.path, job.student, pair_rows(log.read()), progress=job.progress,
+                          start_adapter=start),
+                "start": d.start, "start_adapter": None if start is None else str(start), "preferences": prefs}
+
+
+# -- TRL plumbing shared with rl.py ------------------------------------------------------------------------------
 def trainer_args(config_cls, out_dir: Path, lm, *, lr: float, epochs: float, batch_size: int, seed: int,
                  checkpoint_every: int, progress: bool, **extra):
     """TRL config for a LoRA run on this machine: CPU unless the student sits on a GPU, bf16 only where it is

@@ -89,3 +89,12 @@ def run_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows: list[
                          progress=progress)
     return {"method": "kd", "teacher": kd_teacher_name(cfg), "alpha": kd.alpha, "temperature": kd.temperature,
             "divergence": kd.divergence, "signal": kd.signal, **cache_info, **summary}
+
+
+class KD:
+    """train.method=kd: the answer tokens of SFT with the teacher's logits as a second target (train.kd)."""
+
+    name = "kd"
+
+    def train(self, job) -> dict:
+        return run_kd(job.spec, job.cfg, job.stage, job.student, job.rows, progress=job.progress)

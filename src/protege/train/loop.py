@@ -104,7 +104,7 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
     shutil.rmtree(ckpt, ignore_errors=True)
     losses = [r["loss"] for r in log.read()]
     return {"steps": total, "examples": len(examples), "seconds": time.perf_counter() - began,  # of this call
-            # every prompt + answer token goes through forward and backward once per epoch (as train/grpo.py counts)
+            # every prompt + answer token goes through forward and backward once per epoch (as train/rl.py counts)
             "tokens": {"total": sum(len(e["input_ids"]) for e in examples) * cfg.epochs},
             "first_loss": losses[0] if losses else None,
             "final_loss": sum(losses[-steps_per_epoch:]) / max(1, len(losses[-steps_per_epoch:]))}

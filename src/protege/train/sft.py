@@ -54,3 +54,13 @@ def run_train(spec: TaskSpec, cfg: TrainConfig, stage: StageDir, lm, rows: list[
         return answer_loss(model, **batch), {}
 
     return train_lora(cfg, stage, lm, examples, loss_fn, desc="train LoRA SFT", progress=progress)
+
+
+class SFT:
+    """train.method=sft: LoRA on the curated items' answers, the teacher's text."""
+
+    name = "sft"
+
+    def train(self, job) -> dict:
+        return {"method": "sft", **run_train(job.spec, job.cfg.train, job.stage, job.student, job.rows,
+                                             progress=job.progress)}

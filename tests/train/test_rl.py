@@ -8,10 +8,10 @@ from transformers import TrainerCallback
 from protege.models.local import LocalLM
 from protege.store import JsonlLog
 from protege.tasks.spec import load_task
-from protege.train.grpo import GRPOSettings, run_grpo, sft_tokens
+from protege.train.rl import RLConfig, run_grpo, sft_tokens
 from protege.train.sft import build_examples
 
-CFG = GRPOSettings(lr=1e-2, num_generations=4, prompts_per_step=1, max_completion_length=8, lora_rank=4,
+CFG = RLConfig(lr=1e-2, num_generations=4, prompts_per_step=1, max_completion_length=8, lora_rank=4,
                    lora_alpha=8, checkpoint_every=1000)
 
 

@@ -1,7 +1,7 @@
 """GRPO of the student with TRL's GRPOTrainer and a LoRA adapter, rewarded by judging its own answers, and
 stopped at a compute budget so it can be compared with SFT at equal cost.
 
-    summary = run_grpo(spec, GRPOSettings(), stage.path, student_lm, train_items, budget_tokens=sft_tokens(ex, 3))
+    summary = run_grpo(spec, RLConfig(), stage.path, student_lm, train_items, budget_tokens=sft_tokens(ex, 3))
     summary = run_grpo(spec, cfg, out, lm, items, reward_fn=my_reward, budget_seconds=600)
 
 Each step samples `num_generations` answers to each of `prompts_per_step` training prompts (the zero-shot task
@@ -45,10 +45,9 @@ Reward = Callable[[list[Example], list[str]], Sequence[float]]
 NO_CEILING = 10**9  # steps: a budgeted run ends at its budget, however many epochs that takes
 
 
-GRPOSettings = RLConfig  # the run config's train.rl section
 
 
-def run_grpo(spec: TaskSpec, cfg: GRPOSettings, out_dir: Path, student_lm, items: Sequence[Example],
+def run_grpo(spec: TaskSpec, cfg: RLConfig, out_dir: Path, student_lm, items: Sequence[Example],
              reward_fn: Reward | None = None, budget_tokens: int | None = None, budget_seconds: float | None = None,
              allow_code_execution: bool = False, progress: bool = True, callbacks: Sequence = (),
              start_adapter: Path | None = None) -> dict:
@@ -158,7 +157,7 @@ def _judge_reward(spec: TaskSpec, allow_code_execution: bool) -> Reward:
     return lambda items, texts: judge(spec, items, texts, allow_code_execution=allow_code_execution)
 
 
-def _check(spec, cfg: GRPOSettings, items, reward_fn, budget_tokens, budget_seconds, allow_code_execution) -> None:
+def _check(spec, cfg: RLConfig, items, reward_fn, budget_tokens, budget_seconds, allow_code_execution) -> None:
     problems = []
     if not items:
         problems.append("items: no training prompts given")
@@ -176,3 +175,27 @@ def _check(spec, cfg: GRPOSettings, items, reward_fn, budget_tokens, budget_seco
         from protege.evaluate.sandbox import CodeExecutionNotAllowed
 
         raise CodeExecutionNotAllowed()  # at the start, not at the first reward
+
+
+class RL:
+    """train.method=rl: GRPO on the curated items' prompts against the task's own judge, stopped at a compute
+    budget; by default the token passes the same run's SFT would spend (train.rl.match_sft), so the two compare at
+    equal compute. From the student, or from this run's SFT adapter (train.rl.start=sft: SFT then RL, RL's budget
+    on top)."""
+
+    name = "rl"
+
+    def train(self, job) -> dict:
+        from protege.train.sft import build_examples
+
+        r, cfg = job.cfg.train.rl, job.cfg
+        budget_tokens = r.budget_tokens
+        if budget_tokens is None and r.budget_seconds is None and r.match_sft:
+            examples = build_examples(job.spec, job.rows, job.student, cfg.train.max_seq_len)
+            budget_tokens = sft_tokens(examples, cfg.train.epochs)
+            job.echo(f"[train] RL budget: {budget_tokens:,} token passes, what SFT on the same rows would spend")
+        # the same opt-in that let curation run generated code
+        summary = run_grpo(job.spec, r, job.stage.path, job.student, job.items(), budget_tokens=budget_tokens,
+                           budget_seconds=r.budget_seconds, allow_code_execution=cfg.curate.allow_code_execution,
+                           progress=job.progress, start_adapter=job.start_adapter)
+        return {**summary, "start": r.start}
