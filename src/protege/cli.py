@@ -13,8 +13,9 @@
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional
+from typing import List, NoReturn, Optional
 
 import typer
 
@@ -24,6 +25,22 @@ from protege.train import registry
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Distil a small specialised model from a teacher.")
 
 DEMO_CONFIG = Path(__file__).parent / "demo-trec6.yaml"
+
+
+def fail(message: str) -> NoReturn:
+    """A user's mistake: say what is wrong and what to change, in red, and exit with status 2 (no traceback)."""
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def user_errors(*kinds: type[BaseException]):
+    """The one error handler: a ConfigError, or an error of `kinds` (what the command knows to be the user's to
+    fix), becomes its message and exit status 2; anything else is a bug and keeps its traceback."""
+    try:
+        yield
+    except (ConfigError, *kinds) as e:
+        fail(str(e))
 
 
 @app.callback()
@@ -39,9 +56,7 @@ def main(precision: Optional[str] = typer.Option(
 
     if precision is not None:
         if precision not in SETTINGS:
-            typer.secho(f"--precision: {precision!r} is not one of {', '.join(SETTINGS)}", fg=typer.colors.RED,
-                        err=True)
-            raise typer.Exit(2)
+            fail(f"--precision: {precision!r} is not one of {', '.join(SETTINGS)}")
         os.environ[ENV] = precision  # read by every model this process (and its Ray workers, subprocesses) loads
 
 
@@ -53,12 +68,9 @@ def _run(config: Optional[Path], overrides: List[str], until: str) -> None:
     from protege.models.openai_http import EndpointError
     from protege.synth.generate import BudgetReached
 
-    try:
+    with user_errors(ModelNotFound, BudgetReached, EndpointError):
         pipeline = Pipeline(load_config(config, overrides))
         stage = pipeline.run(until)
-    except (ConfigError, ModelNotFound, BudgetReached, EndpointError) as e:
-        typer.secho(str(e), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
     if until == "report":
         typer.echo("\n" + (stage / "report.md").read_text())
     typer.echo(f"{until} output: {stage.path}")
@@ -102,11 +114,8 @@ def score(predictions: Path = typer.Argument(..., help="JSONL of {id, prediction
     from protege.evaluate.score_file import score_predictions
     from protege.tasks.spec import load_task
 
-    try:
+    with user_errors(CodeExecutionNotAllowed):
         result = score_predictions(load_task(task), predictions, allow_code_execution=allow_code_execution)
-    except (ConfigError, CodeExecutionNotAllowed) as e:
-        typer.secho(str(e), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
     typer.echo(json.dumps(result, indent=2))
 
 
@@ -125,13 +134,11 @@ def eval_command(config: Optional[Path] = typer.Argument(None, help="run config 
     """Evaluate a run's models (with CONFIG), or one model on one task (with --model and --task)."""
     if model is None and task is None:
         if config is None:
-            typer.secho("give a run CONFIG, or --model and --task", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2)
+            fail("give a run CONFIG, or --model and --task")
         _run(config, overrides or [], "eval")
         return
     if model is None or task is None or config is not None:
-        typer.secho("--model and --task go together, without a run CONFIG", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
+        fail("--model and --task go together, without a run CONFIG")
     _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_dir)
 
 
@@ -144,14 +151,10 @@ def _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_d
     from protege.tasks.spec import load_task
 
     if scoring not in ("likelihood", "generate"):
-        typer.secho(f"--scoring: {scoring!r} is not one of likelihood, generate", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
-    try:
+        fail(f"--scoring: {scoring!r} is not one of likelihood, generate")
+    with user_errors(ModelNotFound, CodeExecutionNotAllowed):
         results = evaluate_model(model, load_task(task), shots=shots, limit=limit, scoring=scoring,
                                  allow_code_execution=allow_code_execution, runs_dir=runs_dir)
-    except (ConfigError, ModelNotFound, CodeExecutionNotAllowed) as e:
-        typer.secho(str(e), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
     summary = results["summary"]
     metric = results["metric"]
     lo, hi = summary[f"{metric}_ci"]
@@ -170,11 +173,8 @@ def baselines(model: str = typer.Option("bundled:smollm2-135m-instruct", help="t
     from protege.evaluate.baselines_doc import write_baselines
 
     command = f"protege baselines --model {model} --limit {limit}" + (f" --tasks {tasks}" if tasks else "")
-    try:
+    with user_errors():
         path = write_baselines(model, out, tasks.split(",") if tasks else None, limit or None, str(runs_dir), command)
-    except ConfigError as e:
-        typer.secho(str(e), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
     typer.echo(f"wrote {path}")
 
 
@@ -194,7 +194,7 @@ def generate(config: Path = typer.Argument(..., help="run config YAML"),
     from protege.synth.teacher import load_teacher
     from protege.synth.projection import format_projection, project_generation
 
-    try:
+    with user_errors(ModelNotFound):
         pipeline = Pipeline(load_config(config, overrides or []), progress=False)
         cfg, stage = pipeline.cfg, pipeline.stages["generate"]
         lm = load_teacher(cfg, stage)
@@ -202,9 +202,6 @@ def generate(config: Path = typer.Argument(..., help="run config YAML"),
         projection = project_generation(pipeline.spec, cfg.generate, lm, done_ids=done,
                                         price_in_per_m=cfg.cost.price_in_per_m,
                                         price_out_per_m=cfg.cost.price_out_per_m)
-    except (ConfigError, ModelNotFound) as e:
-        typer.secho(str(e), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
     typer.echo(format_projection(projection))
 
 
@@ -221,14 +218,10 @@ def serve_command(model: str = typer.Option(..., help="bundled:..., hf:... or a 
     from protege.serve import serve
 
     try:
-        serve(model, host, port, batch_size, str(adapter) if adapter else None, log_requests)
-    except (ModelNotFound, FileNotFoundError, ValueError) as e:
-        typer.secho(str(e), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
+        with user_errors(ModelNotFound, FileNotFoundError, ValueError):
+            serve(model, host, port, batch_size, str(adapter) if adapter else None, log_requests)
     except OSError as e:  # binding: the port is taken or the address is not this machine's
-        typer.secho(f"cannot listen on {host}:{port}: {e}; pick another --port or --host",
-                    fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
+        fail(f"cannot listen on {host}:{port}: {e}; pick another --port or --host")
 
 
 @app.command()
@@ -250,11 +243,8 @@ def bench(config: Path = typer.Argument(..., help="bench config YAML (tasks, tea
     from protege.benchmark.runner import run_bench
     from protege.models.resolve import ModelNotFound
 
-    try:
+    with user_errors(ModelNotFound):
         folder = run_bench(config, executor=executor, ray_address=ray_address, run=not report_only)
-    except (ConfigError, ModelNotFound) as e:
-        typer.secho(str(e), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
     typer.echo(f"report: {folder / 'report.md'} and {folder / 'report.html'}")
 
 
@@ -274,13 +264,10 @@ def prune_command(source: str = typer.Option(..., "--from", help="the model to p
     from protege.models.prune import prune_model
     from protege.models.resolve import ModelNotFound, cache_dir, model_dir
 
-    try:
+    with user_errors(ModelNotFound, ValueError, FileExistsError):
         folder = model_dir(source)
         target = out or cache_dir() / "pruned" / f"{source.replace(':', '-').replace('/', '-')}-keep{keep_layers}"
         summary = prune_model(folder, target, keep_layers, method=importance)
-    except (ModelNotFound, ValueError, FileExistsError) as e:
-        typer.secho(str(e), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
     typer.echo(f"kept layers {summary.get('kept')} of {summary.get('layers_before', '?')}; "
                f"parameters {summary.get('params_before', 0):,} -> {summary.get('params_after', 0):,}")
     typer.echo(f"student: hf:{target}")
