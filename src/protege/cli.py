@@ -20,6 +20,7 @@ from typing import List, NoReturn, Optional
 import typer
 
 from protege.errors import ConfigError
+from protege.store import REPORT_MD, SAMPLES
 from protege.train import registry
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Distil a small specialised model from a teacher.")
@@ -72,7 +73,7 @@ def _run(config: Optional[Path], overrides: List[str], until: str) -> None:
         pipeline = Pipeline(load_config(config, overrides))
         stage = pipeline.run(until)
     if until == "report":
-        typer.echo("\n" + (stage / "report.md").read_text())
+        typer.echo("\n" + (stage / REPORT_MD).read_text())
     typer.echo(f"{until} output: {stage.path}")
     failures = pipeline.gate_failures() if until in ("eval", "report") else []
     if failures:
@@ -198,7 +199,7 @@ def generate(config: Path = typer.Argument(..., help="run config YAML"),
         pipeline = Pipeline(load_config(config, overrides or []), progress=False)
         cfg, stage = pipeline.cfg, pipeline.stages["generate"]
         lm = load_teacher(cfg, stage)
-        done = JsonlLog(stage / "samples.jsonl").ids()
+        done = JsonlLog(stage / SAMPLES).ids()
         projection = project_generation(pipeline.spec, cfg.generate, lm, done_ids=done,
                                         price_in_per_m=cfg.cost.price_in_per_m,
                                         price_out_per_m=cfg.cost.price_out_per_m)

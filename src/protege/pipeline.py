@@ -14,7 +14,7 @@ from pathlib import Path
 
 from protege.config import RunConfig, key_dump
 from protege.models.precision import describe, requested, resolve_precision, use_precision
-from protege.store import StageDir, content_key, read_json
+from protege.store import ANSWERS, RESULTS, SAMPLES, StageDir, content_key, read_json
 
 STAGES = ["generate", "answers", "curate", "train", "eval", "report"]
 
@@ -115,7 +115,7 @@ class Pipeline:
 
     def gate_failures(self) -> list[str]:
         """Forgetting gates the finished eval stage failed (empty when they passed or eval has not run)."""
-        path = self.stages["eval"] / "results.json"
+        path = self.stages["eval"] / RESULTS
         if not path.exists():
             return []
         return read_json(path).get("forgetting", {}).get("failures", [])
@@ -156,11 +156,11 @@ class Pipeline:
         from protege.store import JsonlLog
         from protege.synth.curate import run_curate
 
-        generated = JsonlLog(self.stages["generate"] / "samples.jsonl").read()
+        generated = JsonlLog(self.stages["generate"] / SAMPLES).read()
         if self.cfg.generate.mode != "items":
             from protege.synth.answers import merge_answers
 
-            generated = merge_answers(generated, JsonlLog(self.stages["answers"] / "answers.jsonl").read())
+            generated = merge_answers(generated, JsonlLog(self.stages["answers"] / ANSWERS).read())
         return run_curate(self.spec, self.cfg.curate, stage, generated)
 
     def _train(self, stage: StageDir) -> dict:
@@ -190,7 +190,7 @@ class Pipeline:
     def _report(self, stage: StageDir) -> dict:
         from protege.report import write_report
 
-        results = read_json(self.stages["eval"] / "results.json")
+        results = read_json(self.stages["eval"] / RESULTS)
         curation = read_json(self.stages["curate"] / "MANIFEST.json")["summary"]
         write_report(stage, self.spec, results, curation)
         return {"rows": len(results["rows"])}

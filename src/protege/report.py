@@ -7,7 +7,7 @@ tests, cheap non-LLM baselines, the forgetting suite with its gates, curation co
 """
 from __future__ import annotations
 
-from protege.store import StageDir, atomic_write_text
+from protege.store import REPORT_MD, StageDir, atomic_write_text
 from protege.tasks.spec import TaskSpec
 
 COLUMNS = {"classification": [("accuracy", "accuracy"), ("macro_f1", "macro-F1")],
@@ -176,5 +176,5 @@ def _curation_lines(curation: dict) -> list[str]:
 
 def write_report(stage: StageDir, spec: TaskSpec, results: dict, curation: dict) -> str:
     text = render_markdown(spec, results, curation)
-    atomic_write_text(stage / "report.md", text)
+    atomic_write_text(stage / REPORT_MD, text)
     return text

@@ -20,7 +20,14 @@ from typing import Any, Iterable, Iterator
 
 import yaml
 
-MANIFEST = "MANIFEST.json"
+# The files stages write, by one name each (a stage's folder, see the layout above and docs/architecture.md)
+MANIFEST = "MANIFEST.json"  # written last: the stage is complete
+SAMPLES = "samples.jsonl"  # generate: the teacher's items; eval: per-item records
+ANSWERS = "answers.jsonl"  # answers: the re-answered items
+PREFERENCES = "preferences.jsonl"  # train (dpo): the judged answers and their pairs
+TRAIN_LOG = "train_log.jsonl"  # train: one record per optimizer step
+RESULTS = "results.json"  # eval: every row's metrics, comparisons, forgetting, provenance
+REPORT_MD = "report.md"  # report
 
 
 def content_key(obj: Any, length: int = 12) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 import protege
 from protege.config import load_config
 from protege.models.resolve import load_lm
-from protege.store import JsonlLog, StageDir
+from protege.store import SAMPLES, JsonlLog, StageDir
 from protege.synth.generate import run_generate
 from protege.synth.plan import max_new_tokens, planned_requests
 from protege.synth.projection import format_projection, project_generation
@@ -70,7 +70,7 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         run_generate(spec, small, stage, timed, progress=False)
         wall = time.perf_counter() - t0
-        records = {r["id"]: r for r in JsonlLog(stage / "samples.jsonl").read()}
+        records = {r["id"]: r for r in JsonlLog(stage / SAMPLES).read()}
     plan = planned_requests(spec, small)
     rest = [records[r["id"]] for r in plan[k:]]
     n = len(plan)

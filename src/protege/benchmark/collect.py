@@ -16,7 +16,7 @@ from pathlib import Path
 from protege.benchmark.capacity import capacity_stage
 from protege.benchmark.matrix import Cell
 from protege.benchmark.rank_tests import paired_test
-from protege.store import read_json
+from protege.store import RESULTS, read_json
 
 ZERO, FEW, TUNED, TEACHER = "baseline (zero-shot)", "baseline (few-shot)", "fine-tuned", "teacher (few-shot)"
 ROW_FIELDS = {"zero": ZERO, "few": FEW, "tuned": TUNED, "teacher_eval": TEACHER}
@@ -59,7 +59,7 @@ def cell_record(cell: Cell, status: dict | None) -> dict:
         rec["error"] = (status or {}).get("error") or "not run yet"
         return rec
     eval_dir = cell.stages["eval"].path
-    results = read_json(eval_dir / "results.json")
+    results = read_json(eval_dir / RESULTS)
     metric, kind = results["metric"], results["kind"]
     rows = {r["row"]: r for r in results["rows"]}
     rec.update(metric=metric, kind=kind, test_items=results["test_items"])

@@ -19,7 +19,7 @@ from pathlib import Path
 from protege.benchmark import plots
 from protege.benchmark.analysis import ALPHA, bounds, interval, pts
 from protege.benchmark.config import BenchConfig
-from protege.store import atomic_write_text
+from protege.store import REPORT_MD, atomic_write_text
 
 # A table cell is a string, or (text, path) to link the text to a run directory.
 
@@ -255,6 +255,6 @@ def write_report(out: Path, bench: BenchConfig, analysis: dict, records: list[di
     out = Path(out)
     doc = build(bench, analysis, records, out)
     atomic_write_text(out / "analysis.json", json.dumps({"records": records, **analysis}, indent=2, default=str) + "\n")
-    atomic_write_text(out / "report.md", doc.markdown())
+    atomic_write_text(out / REPORT_MD, doc.markdown())
     atomic_write_text(out / "report.html", doc.html(f"Bench {bench.name}"))
     return out

@@ -16,7 +16,7 @@ from protege.evaluate.summary import summarize
 from protege.models.precision import resolve_precision
 from protege.evaluate.test_access import LOG_NAME, ensure_not_test, read_test_set
 from protege.provenance import provenance
-from protege.store import JsonlLog, StageDir, atomic_write_json, content_key, read_json
+from protege.store import RESULTS, SAMPLES, JsonlLog, StageDir, atomic_write_json, content_key, read_json
 from protege.tasks.spec import Example, TaskSpec
 
 
@@ -64,18 +64,18 @@ def evaluate_model(model: str, spec: TaskSpec, shots: int = 0, limit: int | None
     stage = StageDir(Path(runs_dir), spec.name, "model-eval", key)
     if stage.complete:
         echo(f"[eval] reused {stage.path}")
-        return {**read_json(stage / "results.json"), "path": str(stage.path)}
+        return {**read_json(stage / RESULTS), "path": str(stage.path)}
     stage.start({"task": spec.name, **setting})
     examples = pick_shots(spec, shots)
     items = read_test_set(spec, stage / LOG_NAME, stage, "final evaluation", who=model, limit=limit)
     lm = load_lm(model, batch_size=32)
-    records = evaluate_lm(lm, spec, items, examples, JsonlLog(stage / "samples.jsonl"), scoring=scoring,
+    records = evaluate_lm(lm, spec, items, examples, JsonlLog(stage / SAMPLES), scoring=scoring,
                           allow_code_execution=allow_code_execution, progress=progress,
                           desc=f"eval {model} {shots}-shot")
     results = {"task": spec.name, "kind": spec.kind, "metric": spec.headline_metric, **setting,
                "test_items": len(items), "shot_ids": [e.id for e in examples],
                "summary": summarize(spec, records, resamples), **provenance()}
-    atomic_write_json(stage / "results.json", results)
+    atomic_write_json(stage / RESULTS, results)
     stage.finish({"metric": spec.headline_metric, "value": results["summary"][spec.headline_metric]})
     results["path"] = str(stage.path)
     return results

@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 
 from protege.config import EvalConfig
 from protege.models.precision import resolve_precision
-from protege.store import JsonlLog, atomic_write_json, content_key, read_json
+from protege.store import SAMPLES, JsonlLog, atomic_write_json, content_key, read_json
 from protege.tasks.spec import Example, TaskSpec
 
 
@@ -39,7 +39,7 @@ class SharedRow:
         if not model_name.startswith("openai:") and (precision := resolve_precision()) != "fp32":
             setting["precision"] = precision  # fp32 stays out: rows computed before the setting keep their keys
         self.path = Path(task_dir) / f"eval-row-{content_key(setting)}"
-        self.log = JsonlLog(self.path / "samples.jsonl")
+        self.log = JsonlLog(self.path / SAMPLES)
 
     @contextmanager
     def locked(self) -> Iterator[None]:

@@ -22,7 +22,7 @@ from protege.evaluate.model_eval import evaluate_lm, pick_shots
 from protege.evaluate.summary import classification_summary, summarize
 from protege.evaluate.test_access import LOG_NAME, read_log, read_test_set
 from protege.provenance import provenance
-from protege.store import JsonlLog, StageDir, atomic_write_json, atomic_write_text
+from protege.store import RESULTS, JsonlLog, StageDir, atomic_write_json, atomic_write_text
 from protege.tasks.spec import TaskSpec
 
 
@@ -110,7 +110,7 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
     results = {"task": spec.name, "kind": spec.kind, "metric": spec.headline_metric, "scoring": ecfg.scoring,
                "test_items": len(items), "test_reads": len(reads), "test_access_log": LOG_NAME, "rows": rows,
                "comparisons": comparisons, "baselines": baselines, "forgetting": forgetting, "config": cfg.model_dump(), **provenance()}
-    atomic_write_json(stage / "results.json", results)
+    atomic_write_json(stage / RESULTS, results)
     metric = spec.headline_metric
     return {"metric": metric, **{row["row"]: round(row[metric], 4) for row in rows},
             "forgetting_gate": "passed" if forgetting["passed"] else "FAILED"}

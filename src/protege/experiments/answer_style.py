@@ -20,7 +20,7 @@ from protege.config import load_config
 from protege.experiments.cooperative import VARIANTS
 from protege.experiments.doc_table import config_command
 from protege.pipeline import Pipeline
-from protege.store import JsonlLog
+from protege.store import ANSWERS, SAMPLES, JsonlLog
 
 
 
@@ -42,8 +42,8 @@ def run_answer_variants(config: str, overrides: list[str]) -> list[dict]:
         cfg = load_config(config, list(overrides) + extra)
         pipe = Pipeline(cfg)
         pipe.run("answers")
-        items = {r["id"]: r for r in JsonlLog(pipe.stages["generate"] / "samples.jsonl").read() if r["ok"]}
-        answers = {a["id"]: a for a in JsonlLog(pipe.stages["answers"] / "answers.jsonl").read()}
+        items = {r["id"]: r for r in JsonlLog(pipe.stages["generate"] / SAMPLES).read() if r["ok"]}
+        answers = {a["id"]: a for a in JsonlLog(pipe.stages["answers"] / ANSWERS).read()}
         out.append({"name": name, "cfg": cfg, "spec": pipe.spec, "items": items, "answers": answers,
                     "dir": str(pipe.stages["answers"].path)})
     return out

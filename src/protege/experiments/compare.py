@@ -10,7 +10,7 @@ from pathlib import Path
 
 from protege.config import load_config
 from protege.pipeline import Pipeline
-from protege.store import JsonlLog, read_json
+from protege.store import RESULTS, JsonlLog, read_json
 
 
 def run_variants(config: str, variants: dict[str, list[str]], overrides: list[str] = ()) -> list[dict]:
@@ -25,7 +25,7 @@ def run_variants(config: str, variants: dict[str, list[str]], overrides: list[st
                         "curate": read_json(pipe.stages["curate"] / "MANIFEST.json")["summary"],
                         "train": read_json(pipe.stages["train"] / "MANIFEST.json")["summary"],
                         "eval_dir": str(pipe.stages["eval"].path),
-                        "eval": read_json(pipe.stages["eval"] / "results.json")})
+                        "eval": read_json(pipe.stages["eval"] / RESULTS)})
     return results
 
 

@@ -16,14 +16,14 @@ import sys
 
 from protege.experiments.compare import fine_tuned, paired, row, run_variants
 from protege.experiments.doc_table import config_command
-from protege.store import JsonlLog
+from protege.store import ANSWERS, JsonlLog
 
 
 VARIANTS = {"teacher only": ["generate.mode=answers"], "cooperative": ["generate.mode=cooperative"]}
 
 
 def student_share(result: dict) -> float | None:
-    answers = JsonlLog(result["stages"]["answers"] / "answers.jsonl").read()  # the answers stage, not generate
+    answers = JsonlLog(result["stages"]["answers"] / ANSWERS).read()  # the answers stage, not generate
     chars = [a.get("chars") for a in answers if a.get("ok") and a.get("chars")]
     total = sum(sum(c.values()) for c in chars)
     return sum(c.get("student", 0) for c in chars) / total if total else None

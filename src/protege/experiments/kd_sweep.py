@@ -26,7 +26,7 @@ from protege.experiments.doc_table import write_table
 from protege.experiments.raw_text_metrics import held_out_metrics
 from protege.experiments.stdlib_corpus import stdlib_blocks
 from protege.models.resolve import DEFAULT_MODEL, cache_dir, model_dir
-from protege.store import atomic_write_json
+from protege.store import RESULTS, atomic_write_json
 from protege.train.kd_loss import balanced_kd_loss
 
 
@@ -100,7 +100,7 @@ def run(args) -> dict:
     tok = AutoTokenizer.from_pretrained(str(student))
     train, held = stdlib_blocks(tok, args.block_tokens, args.train_blocks, args.held_out_blocks)
     out = Path(args.work)
-    results_path = out / "results.json"
+    results_path = out / RESULTS
     results = json.loads(results_path.read_text()) if results_path.exists() else {}  # resumable per run
 
     def measure(key: str, load):

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from protege.config import RunConfig
 from protege.models.base import GenerationConfig
-from protege.store import JsonlLog, StageDir
+from protege.store import ANSWERS, SAMPLES, JsonlLog, StageDir
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
 
@@ -69,9 +69,9 @@ def run_answers(spec: TaskSpec, cfg: RunConfig, generate: StageDir, stage: Stage
     from protege.cooperative import cooperate, load_predictor
 
     coop, mode = cfg.generate.cooperative, cfg.generate.mode
-    log = JsonlLog(stage / "answers.jsonl")
+    log = JsonlLog(stage / ANSWERS)
     done = log.ids()
-    items = [r for r in JsonlLog(generate / "samples.jsonl").read() if r["ok"] and r["id"] not in done]
+    items = [r for r in JsonlLog(generate / SAMPLES).read() if r["ok"] and r["id"] not in done]
     kind = kind_of(spec)
     predictor = load_predictor(coop.predictor) if mode == "cooperative" else None
     decoding = GenerationConfig(max_new_tokens=coop.max_new_tokens, temperature=coop.teacher_temperature,

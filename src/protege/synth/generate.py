@@ -15,7 +15,7 @@ from collections import Counter
 from protege.config import GenerateConfig
 from protege.models.base import GenerationConfig
 from protege.models.openai_http import BudgetExhausted, EndpointError
-from protege.store import JsonlLog, StageDir, text_hash
+from protege.store import SAMPLES, JsonlLog, StageDir, text_hash
 from protege.synth.plan import max_new_tokens, planned_requests, stop_strings
 from protege.tasks.spec import TaskSpec
 
@@ -48,7 +48,7 @@ def make_record(spec: TaskSpec, request: dict, out, teacher: str) -> dict:
 
 
 def run_generate(spec: TaskSpec, cfg: GenerateConfig, stage: StageDir, lm, progress: bool = True) -> dict:
-    log = JsonlLog(stage / "samples.jsonl")
+    log = JsonlLog(stage / SAMPLES)
     done = log.ids()
     todo = [r for r in planned_requests(spec, cfg) if r["id"] not in done]
     from tqdm.auto import tqdm

@@ -6,12 +6,12 @@ records already in samples.jsonl (a resumed run does not get its budget back).
 from __future__ import annotations
 
 from protege.config import RunConfig
-from protege.store import JsonlLog, StageDir
+from protege.store import SAMPLES, JsonlLog, StageDir
 
 
 def spent_so_far(cfg: RunConfig, stage: StageDir) -> tuple[int, float]:
     """(tokens, money) already spent by the records in this stage's samples.jsonl."""
-    records = JsonlLog(stage / "samples.jsonl").read()
+    records = JsonlLog(stage / SAMPLES).read()
     tokens_in = sum(r.get("tokens_in", 0) for r in records)
     tokens_out = sum(r.get("tokens_out", 0) for r in records)
     money = tokens_in / 1e6 * cfg.cost.price_in_per_m + tokens_out / 1e6 * cfg.cost.price_out_per_m

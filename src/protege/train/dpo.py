@@ -27,12 +27,11 @@ from typing import Sequence
 from transformers import TrainerCallback
 
 from protege.config import DPOConfig
-from protege.store import JsonlLog
+from protege.store import PREFERENCES, TRAIN_LOG, JsonlLog
 from protege.tasks.spec import TaskSpec
 
 CHECKPOINTS = "checkpoint"
 ADAPTER = "adapter"
-TRAIN_LOG = "train_log.jsonl"
 
 
 DPOSettings = DPOConfig  # the run config's train.dpo section
@@ -99,7 +98,7 @@ class DPO:
         from protege.train.preference import build_preferences, pair_rows
 
         d, stage = job.cfg.train.dpo, job.stage
-        log = JsonlLog(stage / "preferences.jsonl")
+        log = JsonlLog(stage / PREFERENCES)
         shots = pick_shots(job.spec, d.teacher_shots) if d.teacher_shots else []
         prefs = build_preferences(job.spec, load_teacher(job.cfg, stage), job.items(), log=log,
                                   samples_per_prompt=d.samples_per_prompt, temperature=d.temperature,

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from protege.config import TrainConfig
-from protege.store import JsonlLog, StageDir, atomic_write_json
+from protege.store import TRAIN_LOG, JsonlLog, StageDir, atomic_write_json
 
 LossFn = Callable[[object, dict, list], tuple]
 
@@ -70,7 +70,7 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
     ckpt = stage / "checkpoint"
-    log = JsonlLog(stage / "train_log.jsonl")
+    log = JsonlLog(stage / TRAIN_LOG)
     step = 0
     if (ckpt / "state.pt").exists():
         state = torch.load(ckpt / "state.pt", weights_only=False)
