@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from protege.config import RunConfig, key_dump
-from protege.models.precision import describe, requested, resolve_precision, use_precision
+from protege.models.precision import describe, key_part, requested, resolve_precision, use_precision
 from protege.store import ANSWERS, RESULTS, SAMPLES, StageDir, content_key, read_json
 
 STAGES = ["generate", "answers", "curate", "train", "eval", "report"]
@@ -71,12 +71,8 @@ class Pipeline:
     def _key_section(self, name: str) -> dict:
         """The settings that determine a stage's output (its key also chains the upstream stage's key)."""
         section = self._settings_key(name)
-        # A stage that runs a local model computes in the resolved precision. fp32 stays out of the key (the
-        # LATER_SETTINGS rule, config.py): the runs made before the setting existed were fp32 on the AVX2 machines
-        # that made them, and keep their keys.
-        if self.precision != "fp32" and self._runs_local_model(name):
-            section = {**section, "precision": self.precision}
-        return section
+        # A stage that runs a local model computes in the resolved precision (fp32 stays out: precision.key_part)
+        return {**section, **key_part(setting=self.precision_setting)} if self._runs_local_model(name) else section
 
     def _settings_key(self, name: str) -> dict:
         cfg = self.cfg

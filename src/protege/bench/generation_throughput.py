@@ -50,7 +50,7 @@ from pathlib import Path
 import psutil  # a dependency of accelerate
 
 from protege.bench import llama_cpp_setup
-from protege.bench.linear_ceiling import linear_ceiling
+from protege.bench.linear_ceiling import decoding_layers, linear_ceiling
 from protege.config import GenerateConfig
 from protege.models.base import Generation, GenerationConfig
 from protege.models.openai_http import OpenAILM
@@ -218,15 +218,6 @@ def llama_rows(args, prompts, config, ctx_per_request: int, eos_ids: list[int], 
     return rows, skipped
 
 
-def _decoding_model(lm, precision: str):
-    """The model LocalLM decodes through in `precision` (under bf16: its twin with bf16 Linear weights)."""
-    lm.precision = precision
-    try:
-        return lm.decoding_model()
-    finally:
-        lm.precision = None
-
-
 def format_table(rows: list[dict]) -> str:
     naive = next((r["tok_s"] for r in rows if r["backend"].startswith("naive")), None)
     w = max(len(r["backend"]) for r in rows) + 2
@@ -290,7 +281,7 @@ def main(argv=None) -> dict:
                      for p in precisions]
     print("  the Linear layers alone, on random activations (linear_ceiling.py):", flush=True)
     sizes = sorted({batch, 64, 128, 256, 512})
-    ceiling = {p: linear_ceiling(_decoding_model(lm, p), sizes, precision=p) for p in precisions}
+    ceiling = {p: linear_ceiling(decoding_layers(lm, p), sizes, precision=p) for p in precisions}
     ceiling["int8"] = linear_ceiling(int8.model, sizes)
     for backend, model, caching, shared, precision, layers in protege_rows:
         model.prefix_caching, model.shared_decoding = caching, shared and shared_decoding_supported(model.model)
@@ -330,8 +321,8 @@ def main(argv=None) -> dict:
                   f"{c['g_ops_per_s']} G ops/s: decoding through them cannot pass {c['ceiling_tok_s']} tok/s")
     for r in rows:
         if "share_of_ceiling" in r:
-            print(f"{r['backend']}: {r['tok_s']} tok/s = {100 * r['share_of_ceiling']:.0f}% of its {r['linear_layers']} "
-                  f"Linear-layer ceiling at batch {batch} ({r['linear_ceiling_tok_s']} tok/s)")
+            print(f"{r['backend']}: {r['tok_s']} tok/s = {100 * r['share_of_ceiling']:.0f}% of its "
+                  f"{r['linear_layers']} Linear-layer ceiling at batch {batch} ({r['linear_ceiling_tok_s']} tok/s)")
     if best:
         print(f"best llama-server: --parallel {best['parallel']}, {best['tok_s']} tok/s; {ours['backend']} is "
               f"{ours['tok_s'] / best['tok_s']:.2f}x that")

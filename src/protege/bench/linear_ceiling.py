@@ -2,9 +2,10 @@
 
     python -m protege.bench.linear_ceiling [--batches 64,128,256,512] [--fp32 | --bf16]
 
-Runs every Linear layer of the bundled SmolLM2 (int8 as `generate.quantize: int8` makes it, fp32, or the fp32
-weights under bf16 autocast as `precision: bf16` runs them) on random activations of each batch size: the projections, the MLP and the output layer, once per token, as one decoding
-step does. Decoding through these layers can only be slower: attention, norms, the prefill and Python come on
+Runs every Linear layer of the bundled SmolLM2 (int8 as `generate.quantize: int8` makes it, fp32, or bf16 as
+`precision: bf16` decodes: the twin with bf16 Linear weights, models/bf16_twin.py) on random activations of each
+batch size: the projections, the MLP and the output layer, once per token, as one decoding step does. Decoding
+through these layers can only be slower: attention, norms, the prefill and Python come on
 top. Prints milliseconds per step, operations per second (2 per multiply-add) and the ceiling in tokens/s.
 """
 from __future__ import annotations
@@ -52,21 +53,30 @@ def linear_ceiling(model, batches: list[int], repeats: int = 5, precision: str =
     return rows
 
 
+def decoding_layers(lm, precision: str):
+    """The model a LocalLM decodes through in `precision` (under bf16: its twin with bf16 Linear weights)."""
+    lm.precision = precision
+    try:
+        return lm.decoding_model()
+    finally:
+        lm.precision = None
+
+
 def main(argv=None) -> list[dict]:
     from protege.models.resolve import DEFAULT_MODEL, load_lm
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="64,128,256,512")
     ap.add_argument("--fp32", action="store_true", help="the float model instead of int8")
-    ap.add_argument("--bf16", action="store_true", help="the float model under bf16 autocast")
+    ap.add_argument("--bf16", action="store_true", help="the layers bf16 generation decodes through")
     args = ap.parse_args(argv)
-    floating = args.fp32 or args.bf16
-    model = load_lm(DEFAULT_MODEL, **({} if floating else {"quantize": "int8"})).model
     kind = "bf16" if args.bf16 else "fp32" if args.fp32 else "int8"
+    lm = load_lm(DEFAULT_MODEL, **({} if kind != "int8" else {"quantize": "int8"}))
+    model = decoding_layers(lm, "bf16") if kind == "bf16" else lm.model
     rows = linear_ceiling(model, [int(b) for b in args.batches.split(",")], precision="bf16" if args.bf16 else "fp32")
     for r in rows:
-        print(f"  {kind} Linear layers at batch {r['batch']}: {r['ms_per_step']} ms per step, {r['g_ops_per_s']} G ops/s"
-              f", ceiling {r['ceiling_tok_s']} tok/s")
+        print(f"  {kind} Linear layers at batch {r['batch']}: {r['ms_per_step']} ms per step, "
+              f"{r['g_ops_per_s']} G ops/s, ceiling {r['ceiling_tok_s']} tok/s")
     return rows
 
 

@@ -9,8 +9,8 @@ against a naive transformers loop and llama.cpp servers (goal >= 1000 output tok
 llama.cpp; the first run builds llama.cpp, see protege/bench/llama_cpp_setup.py), in fp32, bf16 and int8 where the
 CPU has them; training throughput of the LoRA loop against TRL's SFTTrainer at its defaults and tuned (goal >= 2x),
 its share of the matmul peak (goal >= 40% of bf16) and a KD step from the cache against an SFT step (goal <=
-1.2x), once per precision the CPU runs natively (fp32, and bf16 on AMX or AVX-512 BF16); cooperative generation's cost against the teacher
-writing alone (goal <= 2x), with the 20-layer pruned SmolLM2 as the student where `protege student prune` has
+1.2x), once per precision the CPU runs natively (fp32, and bf16 on AMX or AVX-512 BF16); cooperative
+generation's cost against the teacher writing alone (goal <= 2x), with the 20-layer pruned SmolLM2 as the student where `protege student prune` has
 made it, else SmolLM2 on both sides (then it measures the turn-taking overhead only). The CPU's features and what
 precision auto means on it are printed first and stored in runs/bench/machine.json.
 """
@@ -37,8 +37,9 @@ def main() -> None:
     print("== generation throughput: LocalLM vs a naive transformers loop vs llama.cpp (64 MBPP prompts) ==")
     generation_throughput.main(["--prompts", "64", "--max-new-tokens", "128"])
     for precision in ["fp32", "bf16"] if bf16_fast("cpu") else ["fp32"]:
-        print(f"== training throughput, {precision}: protege LoRA SFT vs TRL SFTTrainer (defaults, tuned); KD vs SFT ==")
-        training_throughput.main(["--precision", precision, "--json", f"runs/bench/training_throughput-{precision}.json"])
+        print(f"== training throughput, {precision}: protege LoRA SFT vs TRL (defaults, tuned); KD vs SFT ==")
+        json = f"runs/bench/training_throughput-{precision}.json"
+        training_throughput.main(["--precision", precision, "--json", json])
     student = f"hf:{PRUNED_STUDENT}" if PRUNED_STUDENT.is_dir() else DEFAULT_MODEL
     print(f"== cooperative generation vs teacher-only (teacher {DEFAULT_MODEL}, student {student}) ==")
     cooperative_bench.main(["--student", student, "--json", "runs/bench/cooperative_cost.json"])

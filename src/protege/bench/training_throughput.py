@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 from protege.config import TrainConfig
-from protege.models.precision import bf16_fast, describe, resolve_precision, use_precision
+from protege.models.precision import SETTINGS, bf16_fast, describe, resolve_precision, use_precision
 from protege.models.resolve import DEFAULT_MODEL, load_lm
 from protege.provenance import provenance
 from protege.store import StageDir, atomic_write_json
@@ -129,9 +129,8 @@ def trl_row(lm, spec, rows, batch: int, work: Path, tuned: bool = False, padding
     kind = kind_of(spec)
     data = [{"prompt": kind.prompt(spec, ex), "completion": [{"role": "assistant", "content": kind.target(spec, ex)}]}
             for ex in rows]
-    # padding_free wants max_length=None (it does not truncate); these rows are far below the default 1024 anyway
     best = dict(gradient_checkpointing=False, completion_only_loss=True) if tuned else {}
-    if padding_free:
+    if padding_free:  # TRL wants max_length=None there (it does not truncate); these rows are far below 1024
         best.update(padding_free=True, max_length=None)
     name = "tuned" + (", padding-free" if padding_free else ", padded") if tuned else "defaults"
     args = SFTConfig(output_dir=str(work / f"trl-{name}"), use_cpu=True,
@@ -155,7 +154,7 @@ def main(argv: list[str]) -> dict:
     p.add_argument("--task", default="trec6")
     p.add_argument("--examples", type=int, default=96)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
+    p.add_argument("--precision", choices=SETTINGS, default=None,
                    help="how every row computes (default: $PROTEGE_PRECISION, else auto)")
     p.add_argument("--json", default="runs/bench/training_throughput.json")
     args = p.parse_args(argv)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Sequence
 
 from protege.evaluate.summary import summarize
-from protege.models.precision import resolve_precision
 from protege.evaluate.test_access import LOG_NAME, ensure_not_test, read_test_set
+from protege.models.precision import key_part
 from protege.provenance import provenance
 from protege.store import RESULTS, SAMPLES, JsonlLog, StageDir, atomic_write_json, content_key, read_json
 from protege.tasks.spec import Example, TaskSpec
@@ -57,10 +57,7 @@ def evaluate_model(model: str, spec: TaskSpec, shots: int = 0, limit: int | None
         raise CodeExecutionNotAllowed()
     setting = {"model": model, "shots": shots, "limit": limit,
                "scoring": scoring if spec.kind == "classification" else "generate"}
-    key_parts = {"task": spec.model_dump(exclude={"source_file"}), **setting}
-    if not model.startswith("openai:") and (precision := resolve_precision()) != "fp32":
-        key_parts["precision"] = precision  # fp32 stays out: evaluations made before the setting keep their keys
-    key = content_key(key_parts)
+    key = content_key({"task": spec.model_dump(exclude={"source_file"}), **setting, **key_part(model)})
     stage = StageDir(Path(runs_dir), spec.name, "model-eval", key)
     if stage.complete:
         echo(f"[eval] reused {stage.path}")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from protege.config import EvalConfig
-from protege.models.precision import resolve_precision
+from protege.models.precision import key_part
 from protege.store import SAMPLES, JsonlLog, atomic_write_json, content_key, read_json
 from protege.tasks.spec import Example, TaskSpec
 
@@ -35,9 +35,7 @@ class SharedRow:
                  scoring: str):
         setting = {"task": spec.model_dump(exclude={"source_file"}), "model": model_name,
                    "shots": [s.id for s in shots], "scoring": scoring, "max_test_items": ecfg.max_test_items,
-                   "allow_code_execution": ecfg.allow_code_execution}
-        if not model_name.startswith("openai:") and (precision := resolve_precision()) != "fp32":
-            setting["precision"] = precision  # fp32 stays out: rows computed before the setting keep their keys
+                   "allow_code_execution": ecfg.allow_code_execution, **key_part(model_name)}
         self.path = Path(task_dir) / f"eval-row-{content_key(setting)}"
         self.log = JsonlLog(self.path / SAMPLES)
 

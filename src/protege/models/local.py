@@ -65,10 +65,11 @@ class LocalLM:
     def decoding_model(self):
         """The model generate() runs: under bf16 the twin with bf16 Linear weights (made once, remade if `model`
         is replaced, e.g. by an int8 copy), else the model itself."""
-        if self.resolved_precision() != "bf16" or not has_float_linears(self.model):
+        if self.resolved_precision() != "bf16":
             return self.model
         if self._twin is None or self._twin[0] is not self.model:
-            self._twin = (self.model, bf16_linear_twin(self.model))
+            twin = bf16_linear_twin(self.model) if has_float_linears(self.model) else self.model
+            self._twin = (self.model, twin)
         return self._twin[1]
 
     # -- prompts --------------------------------------------------------------------------------------------

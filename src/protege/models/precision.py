@@ -19,11 +19,9 @@ import contextvars
 import functools
 import os
 from pathlib import Path
-from typing import Literal
 
 import torch
 
-Precision = Literal["auto", "fp32", "bf16"]
 SETTINGS: tuple[str, ...] = ("auto", "fp32", "bf16")
 ENV = "PROTEGE_PRECISION"
 
@@ -77,6 +75,16 @@ def resolve_precision(setting: str | None = None, device: str = "cpu") -> str:
     if setting == "auto":
         return "bf16" if bf16_fast(device) else "fp32"
     return setting
+
+
+def key_part(model: str | None = None, setting: str | None = None) -> dict:
+    """What a stage or cache key adds for precision: {"precision": "bf16"} where a local model computes in bf16.
+    Nothing for fp32, the value every run made before the setting had, so those runs keep their keys; nothing for
+    an endpoint (`openai:...`), whose precision is the server's."""
+    if model is not None and model.startswith("openai:"):
+        return {}
+    precision = resolve_precision(setting)
+    return {} if precision == "fp32" else {"precision": precision}
 
 
 @contextlib.contextmanager

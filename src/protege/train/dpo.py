@@ -122,7 +122,8 @@ def trainer_args(config_cls, out_dir: Path, lm, *, lr: float, epochs: float, bat
 
     device = getattr(lm, "device", "cpu")
     return config_cls(
-        output_dir=str(Path(out_dir) / CHECKPOINTS), use_cpu=device == "cpu", bf16=resolve_precision(None, device) == "bf16",
+        output_dir=str(Path(out_dir) / CHECKPOINTS), use_cpu=device == "cpu",
+        bf16=resolve_precision(None, device) == "bf16",
         learning_rate=lr, num_train_epochs=epochs, per_device_train_batch_size=batch_size, seed=seed, data_seed=seed,
         logging_steps=1, save_strategy="steps", save_steps=checkpoint_every, save_total_limit=1,
         # TRL turns checkpointing of activations on by default (through the deprecated name, which warns); a

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from protege.config import RunConfig
-from protege.models.precision import resolve_precision
+from protege.models.precision import key_part
 from protege.store import StageDir, content_key
 from protege.tasks.spec import TaskSpec
 from protege.train.kd_loss import balanced_kd_loss, check_same_tokenizer
@@ -44,9 +44,7 @@ def load_kd_teacher(cfg: RunConfig, student):
 def cache_folder(stage: StageDir, cfg: RunConfig, examples: list[dict]):
     key = {"teacher": kd_teacher_name(cfg), "k": cfg.train.kd.top_k, "t": cfg.train.kd.temperature,
            "examples": [(e["input_ids"], e["labels"]) for e in examples]}
-    precision = resolve_precision()
-    if precision != "fp32":  # the teacher runs in it; fp32 stays out, so caches made before the setting keep keys
-        key["precision"] = precision
+    key.update(key_part())  # the teacher runs in the precision in force
     return stage.path.parent / f"kd-cache-{content_key(key)}"
 
 

@@ -17,13 +17,12 @@ METHODS: dict[str, tuple[str, str]] = {
     "dpo": ("protege.train.dpo:DPO", "the teacher's right vs wrong answers (train.dpo)"),
     "rl": ("protege.train.rl:RL", "GRPO on the task's own judge at a compute budget (train.rl)"),
 }
-NAMES: tuple[str, ...] = tuple(METHODS)
 
 
 def method(name: str):
     """The TrainMethod registered as `name`."""
     if name not in METHODS:
-        raise ValueError(f"train.method: {name!r} is not a training method; choose one of {', '.join(NAMES)}")
+        raise ValueError(f"train.method: {name!r} is not a training method; choose one of {', '.join(METHODS)}")
     module, _, cls = METHODS[name][0].partition(":")
     return getattr(importlib.import_module(module), cls)()
 

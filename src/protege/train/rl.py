@@ -45,8 +45,6 @@ Reward = Callable[[list[Example], list[str]], Sequence[float]]
 NO_CEILING = 10**9  # steps: a budgeted run ends at its budget, however many epochs that takes
 
 
-
-
 def run_grpo(spec: TaskSpec, cfg: RLConfig, out_dir: Path, student_lm, items: Sequence[Example],
              reward_fn: Reward | None = None, budget_tokens: int | None = None, budget_seconds: float | None = None,
              allow_code_execution: bool = False, progress: bool = True, callbacks: Sequence = (),
