@@ -31,7 +31,7 @@ test: install
 # The generation-throughput bench installs llama-cpp-python from ~/.cache/protege/wheels (and llama-server from
 # ~/.cache/protege/llama.cpp), building them there the first time (about 30 min on 2 shared cores).
 bench: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m protege.bench.run_benchmarks
+	HF_HUB_OFFLINE=1 $(BIN)/python -m protege.lab.throughput.run_benchmarks
 
 clean:
 	rm -rf $(VENV) runs

@@ -152,13 +152,13 @@ def test_an_answers_teacher_answers_the_items_another_teacher_wrote(tmp_path, ti
     assert plain.stages["generate"].key == told.stages["generate"].key
     assert plain.stages["answers"].key != told.stages["answers"].key
     assert "teacher" not in plain._key_section("answers")
-    assert told._key_section("eval")["teacher"] == f"hf:{other}" == told.cfg.generate.answering_teacher()
+    assert told._key_section("eval")["teacher"] == f"hf:{other}" == told.cfg.teacher_for("answers")
     assert plain._key_section("eval")["teacher"] == plain.cfg.generate.teacher
     import protege.synth.teacher as teacher
 
     loaded, load = [], teacher.load_teacher
     monkeypatch.setattr(teacher, "load_teacher",
-                        lambda cfg, stage: loaded.append(cfg.generate.teacher) or load(cfg, stage))
+                        lambda cfg, stage, role="items": loaded.append(cfg.teacher_for(role)) or load(cfg, stage, role))
     told.run("answers")
     assert loaded == [f"hf:{tiny_model_dir}", f"hf:{other}"]  # the generate stage's, then the answers stage's
     with pytest.raises(ConfigError, match="answers_teacher"):

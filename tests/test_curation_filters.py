@@ -11,7 +11,7 @@ from protege.store import StageDir
 from protege.synth.curate import curate, run_curate
 from protege.synth.filters.dedup import near_duplicates
 from protege.synth.filters.minhash import MinHashLSH, estimated_jaccard
-from protege.synth.filters.text import natural_key
+from protege.tasks.text import natural_key
 from protege.tasks.spec import DataSource, Example, Label, TaskSpec
 
 NO_EMBED = dict(contam_cosine=None, near_dup_cosine=None)

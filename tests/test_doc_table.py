@@ -1,5 +1,5 @@
 """experiments/doc_table.py: a rerun experiment rewrites its table and keeps the prose around it."""
-from protege.experiments.doc_table import END, START, write_table
+from protege.lab.experiments.doc_table import END, START, write_table
 
 
 def test_a_new_doc_gets_the_table_inside_markers_and_a_rerun_keeps_the_prose(tmp_path):

@@ -6,7 +6,19 @@ from markers import requires_data
 from protege.config import GenerateConfig
 from protege.synth.generate import make_record
 from protege.synth.plan import planned_requests
-from protege.synth.teacher_formats import item_prompt, read_item, show
+from protege.tasks.kinds import kind_of
+
+
+def show(spec, ex):
+    return kind_of(spec).show(spec, ex)
+
+
+def read_item(spec, raw):
+    return kind_of(spec).read_generated(spec, raw)
+
+
+def item_prompt(spec, shown, topic=None, persona=None):
+    return kind_of(spec).generation_prompt(spec, None, shown, topic, persona)
 from protege.models.base import Generation
 from protege.tasks.spec import Example, TaskSpec, load_task
 

@@ -58,8 +58,10 @@ def test_qa_parse_and_official_scoring():
     spec = spec_of("qa")
     assert qa.parse(spec, "The answer is Paris.\nMore text") == "Paris"
     assert qa.parse(spec, "Unanswerable.") == "" and qa.parse(spec, "not stated in the passage") == ""
-    assert qa.score(spec, Example(text="q", answers=[]), "")["exact_match"] == 1.0  # no answer, none given
-    assert qa.score(spec, Example(text="q", answers=["the Eiffel Tower"]), "Eiffel tower")["exact_match"] == 1.0
+    none, eiffel = Example(text="q", answers=[]), Example(text="q", answers=["the Eiffel Tower"])
+    scores = qa.score_items(spec, [none, eiffel], ["", "Eiffel tower"], False)
+    assert scores[0]["exact_match"] == 1.0  # no answer, none given
+    assert scores[1]["exact_match"] == 1.0
     assert qa.target(spec, Example(text="q", answers=[])) == "unanswerable"
 
 
@@ -68,7 +70,8 @@ def test_math_parse_and_target():
     assert math_word.parse(spec, "so 3 + 4 = 7\n#### 1,234") == "1234"
     assert math_word.parse(spec, "no number here") is None
     item = Example(text="q", answers=["18"], reference="16 - 3 - 4 = <<16-3-4=9>>9\n9 * 2 = 18\n#### 18")
-    assert "<<" not in math_word.target(spec, item) and math_word.score(spec, item, "18.0")["number_match"] == 1.0
+    assert "<<" not in math_word.target(spec, item)
+    assert math_word.score_items(spec, [item], ["18.0"], False)[0]["number_match"] == 1.0
 
 
 def test_extraction_parse_json_or_lines_and_drop_unknown_slots():
@@ -76,7 +79,8 @@ def test_extraction_parse_json_or_lines_and_drop_unknown_slots():
     assert extraction.parse(spec, 'Sure: {"time": "7pm", "colour": "red", "people": 4}') == [["time", "7pm"], ["people", "4"]]
     assert extraction.parse(spec, "time: 7pm\npeople: two") == [["time", "7pm"], ["people", "two"]]
     assert extraction.parse(spec, "{}") == []
-    scores = extraction.score(spec, Example(text="x", spans=[("time", "7pm")]), [["time", "7 PM"], ["people", "2"]])
+    item = Example(text="x", spans=[("time", "7pm")])
+    scores = extraction.score_items(spec, [item], [[["time", "7 PM"], ["people", "2"]]], False)[0]
     assert (scores["tp"], scores["fp"], scores["fn"]) == (0, 2, 1)
 
 

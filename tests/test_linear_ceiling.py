@@ -2,7 +2,7 @@
 import torch
 from transformers import AutoModelForCausalLM
 
-from protege.bench.linear_ceiling import linear_ceiling, linear_params
+from protege.lab.throughput.linear_ceiling import linear_ceiling, linear_params
 from protege.models.quantize import int8_dynamic
 
 

@@ -50,7 +50,7 @@ def test_fine_tuning_the_real_model_on_trec_seeds_moves_the_loss(tmp_path):
 def test_shared_prefix_decoding_writes_what_transformers_generate_writes():
     """On real generate-stage prompts (MBPP, one seed item shown: rows share ~340-token prefixes), greedy text
     from the default decoder equals transformers' generate over the same prefix cache."""
-    from protege.bench.generation_throughput import bench_prompts
+    from protege.lab.throughput.generation_throughput import bench_prompts
 
     lm = load_lm("bundled:smollm2-135m-instruct", batch_size=8)
     assert lm.shared_decoding
@@ -71,7 +71,7 @@ def test_bf16_shared_prefix_decoding_on_the_real_model_picks_the_argmax_or_a_nea
     CPUs): each greedy token is the argmax of a plain bf16 forward pass over the same text, or within 0.25
     standard deviations of that position's logits (test_bf16_paths.py states why). Measured on an AVX-512 BF16
     CPU: 192 of 192 tokens are the bf16 argmax (and 99% the fp32 one; 6 of 8 rows equal fp32's greedy text)."""
-    from protege.bench.generation_throughput import bench_prompts
+    from protege.lab.throughput.generation_throughput import bench_prompts
     from protege.models import shared_prefix_decode as spd
     from test_bf16_paths import NEAR_TIE, _margins
 

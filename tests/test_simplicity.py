@@ -101,7 +101,7 @@ def test_simplicity_thresholds_and_unused_code_drop_with_reasons():
 def sandbox():
     if not sys.platform.startswith("linux"):
         pytest.skip("the sandbox runs on Linux only")
-    from protege.evaluate.sandbox import SandboxError, isolation
+    from protege.scoring.sandbox import SandboxError, isolation
 
     try:
         isolation()

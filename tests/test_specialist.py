@@ -5,7 +5,7 @@ import json
 import pytest
 
 from protege.config import TrainConfig
-from protege.experiments.specialist import make_specialist, training_rows
+from protege.lab.experiments.specialist import make_specialist, training_rows
 
 
 def _task(folder):

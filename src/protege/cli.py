@@ -19,6 +19,7 @@ from typing import List, NoReturn, Optional
 
 import typer
 
+from protege.choices import ExecutorKind, Importance, Precision, Scoring
 from protege.errors import ConfigError
 from protege.store import REPORT_MD, SAMPLES
 from protege.train import registry
@@ -45,19 +46,17 @@ def user_errors(*kinds: type[BaseException]):
 
 
 @app.callback()
-def main(precision: Optional[str] = typer.Option(
-        None, "--precision", metavar="auto|fp32|bf16",
+def main(precision: Optional[Precision] = typer.Option(
+        None, "--precision",
         help="how local models compute, for every command: auto (bf16 on CPUs with AMX or AVX-512 BF16 and on "
              "GPUs, else fp32), fp32 or bf16. Default: $PROTEGE_PRECISION, else auto. A run config's `precision` "
              "wins over it.")):
     """Distil a small specialised model from a teacher."""
     import os
 
-    from protege.models.precision import ENV, SETTINGS
+    from protege.models.precision import ENV
 
     if precision is not None:
-        if precision not in SETTINGS:
-            fail(f"--precision: {precision!r} is not one of {', '.join(SETTINGS)}")
         os.environ[ENV] = precision  # read by every model this process (and its Ray workers, subprocesses) loads
 
 
@@ -111,7 +110,7 @@ def score(predictions: Path = typer.Argument(..., help="JSONL of {id, prediction
     """Score a file of predictions (from protege or any other tool) against the task's test set."""
     import json
 
-    from protege.evaluate.sandbox import CodeExecutionNotAllowed
+    from protege.scoring.sandbox import CodeExecutionNotAllowed
     from protege.evaluate.score_file import score_predictions
     from protege.tasks.spec import load_task
 
@@ -128,7 +127,8 @@ def eval_command(config: Optional[Path] = typer.Argument(None, help="run config 
                  task: Optional[str] = typer.Option(None, help="built-in task name or task spec YAML (with --model)"),
                  shots: int = typer.Option(0, help="few-shot examples from the seeds (per label for classification)"),
                  limit: Optional[int] = typer.Option(None, help="evaluate only the first N test items"),
-                 scoring: str = typer.Option("likelihood", help="classification: likelihood | generate"),
+                 scoring: Scoring = typer.Option("likelihood", help="classification: rank the label words by "
+                                                 "likelihood, or generate and parse"),
                  allow_code_execution: bool = typer.Option(False, "--allow-code-execution",
                                                            help="run generated code in the sandbox (code tasks)"),
                  runs_dir: Path = typer.Option(Path("runs"), help="where results go")):
@@ -147,12 +147,10 @@ def _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_d
     import json
 
     from protege.evaluate.model_eval import evaluate_model
-    from protege.evaluate.sandbox import CodeExecutionNotAllowed
+    from protege.scoring.sandbox import CodeExecutionNotAllowed
     from protege.models.resolve import ModelNotFound
     from protege.tasks.spec import load_task
 
-    if scoring not in ("likelihood", "generate"):
-        fail(f"--scoring: {scoring!r} is not one of likelihood, generate")
     with user_errors(ModelNotFound, CodeExecutionNotAllowed):
         results = evaluate_model(model, load_task(task), shots=shots, limit=limit, scoring=scoring,
                                  allow_code_execution=allow_code_execution, runs_dir=runs_dir)
@@ -235,8 +233,8 @@ def train(config: Path = typer.Argument(..., help="run config YAML"),
 
 @app.command()
 def bench(config: Path = typer.Argument(..., help="bench config YAML (tasks, teachers, students, methods)"),
-          executor: Optional[str] = typer.Option(None, help="local (in this process) or ray; default: the "
-                                                 "config's executor.kind"),
+          executor: Optional[ExecutorKind] = typer.Option(None, help="local (in this process) or ray; default: "
+                                                          "the config's executor.kind"),
           ray_address: Optional[str] = typer.Option(None, help="a running Ray cluster (default: start a local one)"),
           report_only: bool = typer.Option(False, help="run nothing: write the report from the cells finished so far "
                                            "(e.g. while another process runs the bench)")):
@@ -259,8 +257,9 @@ def prune_command(source: str = typer.Option(..., "--from", help="the model to p
                   keep_layers: int = typer.Option(..., help="decoder layers to keep (the most important ones)"),
                   out: Optional[Path] = typer.Option(None, help="output folder (default: under the protege "
                                                      "cache, printed at the end)"),
-                  importance: str = typer.Option("nll", help="how layers are scored on the calibration text: nll "
-                                                 "(loss increase when skipped) or cosine (block influence)")):
+                  importance: Importance = typer.Option("nll", help="how layers are scored on the calibration text: "
+                                                        "nll (loss increase when skipped) or cosine (block "
+                                                        "influence)")):
     """Depth-prune a model into a smaller student that shares its tokenizer; use it as train.student=hf:OUT."""
     from protege.models.prune import prune_model
     from protege.models.resolve import ModelNotFound, cache_dir, model_dir

@@ -7,13 +7,14 @@ Unknown keys are rejected and every problem is reported at once, each naming its
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ValidationError, model_validator
 
 from protege.cooperative.config import CooperativeConfig
-from protege.errors import ConfigError, pydantic_problems
+from protege.choices import Precision, Scoring
+from protege.errors import ConfigError, Strict, pydantic_problems
 from protege.models.resolve import DEFAULT_MODEL
 from protege.train import registry
 
@@ -25,10 +26,6 @@ def _known_method(name: str) -> str:
 
 
 MethodName = Annotated[str, AfterValidator(_known_method)]  # a name in train/registry.py: sft, kd, dpo, rl
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # Settings added after runs already existed, each with the value that reproduces those runs. A setting that
@@ -75,10 +72,6 @@ class GenerateConfig(Strict):
     # model write the problems and a specialist or larger one answer them.
     answers_teacher: Optional[str] = None
     cooperative: CooperativeConfig = CooperativeConfig()
-
-    def answering_teacher(self) -> str:
-        """The teacher whose answers the student learns from: answers_teacher in the answer modes, when set."""
-        return self.answers_teacher if self.mode != "items" and self.answers_teacher else self.teacher
 
 
 class CurateConfig(Strict):
@@ -254,7 +247,7 @@ class ForgettingConfig(Strict):
 
 
 class EvalConfig(Strict):
-    scoring: Literal["likelihood", "generate"] = "likelihood"  # classification: label likelihood or parse
+    scoring: Scoring = "likelihood"  # classification: label likelihood or parse
     few_shot_per_label: int = 1  # shots drawn from the seeds (never from the test set); per label or in all
     max_test_items: Optional[int] = None  # None: the whole test set
     bootstrap_resamples: int = 1000
@@ -293,13 +286,16 @@ class TeacherGateConfig(Strict):
     force: bool = False  # generate anyway when the teacher scores below min_score
 
 
+TeacherRole = Literal["items", "answers", "kd", "dpo"]
+
+
 class RunConfig(Strict):
     task: str = "trec6"
     runs_dir: str = "runs"
     # How local models compute (models/precision.py): auto (bf16 on CPUs with AMX/AVX-512 BF16 and on GPUs, else
     # fp32), fp32 or bf16. None: $PROTEGE_PRECISION, else auto. Stages that run a local model key on the value
     # it resolves to (pipeline.py).
-    precision: Optional[Literal["auto", "fp32", "bf16"]] = None
+    precision: Optional[Precision] = None
     generate: GenerateConfig = GenerateConfig()
     curate: CurateConfig = CurateConfig()
     train: TrainConfig = TrainConfig()
@@ -315,6 +311,25 @@ class RunConfig(Strict):
         if self.train.epochs < 1:
             raise ValueError("train.epochs must be at least 1")
         return self
+
+    def teacher_for(self, role: TeacherRole) -> str:
+        """The one place that decides which teacher does what (every stage and method asks here):
+
+        items    writes the new items: generate.teacher (the teacher gate scores this one)
+        answers  writes the answers the student learns from: generate.answers_teacher in the answer modes when
+                 set, else generate.teacher; the eval stage's teacher row is this teacher
+        kd       gives the logits: train.kd.teacher, else the answers teacher
+        dpo      samples the answers DPO pairs are judged from: generate.teacher
+        """
+        g = self.generate
+        answers = g.answers_teacher if g.mode != "items" and g.answers_teacher else g.teacher
+        if role == "items" or role == "dpo":
+            return g.teacher
+        if role == "answers":
+            return answers
+        if role == "kd":
+            return self.train.kd.teacher or answers
+        raise ValueError(f"teacher role {role!r}: use one of {', '.join(get_args(TeacherRole))}")
 
 
 def apply_override(raw: dict, override: str) -> None:

@@ -1,5 +1,12 @@
-"""The one error type users see for bad input: it names the file, the field and what to change."""
+"""The one error type users see for bad input: it names the file, the field and what to change; and `Strict`, the
+base of every config and spec model, which rejects unknown keys so a misspelt one is an error, not ignored."""
 from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
 class ConfigError(ValueError):

@@ -86,7 +86,7 @@ class Pipeline:
             return _answers_key(cfg)
         section = getattr(cfg, name).model_dump()
         if name == "eval":
-            section["teacher"] = cfg.generate.answering_teacher()
+            section["teacher"] = cfg.teacher_for("answers")
         return section
 
     def _runs_local_model(self, name: str) -> bool:
@@ -94,7 +94,8 @@ class Pipeline:
         if name == "generate":
             return not g.teacher.startswith("openai:")
         if name == "answers":
-            return g.mode == "cooperative" or (g.mode == "answers" and not g.answering_teacher().startswith("openai:"))
+            answers_remote = self.cfg.teacher_for("answers").startswith("openai:")
+            return g.mode == "cooperative" or (g.mode == "answers" and not answers_remote)
         return name in ("train", "eval")  # the student is always local
 
     def _stage_config(self, name: str) -> dict:
@@ -105,7 +106,7 @@ class Pipeline:
             return {"answers": _answers_key(self.cfg), **run}
         cfg = getattr(self.cfg, name).model_dump()
         if name == "eval":
-            cfg["teacher"] = self.cfg.generate.answering_teacher()
+            cfg["teacher"] = self.cfg.teacher_for("answers")
             cfg["student"] = self.cfg.train.student
         return {name: cfg, **run}
 
@@ -140,10 +141,7 @@ class Pipeline:
         from protege.synth.teacher import load_teacher
 
         cfg = self.cfg
-        if cfg.generate.answers_teacher:  # the answering teacher, under generate.teacher's budget and endpoint
-            cfg = cfg.model_copy(update={"generate": cfg.generate.model_copy(
-                update={"teacher": cfg.generate.answers_teacher})})
-        teacher = load_teacher(cfg, stage)
+        teacher = load_teacher(cfg, stage, "answers")  # under generate.teacher's budget and endpoint
         student = load_lm(cfg.generate.student or cfg.train.student) if mode == "cooperative" else None
         return {"mode": mode, **run_answers(self.spec, self.cfg, self.stages["generate"], stage, teacher, student,
                                             progress=self.progress)}

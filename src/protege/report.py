@@ -7,13 +7,11 @@ tests, cheap non-LLM baselines, the forgetting suite with its gates, curation co
 """
 from __future__ import annotations
 
+from protege.evaluate.rows import Row
 from protege.store import REPORT_MD, StageDir, atomic_write_text
+from protege.tasks.kinds import kind_of
 from protege.tasks.spec import TaskSpec
 
-COLUMNS = {"classification": [("accuracy", "accuracy"), ("macro_f1", "macro-F1")],
-           "extraction": [("slot_f1", "slot F1"), ("exact_match", "all slots right")],
-           "qa": [("exact_match", "EM"), ("f1", "F1")], "math": [("number_match", "answer right")],
-           "code": [("pass@1", "pass@1")]}
 
 
 def _pct(x: float) -> str:
@@ -26,12 +24,12 @@ def _with_ci(row: dict, key: str) -> str:
 
 
 def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
-    rows, cols, metric = results["rows"], COLUMNS[spec.kind], spec.headline_metric
+    rows, cols, metric = results["rows"], kind_of(spec).COLUMNS, spec.headline_metric
     lines = [
         f"# {spec.name}: distillation report",
         "",
         f"Test set: {results['test_items']} held-out human-written items"
-        + (f"; scoring: {results['scoring']}" if spec.kind == "classification" else "; greedy generation")
+        + (f"; scoring: {results['scoring']}" if kind_of(spec).LABELLED else "; greedy generation")
         + "; 95% bootstrap intervals in brackets; cost measured on this machine during evaluation.",
         "",
         "| row | model | " + " | ".join(label for _, label in cols)
@@ -44,8 +42,8 @@ def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
                      + f" | {r['seconds_p50']:.3f} | {r['seconds_p95']:.3f} | {r['tokens_in_mean']:.0f} | "
                      f"{r.get('tokens_out_mean', 0):.0f} | {_mb(r.get('weights_mb'))} | {_mb(r.get('peak_rss_mb'))} |")
     by = {r["row"]: r for r in rows}
-    if "fine-tuned" in by and "baseline (zero-shot)" in by:
-        gain = by["fine-tuned"][metric] - by["baseline (zero-shot)"][metric]
+    if Row.FINE_TUNED in by and Row.ZERO_SHOT in by:
+        gain = by[Row.FINE_TUNED][metric] - by[Row.ZERO_SHOT][metric]
         lines += ["", f"Fine-tuned minus zero-shot baseline: {100 * gain:+.1f} {metric} points."]
     lines += _cost_lines(by)
     for c in results.get("comparisons", []):
@@ -60,7 +58,7 @@ def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
                   f"(one per distinct model and prompting; logged with who and when in the eval stage's "
                   f"{results['test_access_log']}), plus {curation.get('test_reads', 0)} by decontamination in "
                   "curation. Every choice (few-shot examples, gates) was made on seeds or validation."]
-    lines += _per_class_lines(spec, by.get("fine-tuned"))
+    lines += _per_class_lines(spec, by.get(Row.FINE_TUNED))
     lines += _baseline_lines(results, by)
     lines += _forgetting_lines(results.get("forgetting"))
     lines += ["", "## Curation", "", f"{curation.get('input')} generated, {curation.get('kept')} kept; dropped: "
@@ -79,7 +77,7 @@ def _mb(x) -> str:
 
 def _cost_lines(by: dict) -> list[str]:
     """Student vs teacher cost per answer, measured during this evaluation."""
-    student, teacher = by.get("fine-tuned"), by.get("teacher (few-shot)")
+    student, teacher = by.get(Row.FINE_TUNED), by.get(Row.TEACHER)
     if not student or not teacher or not student["seconds_p50"]:
         return []
     ratio = teacher["seconds_p50"] / student["seconds_p50"]
@@ -104,7 +102,7 @@ def _money(x: float) -> str:
 
 def _per_class_lines(spec: TaskSpec, row: dict | None) -> list[str]:
     """Classification: where the fine-tuned student is right and wrong, label by label (small label sets)."""
-    if spec.kind != "classification" or not row or "per_class" not in row or len(row["per_class"]) > 20:
+    if not row or "per_class" not in row or len(row["per_class"]) > 20:
         return []
     lines = ["", "Fine-tuned student per label:", "", "| label | precision | recall | F1 | gold | predicted |",
              "|---|---|---|---|---|---|"]
@@ -123,7 +121,7 @@ def _baseline_lines(results: dict, lm_rows: dict) -> list[str]:
     for b in baselines:
         lines.append(f"| {b['row']} | {_with_ci(b, 'accuracy')} | {_pct(b['macro_f1'])} |")
     best = max(baselines, key=lambda b: b["accuracy"])
-    tuned = lm_rows.get("fine-tuned")
+    tuned = lm_rows.get(Row.FINE_TUNED)
     if tuned is not None:
         verdict = "beats" if tuned["accuracy"] > best["accuracy"] else "does NOT beat"
         lines += ["", f"The fine-tuned student ({_pct(tuned['accuracy'])}) {verdict} the best cheap baseline, "

@@ -9,7 +9,7 @@ from protege.benchmark.rank_tests import friedman, nemenyi_cd, nemenyi_groups, n
 from protege.benchmark.stats import (
     gap_closed, mean_rank_ci, mean_ranks, plasticity, plasticity_ranks, ranks_per_task,
 )
-from protege.evaluate.metrics.paired import mcnemar
+from protege.scoring.metrics.paired import mcnemar
 
 # 3 models x 4 tasks with ties: t2 ties A and B, t3 ties everyone.
 TIED = {

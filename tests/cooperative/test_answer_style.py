@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from protege.experiments.answer_style import answer_row, bootstrap_difference, style_table
+from protege.lab.experiments.answer_style import answer_row, bootstrap_difference, style_table
 
 
 def test_answer_rows_take_the_raw_answer_whatever_its_number_and_code_needs_code():

@@ -1,7 +1,7 @@
 """The cooperative experiment's student share reads the answers stage's records (not the generate stage's)."""
 import json
 
-from protege.experiments.cooperative import student_share
+from protege.lab.experiments.cooperative import student_share
 
 
 def test_student_share_counts_the_answers_stage_characters(tmp_path):

@@ -1,7 +1,7 @@
 """The judge scores raw answers per kind with the kinds' own parsers and scorers, reduced to the headline metric."""
 import pytest
 
-from protege.evaluate.sandbox import CodeExecutionNotAllowed
+from protege.scoring.sandbox import CodeExecutionNotAllowed
 from protege.tasks.spec import Example, Label, TaskSpec
 from protege.train.judge import judge
 

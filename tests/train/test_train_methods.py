@@ -32,7 +32,7 @@ def test_dpo_method_builds_pairs_from_the_teachers_right_and_wrong_answers(tmp_p
                                train={"method": "dpo", "dpo": {"samples_per_prompt": 2, "batch_size": 4}})
     pipe = Pipeline(load_config(config), progress=False, echo=lambda m: None)
     pipe.run("curate")
-    monkeypatch.setattr(teacher, "load_teacher", lambda cfg, stage: AlternatingTeacher())
+    monkeypatch.setattr(teacher, "load_teacher", lambda cfg, stage, role="items": AlternatingTeacher())
     pipe.run("train")
     stage = pipe.stages["train"]
     summary = json.loads((stage / "MANIFEST.json").read_text())["summary"]
@@ -86,7 +86,7 @@ def test_dpo_from_sft_goes_on_training_the_sft_adapter_against_itself(tmp_path, 
                                                        "lora_rank": 4}}
     cfg = load_config(write_tiny_config(tmp_path, tiny_model_dir, tiny_task, train=train))
     pipe = Pipeline(cfg, progress=False, echo=lambda m: None)
-    monkeypatch.setattr(teacher, "load_teacher", lambda cfg, stage: AlternatingTeacher())
+    monkeypatch.setattr(teacher, "load_teacher", lambda cfg, stage, role="items": AlternatingTeacher())
     pipe.run("train")
     sft_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"method": "sft"})})
     sft = Pipeline(sft_cfg, progress=False, echo=lambda m: None).stages["train"]

@@ -72,7 +72,7 @@ def run_capacity(cfg: RunConfig, progress: bool = False, echo=print) -> dict:
     lm = load_lm(cfg.train.student)
     if not hasattr(lm, "model"):
         raise RuntimeError(f"capacity diagnostic: {cfg.train.student} is not a local model (no weights to score with)")
-    summary = {"student": cfg.train.student, "teacher": cfg.generate.answering_teacher(), "curate": str(curate.path),
+    summary = {"student": cfg.train.student, "teacher": cfg.teacher_for("answers"), "curate": str(curate.path),
                **measure(pipe.spec, rows, lm, cfg.train.max_seq_len)}
     atomic_write_json(stage / "capacity.json", summary)
     stage.finish(summary)

@@ -16,28 +16,20 @@ from pathlib import Path
 from protege.benchmark.capacity import capacity_stage
 from protege.benchmark.matrix import Cell
 from protege.benchmark.rank_tests import paired_test
+from protege.evaluate.rows import Row
 from protege.store import RESULTS, read_json
+from protege.tasks.kinds import kind_named
 
-ZERO, FEW, TUNED, TEACHER = "baseline (zero-shot)", "baseline (few-shot)", "fine-tuned", "teacher (few-shot)"
-ROW_FIELDS = {"zero": ZERO, "few": FEW, "tuned": TUNED, "teacher_eval": TEACHER}
-
-
-def item_score(kind: str, metric: str, record: dict) -> float:
-    """One item's share of the headline metric: right/wrong for classification, the item's own value for
-    means (EM, F1, number match, pass@1); slot F1 is pooled over items, so an item gets its own slot F1."""
-    if kind == "classification":
-        return float(record["prediction"] == record["gold"])
-    if metric == "slot_f1":
-        tp, fp, fn = record["tp"], record["fp"], record["fn"]
-        return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
-    return float(record[metric])
+ROW_FIELDS = {"zero": Row.ZERO_SHOT, "few": Row.FEW_SHOT, "tuned": Row.FINE_TUNED, "teacher_eval": Row.TEACHER}
 
 
 def read_items(eval_dir: Path, row: dict, kind: str, metric: str) -> dict[str, float]:
+    """Each item's share of the headline metric in one eval row (the kind's `item_score`)."""
+    task_kind = kind_named(kind)
     scores = {}
     for line in (eval_dir / row["samples"]).read_text().splitlines():
         rec = json.loads(line)
-        scores.setdefault(rec["id"], item_score(kind, metric, rec))
+        scores.setdefault(rec["id"], task_kind.item_score(metric, rec))
     return scores
 
 
@@ -72,9 +64,9 @@ def cell_record(cell: Cell, status: dict | None) -> dict:
                          "worst": max(entries, key=lambda e: e["drop"])["task"] if entries else None,
                          "passed": results.get("forgetting", {}).get("passed", True)}
     rec["vs_teacher"] = None
-    if TEACHER in rows:
-        student = read_items(eval_dir, rows[TUNED], kind, metric)
-        teacher = read_items(eval_dir, rows[TEACHER], kind, metric)
+    if Row.TEACHER in rows:
+        student = read_items(eval_dir, rows[Row.FINE_TUNED], kind, metric)
+        teacher = read_items(eval_dir, rows[Row.TEACHER], kind, metric)
         ids = [i for i in student if i in teacher]
         if ids:
             rec["vs_teacher"] = paired_test([student[i] for i in ids], [teacher[i] for i in ids])

@@ -22,25 +22,22 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from protege.config import MethodName, apply_override
-from protege.errors import ConfigError, pydantic_problems
+from protege.choices import ExecutorKind
+from protege.errors import ConfigError, Strict, pydantic_problems
 
 # Set per cell by the matrix itself; a value in `base` or `per_task` would be silently overwritten.
 AXES = {("task",): "tasks", ("runs_dir",): "runs_dir", ("generate", "teacher"): "teachers",
         ("train", "student"): "students", ("train", "method"): "methods"}
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 class ExecutorConfig(Strict):
-    kind: Literal["local", "ray"] = "local"  # local: one cell after another in this process
+    kind: ExecutorKind = "local"  # local: one cell after another in this process
     ray_address: Optional[str] = None  # None: start a local Ray cluster; else connect ("auto", "ray://host:10001")
     ray_num_cpus: Optional[int] = None  # size of that local cluster; None: every CPU of this machine
     cpus_per_cell: float = 1.0  # Ray resource request of each cell (and of each data job)

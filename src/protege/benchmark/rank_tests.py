@@ -16,7 +16,7 @@ import numpy as np
 from scipy import stats as sps
 
 from protege.benchmark.stats import Table, rank_matrix, ranks_per_task
-from protege.evaluate.metrics.paired import mcnemar
+from protege.scoring.metrics.paired import mcnemar
 
 
 def friedman(scores: Table) -> dict:

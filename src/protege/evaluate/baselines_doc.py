@@ -12,10 +12,10 @@ from pathlib import Path
 
 from protege.evaluate.model_eval import evaluate_model
 from protege.store import atomic_write_text
+from protege.tasks.kinds import kind_named, kind_of
 from protege.tasks.spec import builtin_tasks, load_task
 
-# Few-shot setting per kind: one shot per label for classification (77 shots for Banking77), else seeds.
-FEW_SHOTS = {"classification": 1, "extraction": 4, "qa": 4, "math": 4, "code": 2}
+# Few-shot setting: the kind's FEW_SHOTS (per label for classification, so 77 shots for Banking77).
 
 
 def run_baselines(model: str, tasks: list[str] | None = None, limit: int | None = 100, runs_dir: str = "runs",
@@ -23,7 +23,7 @@ def run_baselines(model: str, tasks: list[str] | None = None, limit: int | None 
     rows = []
     for name in tasks or builtin_tasks():
         spec = load_task(name)
-        for shots in (0, FEW_SHOTS[spec.kind]):
+        for shots in (0, kind_of(spec).FEW_SHOTS):
             res = evaluate_model(model, spec, shots=shots, limit=limit, allow_code_execution=True,
                                  runs_dir=runs_dir, progress=progress, echo=echo)
             rows.append(res)
@@ -63,8 +63,7 @@ def render(model: str, rows: list[dict], command: str) -> str:
 
 
 def _others(kind: str, metric: str, summary: dict) -> list[str]:
-    keys = {"classification": ["macro_f1"], "qa": ["exact_match", "f1", "has_answer_f1", "no_answer_f1"],
-            "extraction": ["exact_match"]}.get(kind, [])
+    keys = kind_named(kind).SECONDARY_METRICS
     return [k for k in keys if k != metric and k in summary]
 
 

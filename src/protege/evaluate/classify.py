@@ -14,7 +14,7 @@ from typing import Sequence
 from protege.evaluate.resumable import evaluate_in_chunks
 from protege.models.base import GenerationConfig, prompt_text
 from protege.store import JsonlLog, text_hash
-from protege.tasks.kinds import classification
+from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
 
 
@@ -22,9 +22,10 @@ def evaluate_classification(lm, spec: TaskSpec, items: Sequence[Example], shots:
                             scoring: str = "likelihood", desc: str = "eval", progress: bool = True,
                             chunk: int = 8) -> list[dict]:
     words = [l.word for l in spec.labels or []]
+    kind = kind_of(spec)
 
     def score_chunk(batch: list[Example]) -> list[dict]:
-        prompts = [classification.prompt(spec, it, shots) for it in batch]
+        prompts = [kind.prompt(spec, it, shots) for it in batch]
         rendered = [prompt_text(lm, p) for p in prompts]
         began = time.perf_counter()
         if scoring == "likelihood":
@@ -34,7 +35,7 @@ def evaluate_classification(lm, spec: TaskSpec, items: Sequence[Example], shots:
             ins = None  # counted below, outside the timed pass
         else:
             gens = lm.generate(prompts, GenerationConfig(max_new_tokens=8))
-            preds = [classification.parse(spec, g.text) for g in gens]
+            preds = [kind.parse(spec, g.text) for g in gens]
             raws, outs = [g.text for g in gens], [g.tokens_out for g in gens]
             ins = [g.tokens_in for g in gens]  # as the model counted them (a remote one's usage)
         per_item = (time.perf_counter() - began) / len(batch)  # items in a chunk share one batched pass
@@ -50,14 +51,3 @@ def evaluate_classification(lm, spec: TaskSpec, items: Sequence[Example], shots:
 
     return evaluate_in_chunks(items, log, chunk, score_chunk, desc=desc, progress=progress)
 
-
-def few_shot_examples(spec: TaskSpec, per_label: int) -> list[Example]:
-    """Shots from the seeds only (never the test set), interleaved across labels in a fixed order."""
-    seeds = spec.seed_examples()
-    picked = []
-    for k in range(per_label):
-        for label in spec.label_names:
-            of_label = [s for s in seeds if s.label == label]
-            if k < len(of_label):
-                picked.append(of_label[k])
-    return picked

@@ -5,7 +5,7 @@ bootstrap of the headline metric where that metric is not a plain mean of right/
 """
 from __future__ import annotations
 
-from protege.evaluate.metrics.paired import mcnemar, paired_bootstrap
+from protege.scoring.metrics.paired import mcnemar, paired_bootstrap
 from protege.evaluate.summary import item_correct, metric_fn
 from protege.tasks.spec import TaskSpec
 

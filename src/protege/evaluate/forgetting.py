@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from protege.config import EvalConfig
 from protege.errors import ConfigError
-from protege.evaluate.metrics.paired import mcnemar
+from protege.scoring.metrics.paired import mcnemar
 from protege.evaluate.model_eval import evaluate_lm
 from protege.evaluate.summary import item_correct, summarize
 from protege.evaluate.test_access import LOG_NAME, read_test_set
 from protege.store import JsonlLog, StageDir
+from protege.tasks.kinds import kind_of
 from protege.tasks.spec import TaskSpec, load_task
 
 
@@ -29,7 +30,7 @@ def run_forgetting(spec: TaskSpec, ecfg: EvalConfig, stage: StageDir, before_lm,
         if task.name == spec.name:
             entries.append({"task": task.name, "skipped": "it is the target task"})
             continue
-        if task.kind == "code" and not ecfg.allow_code_execution:
+        if kind_of(task).EXECUTES_CODE and not ecfg.allow_code_execution:
             entries.append({"task": task.name, "skipped": "code execution is off; set eval.allow_code_execution: "
                                                           "true to include it"})
             continue

@@ -3,7 +3,7 @@
     records = evaluate_generative(lm, spec, items, shots, log, allow_code_execution=True)
 
 Greedy decoding, the kind's own prompt, parser and scorer (protege.tasks.kinds). Code answers run in the
-sandbox (evaluate/sandbox), which refuses unless `allow_code_execution` is set. Each record carries the item id,
+sandbox (scoring/sandbox), which refuses unless `allow_code_execution` is set. Each record carries the item id,
 hashes of prompt and target, the raw output, the parsed prediction, per-item scores, time and tokens.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ def evaluate_generative(lm, spec: TaskSpec, items: Sequence[Example], shots: Seq
                         desc: str = "eval", progress: bool = True, chunk: int = 32,
                         allow_code_execution: bool = False, max_new_tokens: int | None = None) -> list[dict]:
     kind = kind_of(spec)
-    if spec.kind == "code" and not allow_code_execution:
-        from protege.evaluate.sandbox import CodeExecutionNotAllowed
+    if kind.EXECUTES_CODE and not allow_code_execution:
+        from protege.scoring.sandbox import CodeExecutionNotAllowed
 
         raise CodeExecutionNotAllowed()
     config = GenerationConfig(max_new_tokens=max_new_tokens or kind.MAX_NEW_TOKENS, temperature=0.0,
@@ -50,14 +50,7 @@ def evaluate_generative(lm, spec: TaskSpec, items: Sequence[Example], shots: Seq
 
 def score_items(spec: TaskSpec, items: Sequence[Example], predictions: list, allow_code_execution: bool) -> list[dict]:
     """Per-item scores of parsed predictions; code runs in the sandbox (in parallel), which needs the opt-in."""
-    kind = kind_of(spec)
-    if spec.kind != "code":
-        return [kind.score(spec, it, p) for it, p in zip(items, predictions)]
-    from protege.evaluate.sandbox import run_many
-
-    results = run_many([kind.program(spec, it, p) for it, p in zip(items, predictions)],
-                       allow_code_execution=allow_code_execution)
-    return [kind.score(spec, it, r) for it, r in zip(items, results)]
+    return kind_of(spec).score_items(spec, items, predictions, allow_code_execution)
 
 
 def _gold(item: Example):

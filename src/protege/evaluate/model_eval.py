@@ -17,17 +17,16 @@ from protege.evaluate.test_access import LOG_NAME, ensure_not_test, read_test_se
 from protege.models.precision import key_part
 from protege.provenance import provenance
 from protege.store import RESULTS, SAMPLES, JsonlLog, StageDir, atomic_write_json, content_key, read_json
+from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
 
 
 def pick_shots(spec: TaskSpec, shots: int) -> list[Example]:
     """Few-shot examples from the seeds only (never the test set): `shots` per label for classification,
     else the first `shots` seeds."""
-    from protege.evaluate.classify import few_shot_examples
-
     if shots <= 0:
         return []
-    picked = few_shot_examples(spec, shots) if spec.kind == "classification" else spec.seed_examples()[:shots]
+    picked = kind_of(spec).few_shot_examples(spec, shots)
     return ensure_not_test(spec, picked, "few-shot examples")
 
 
@@ -36,7 +35,7 @@ def evaluate_lm(lm, spec: TaskSpec, items: Sequence[Example], shots: Sequence[Ex
                 progress: bool = True) -> list[dict]:
     """Per-item records of one model in one prompting mode: label likelihood or generate-then-parse for
     classification, generate-then-score for every other kind."""
-    if spec.kind == "classification":
+    if kind_of(spec).LABELLED:
         from protege.evaluate.classify import evaluate_classification
 
         return evaluate_classification(lm, spec, items, shots, log, scoring=scoring, desc=desc, progress=progress)
@@ -51,12 +50,12 @@ def evaluate_model(model: str, spec: TaskSpec, shots: int = 0, limit: int | None
                    resamples: int = 1000, progress: bool = True, echo=print) -> dict:
     from protege.models.resolve import load_lm
 
-    if spec.kind == "code" and not allow_code_execution:
-        from protege.evaluate.sandbox import CodeExecutionNotAllowed
+    if kind_of(spec).EXECUTES_CODE and not allow_code_execution:
+        from protege.scoring.sandbox import CodeExecutionNotAllowed
 
         raise CodeExecutionNotAllowed()
     setting = {"model": model, "shots": shots, "limit": limit,
-               "scoring": scoring if spec.kind == "classification" else "generate"}
+               "scoring": scoring if kind_of(spec).LABELLED else "generate"}
     key = content_key({"task": spec.model_dump(exclude={"source_file"}), **setting, **key_part(model)})
     stage = StageDir(Path(runs_dir), spec.name, "model-eval", key)
     if stage.complete:

@@ -43,18 +43,9 @@ def score_predictions(spec: TaskSpec, path: Path, allow_code_execution: bool = F
     if problems:
         raise ConfigError(str(path), problems)
     kind = kind_of(spec)
-    predictions = [_normalise(spec, kind, preds[it.id]) for it in items]
+    predictions = [kind.read_prediction(spec, preds[it.id]) for it in items]
     scores = score_items(spec, items, predictions, allow_code_execution)
     records = [{"id": it.id, "gold": it.label, "prediction": p, **s}
                for it, p, s in zip(items, predictions, scores)]
     return summarize(spec, records)
 
-
-def _normalise(spec: TaskSpec, kind, prediction):
-    if spec.kind == "extraction" and isinstance(prediction, dict):
-        return [[slot, str(value)] for slot, value in prediction.items()]
-    if spec.kind == "extraction" and isinstance(prediction, list):
-        return [[str(slot), str(value)] for slot, value in prediction]
-    if spec.kind in ("math", "code"):
-        return kind.parse(spec, str(prediction))
-    return "" if prediction is None and spec.kind == "qa" else prediction

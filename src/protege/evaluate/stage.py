@@ -20,9 +20,11 @@ from protege.evaluate.forgetting import run_forgetting
 from protege.evaluate.memory import PeakMemory
 from protege.evaluate.model_eval import evaluate_lm, pick_shots
 from protege.evaluate.summary import classification_summary, summarize
+from protege.evaluate.rows import Row
 from protege.evaluate.test_access import LOG_NAME, read_log, read_test_set
 from protege.provenance import provenance
 from protege.store import RESULTS, JsonlLog, StageDir, atomic_write_json, atomic_write_text
+from protege.tasks.kinds import kind_of
 from protege.tasks.spec import TaskSpec
 
 
@@ -66,12 +68,11 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
 
     ecfg = cfg.eval
     shots = pick_shots(spec, ecfg.few_shot_per_label)
-    student, teacher = cfg.train.student, cfg.generate.answering_teacher()
+    student, teacher = cfg.train.student, cfg.teacher_for("answers")
     # row name -> (model name, use shots); identical (model, shots) pairs share one computation
-    plan = {"baseline (zero-shot)": (student, False), "baseline (few-shot)": (student, True),
-            "fine-tuned": ("finetuned", False)}
+    plan = {Row.ZERO_SHOT: (student, False), Row.FEW_SHOT: (student, True), Row.FINE_TUNED: ("finetuned", False)}
     if ecfg.evaluate_teacher:
-        plan["teacher (few-shot)"] = (teacher, True)
+        plan[Row.TEACHER] = (teacher, True)
     computed: dict = {}
     memory: dict = {}
     rows = []
@@ -100,7 +101,7 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
                      "shots": len(shots) if use_shots else 0, "samples": f"samples/{slug}.jsonl", **memory[key],
                      **summary, "money_per_1k": money_per_1k(cfg, model_name, summary)})
     tuned = computed[("finetuned", False)]
-    comparisons = [compare(spec, "fine-tuned", tuned, row, computed[key], ecfg.bootstrap_resamples)
+    comparisons = [compare(spec, Row.FINE_TUNED, tuned, row, computed[key], ecfg.bootstrap_resamples)
                    for row, key in plan.items() if key[0] != "finetuned"]
     baselines = _cheap_baselines(spec, train_rows, items, stage, ecfg.bootstrap_resamples)
     if finetuned is None:
@@ -124,7 +125,7 @@ def _score(lm, spec: TaskSpec, items, shots, ecfg, scoring: str, log: JsonlLog, 
         records = evaluate_lm(lm, spec, items, shots, log, scoring=scoring,
                               allow_code_execution=ecfg.allow_code_execution, desc=f"eval {row}", progress=progress)
     return records, {"peak_rss_mb": None if remote else peak.mb, "weights_mb": None if remote else weights_mb(lm),
-                     "scoring": scoring if spec.kind == "classification" else "generate"}
+                     "scoring": scoring if kind_of(spec).LABELLED else "generate"}
 
 
 def _shared_row(cfg: RunConfig, spec: TaskSpec, stage: StageDir, model_name: str, shots, items, row: str,
@@ -149,7 +150,7 @@ def _shared_row(cfg: RunConfig, spec: TaskSpec, stage: StageDir, model_name: str
 
 def _cheap_baselines(spec: TaskSpec, train_rows: list[dict], items, stage: StageDir, resamples: int) -> list[dict]:
     """Majority class and TF-IDF + logistic regression (classification only); their records kept too."""
-    if spec.kind != "classification":
+    if not kind_of(spec).LABELLED:
         return []
     baselines, lines = [], []
     for name, records in cheap_baseline_records(train_rows, spec.seed_examples(), items).items():

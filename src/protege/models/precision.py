@@ -19,10 +19,13 @@ import contextvars
 import functools
 import os
 from pathlib import Path
+from typing import get_args
 
 import torch
 
-SETTINGS: tuple[str, ...] = ("auto", "fp32", "bf16")
+from protege.choices import Precision
+
+SETTINGS: tuple[str, ...] = get_args(Precision)
 ENV = "PROTEGE_PRECISION"
 
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar("protege_precision", default=None)

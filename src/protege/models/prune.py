@@ -29,11 +29,14 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 
-METHODS = ("nll", "cosine")
+from protege.choices import Importance
+
+METHODS = get_args(Importance)
 DEFAULT_METHOD = "nll"
 CALIBRATION_FILES = ("textwrap.py", "string.py", "json/encoder.py")
 SEQ_LEN = 512  # tokens per calibration chunk: long enough for real context, short enough for CPU attention

@@ -25,11 +25,8 @@ from protege.store import ANSWERS, SAMPLES, JsonlLog, StageDir
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
 
-ANSWER_KINDS = ("code", "math")
-
-
 def check_answer_mode(spec: TaskSpec, cfg: RunConfig) -> list[str]:
-    if cfg.generate.mode != "items" and spec.kind not in ANSWER_KINDS:
+    if cfg.generate.mode != "items" and not kind_of(spec).REWRITES_ANSWERS:
         return [f"generate.mode: {cfg.generate.mode!r} rewrites reasoning and code answers, and task "
                 f"{spec.name!r} is {spec.kind}; use generate.mode=items, or a code or math task"]
     if cfg.generate.mode == "items" and cfg.generate.answers_teacher:
@@ -40,17 +37,7 @@ def check_answer_mode(spec: TaskSpec, cfg: RunConfig) -> list[str]:
 
 def answer_record(spec: TaskSpec, item: dict, text: str) -> dict:
     """The item with its reference rewritten from `text`, or ok false with the reason."""
-    kind = kind_of(spec)
-    if spec.kind == "code":
-        program = kind.parse(spec, text)
-        if not program.strip():
-            return {"ok": False, "error": "the answer holds no code"}
-        reasoning = kind.rationale(text)
-        return {"ok": True, "reference": program, **({"rationale": reasoning} if reasoning else {})}
-    number = kind.parse(spec, text)
-    if number is None or number != item["answers"][0]:
-        return {"ok": False, "error": f"the answer's final number {number} is not the item's {item['answers'][0]}"}
-    return {"ok": True, "reference": text.strip()}
+    return kind_of(spec).answer_record(spec, item, text)
 
 
 def with_instruction(messages: list[dict], instruction: str | None) -> list[dict]:

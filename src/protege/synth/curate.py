@@ -35,7 +35,8 @@ from protege.synth.filters import dedup
 from protege.synth.filters.decontam import decontaminate, protected_strings
 from protege.synth.filters.schema import SchemaCheck, curated_row
 from protege.synth.filters.simplicity import simplest_solutions
-from protege.synth.filters.text import natural_key
+from protege.tasks.text import natural_key
+from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
 
 Drops = dict[int, tuple[str, dict]]
@@ -51,7 +52,7 @@ class Curation:
 
 def check_config(spec: TaskSpec, cfg: CurateConfig) -> None:
     """Problems that would only show after generation: call before running anything."""
-    if spec.kind == "code" and not cfg.allow_code_execution:
+    if kind_of(spec).EXECUTES_CODE and not cfg.allow_code_execution:
         raise ConfigError("run config", [
             f"curate.allow_code_execution: task {spec.name!r} is a code task, and curation runs every generated "
             "solution against its tests in the sandbox to keep only passing ones; set "
@@ -86,7 +87,7 @@ def curate(spec: TaskSpec, cfg: CurateConfig, generated: list[dict], test: list[
           skip=None if cfg.dedup else "curate.dedup is false")
     apply("decontaminate", lambda recs: _decontaminate(spec, cfg, recs, test, validation, encode),
           skip=None if cfg.decontaminate else "curate.decontaminate is false")
-    not_code = None if spec.kind == "code" else f"only for code tasks; this one is {spec.kind}"
+    not_code = None if kind_of(spec).EXECUTES_CODE else f"only for code tasks; this one is {spec.kind}"
     apply("execution", lambda recs: _execution(cfg, recs), skip=not_code)
 
     def simplicity(recs: list[dict]) -> Drops:
@@ -116,7 +117,7 @@ def run_curate(spec: TaskSpec, cfg: CurateConfig, stage: StageDir, generated: li
     summary = {"input": len(generated), "kept": len(result.kept), "test_reads": 1 if cfg.decontaminate else 0,
                "dropped": {reason: n for f in result.filters.values() for reason, n in f.get("reasons", {}).items()},
                "filters": result.filters}
-    if spec.kind == "classification":
+    if kind_of(spec).LABELLED:
         summary["kept_per_label"] = dict(Counter(r["label"] for r in result.kept))
     if result.code_stats is not None:
         summary["code_stats"] = result.code_stats

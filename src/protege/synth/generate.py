@@ -17,6 +17,7 @@ from protege.models.base import GenerationConfig
 from protege.models.openai_http import BudgetExhausted, EndpointError
 from protege.store import SAMPLES, JsonlLog, StageDir, text_hash
 from protege.synth.plan import max_new_tokens, planned_requests, stop_strings
+from protege.tasks.kinds import kind_of
 from protege.tasks.spec import TaskSpec
 
 
@@ -26,14 +27,7 @@ class BudgetReached(RuntimeError):
 
 def read_reply(spec: TaskSpec, raw: str) -> tuple[dict | None, str | None]:
     """Example fields from one teacher reply, or (None, why it is unusable)."""
-    if spec.kind == "classification":
-        from protege.tasks.prompts import parse_generated_text
-
-        text = parse_generated_text(raw)
-        return ({"text": text}, None) if text else (None, "empty reply")
-    from protege.synth.teacher_formats import read_item
-
-    return read_item(spec, raw)
+    return kind_of(spec).read_generated(spec, raw)
 
 
 def make_record(spec: TaskSpec, request: dict, out, teacher: str) -> dict:

@@ -5,7 +5,7 @@ records already in samples.jsonl (a resumed run does not get its budget back).
 """
 from __future__ import annotations
 
-from protege.config import RunConfig
+from protege.config import RunConfig, TeacherRole
 from protege.store import SAMPLES, JsonlLog, StageDir
 
 
@@ -18,10 +18,11 @@ def spent_so_far(cfg: RunConfig, stage: StageDir) -> tuple[int, float]:
     return tokens_in + tokens_out, money
 
 
-def load_teacher(cfg: RunConfig, stage: StageDir):
+def load_teacher(cfg: RunConfig, stage: StageDir, role: TeacherRole = "items"):
+    """The teacher of `role` (RunConfig.teacher_for); an endpoint gets what is left of the run's budget."""
     from protege.models.resolve import load_lm
 
-    name = cfg.generate.teacher
+    name = cfg.teacher_for(role)
     if not name.startswith("openai:"):
         return load_lm(name, batch_size=cfg.generate.batch_size, quantize=cfg.generate.quantize)
     tokens, money = spent_so_far(cfg, stage)

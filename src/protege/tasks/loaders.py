@@ -14,11 +14,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from protege.errors import ConfigError
+from protege.tasks.kinds.registry import kind_of
 from protege.tasks.spec import DataSource, Example, TaskSpec
-
-# What each kind needs in a row, after the field mapping.
-REQUIRED = {"classification": ["text", "label"], "extraction": ["text", "spans"], "qa": ["text", "answers"],
-            "math": ["text", "answers"], "code": ["text", "tests"]}
 
 
 def read_rows(path: Path, fmt: str) -> list[dict]:
@@ -97,20 +94,22 @@ def load_examples(spec: TaskSpec, source: DataSource, split: str) -> list[Exampl
     if source.rows is not None:
         rows = rows[_slice(source.rows, spec, f"{split}.rows")]
     examples, problems = [], []
+    kind = kind_of(spec)
     for i, row in rows:
         mapped = {field: row.get(source.fields.get(field, field)) for field in Example.model_fields}
-        missing = [f for f in REQUIRED[spec.kind] if mapped.get(f) is None]
+        missing = [f for f in kind.REQUIRED_FIELDS if mapped.get(f) is None]
         if missing:
             name = source.fields.get(missing[0], missing[0])
             problems.append(f"{split}.fields.{missing[0]}: row {i} of {path} has no field {name!r} (has {sorted(row)});"
                             f" map it with fields: {{{missing[0]}: <column>}}")
             break
-        if spec.kind == "classification" and mapped["label"] not in spec.label_names:
-            problems.append(f"{split}: row {i} of {path} has label {mapped['label']!r}, not one of {spec.label_names}")
+        fields, problem = kind.read_row(spec, {k: v for k, v in mapped.items() if v is not None and k != "id"})
+        if problem:
+            problems.append(f"{split}: row {i} of {path} {problem}")
             if len(problems) > 5:
                 break
             continue
-        examples.append(_example(spec, mapped, f"{split}-{i}"))
+        examples.append(_example(fields, f"{split}-{i}"))
     if problems:
         raise ConfigError(spec.source_file or spec.name, problems)
     if split != "test":
@@ -127,16 +126,9 @@ def load_examples(spec: TaskSpec, source: DataSource, split: str) -> list[Exampl
     return examples
 
 
-def _example(spec: TaskSpec, row: dict, item_id: str) -> Example:
-    row = {k: v for k, v in row.items() if v is not None and k != "id"}
-    if spec.kind == "math":
-        # GSM8K style: the answer field is a worked solution ending in "#### N"; N is the answer.
-        answers = row["answers"]
-        worked = answers if isinstance(answers, str) else None
-        if worked and "####" in worked:
-            row["reference"] = worked
-            answers = worked.rsplit("####", 1)[1].strip()
-        row["answers"] = answers
+def _example(row: dict, item_id: str) -> Example:
+    """Example fields (as the kind's read_row returns them) with file types made Example's."""
+    row = dict(row)
     if "answers" in row and isinstance(row["answers"], (str, int, float)):
         row["answers"] = [str(row["answers"])]
     if "tests" in row and isinstance(row["tests"], list):
@@ -157,7 +149,7 @@ def _drop_test_twins(spec: TaskSpec, examples: list[Example]) -> list[Example]:
 
 def fingerprint(text: str | None, context: str | None) -> tuple[str, str]:
     """An item's input, normalised as curation compares items: lowercase, punctuation dropped, spaces collapsed."""
-    from protege.synth.filters.text import normalise
+    from protege.tasks.text import normalise
 
     return normalise(text), normalise(context)
 

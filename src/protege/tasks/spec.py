@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, ValidationError
 
-from protege.errors import ConfigError, pydantic_problems
+from protege.errors import ConfigError, Strict, pydantic_problems
+from protege.tasks.kinds.registry import check_kind_name, kind_of
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Label(Strict):
@@ -34,13 +31,8 @@ class Label(Strict):
         return self.verbalizer or self.name
 
 
-Kind = Literal["classification", "extraction", "qa", "math", "code"]
-Metric = Literal["accuracy", "macro_f1", "slot_f1", "exact_match", "f1", "number_match", "pass@1"]
-# The headline metric each kind reports when the spec names none.
-DEFAULT_METRIC = {"classification": "accuracy", "extraction": "slot_f1", "qa": "f1", "math": "number_match",
-                  "code": "pass@1"}
-METRICS_OF_KIND = {"classification": {"accuracy", "macro_f1"}, "extraction": {"slot_f1"},
-                   "qa": {"exact_match", "f1"}, "math": {"number_match"}, "code": {"pass@1"}}
+# One of the registered kinds (protege.tasks.kinds.registry); each kind module says what it needs and reports.
+Kind = Annotated[str, AfterValidator(check_kind_name)]
 
 
 class DataSource(Strict):
@@ -82,7 +74,7 @@ class TaskSpec(Strict):
     seeds: list[Example] | DataSource
     validation: Optional[DataSource] = None
     test: DataSource
-    metric: Optional[Metric] = None  # headline metric; defaults per kind (DEFAULT_METRIC)
+    metric: Optional[str] = None  # headline metric, one of the kind's METRICS; defaults to the first
     source_file: Optional[str] = None  # set by the loader; where relative paths are resolved
 
     @property
@@ -91,7 +83,7 @@ class TaskSpec(Strict):
 
     @property
     def headline_metric(self) -> str:
-        return self.metric or DEFAULT_METRIC[self.kind]
+        return self.metric or kind_of(self).METRICS[0]
 
     @property
     def slot_names(self) -> list[str]:
@@ -184,22 +176,11 @@ def load_task(name_or_path: str) -> TaskSpec:
 
 
 def _check_semantics(spec: TaskSpec) -> list[str]:
-    problems = []
-    if spec.kind == "classification":
-        if not spec.labels:
-            problems.append("labels: a classification task needs a list of labels")
-        names = spec.label_names
-        if len(set(names)) != len(names):
-            problems.append("labels: label names must be unique")
-        if isinstance(spec.seeds, list):
-            for i, ex in enumerate(spec.seeds):
-                if ex.label not in names:
-                    problems.append(f"seeds[{i}].label: {ex.label!r} is not one of the labels {names}")
-    if spec.kind == "extraction" and not spec.slots:
-        problems.append("slots: an extraction task needs a list of slots, e.g. [{name: date}, {name: time}]")
-    if spec.metric and spec.metric not in METRICS_OF_KIND[spec.kind]:
+    kind = kind_of(spec)
+    problems = kind.check_spec(spec)
+    if spec.metric and spec.metric not in kind.METRICS:
         problems.append(f"metric: {spec.metric!r} does not apply to kind {spec.kind}; use one of "
-                        f"{sorted(METRICS_OF_KIND[spec.kind])}")
+                        f"{sorted(kind.METRICS)}")
     for field in ("test", "validation"):
         src = getattr(spec, field)
         if src is not None and not spec.resolve_path(src.path).exists():

@@ -100,7 +100,7 @@ class DPO:
         d, stage = job.cfg.train.dpo, job.stage
         log = JsonlLog(stage / PREFERENCES)
         shots = pick_shots(job.spec, d.teacher_shots) if d.teacher_shots else []
-        prefs = build_preferences(job.spec, load_teacher(job.cfg, stage), job.items(), log=log,
+        prefs = build_preferences(job.spec, load_teacher(job.cfg, stage, "dpo"), job.items(), log=log,
                                   samples_per_prompt=d.samples_per_prompt, temperature=d.temperature,
                                   pairs_per_prompt=d.pairs_per_prompt, seed=d.seed, shots=shots,
                                   allow_code_execution=job.cfg.curate.allow_code_execution, progress=job.progress)

@@ -3,8 +3,8 @@
     scores = judge(spec, items, raw_outputs)                            # classification, qa, math, extraction
     scores = judge(spec, items, raw_outputs, allow_code_execution=True)  # code: runs each answer's tests
 
-Each raw output is parsed and scored by its kind exactly as evaluation does (`score_items`), then reduced to the
-task's headline metric (`spec.headline_metric`) for one item:
+Each raw output is parsed and scored by its kind exactly as evaluation does (`kind.score_items`), then reduced
+to the task's headline metric (`spec.headline_metric`) for one item by the kind's `item_score`:
 
     classification  1 if the parsed label is the gold label (macro_f1 has no per-item form: accuracy stands in)
     math            number_match: the final number equals the gold number
@@ -24,28 +24,16 @@ from protege.tasks.spec import Example, TaskSpec
 def judge(spec: TaskSpec, items: Sequence[Example], raw_outputs: Sequence[str],
           allow_code_execution: bool = False) -> list[float]:
     """The headline score in [0, 1] of each raw model output for its item (outputs follow `items`)."""
-    from protege.evaluate.generative import score_items
-
     if len(items) != len(raw_outputs):
         raise ValueError(f"judge: {len(items)} items but {len(raw_outputs)} outputs; pass one output per item")
-    if spec.kind == "code" and not allow_code_execution:
-        from protege.evaluate.sandbox import CodeExecutionNotAllowed
+    kind = kind_of(spec)
+    if kind.EXECUTES_CODE and not allow_code_execution:
+        from protege.scoring.sandbox import CodeExecutionNotAllowed
 
         raise CodeExecutionNotAllowed()
     if not items:
         return []
-    kind = kind_of(spec)
     predictions = [kind.parse(spec, text) for text in raw_outputs]
-    scores = score_items(spec, items, predictions, allow_code_execution=allow_code_execution)
-    return [item_score(spec, s) for s in scores]
-
-
-def item_score(spec: TaskSpec, scores: dict) -> float:
-    """One item's kind scores (as `kind.score` returns them) reduced to its headline metric."""
-    metric = spec.headline_metric
-    if spec.kind == "classification":
-        return float(scores["accuracy"])
-    if spec.kind == "extraction":
-        tp, fp, fn = scores["tp"], scores["fp"], scores["fn"]
-        return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
-    return float(scores[metric])  # math: number_match; qa: f1 or exact_match; code: pass@1
+    scores = kind.score_items(spec, items, predictions, allow_code_execution)
+    return [kind.item_score(spec.headline_metric, {"gold": it.label, "prediction": p, **s})
+            for it, p, s in zip(items, predictions, scores)]

@@ -24,14 +24,10 @@ from protege.train.shared_prefix import body_hidden
 from protege.train.sft import build_examples
 
 
-def kd_teacher_name(cfg: RunConfig) -> str:
-    return cfg.train.kd.teacher or cfg.generate.answering_teacher()
-
-
 def load_kd_teacher(cfg: RunConfig, student):
     from protege.models.resolve import load_lm
 
-    name = kd_teacher_name(cfg)
+    name = cfg.teacher_for("kd")
     if name.startswith("openai:"):
         raise ValueError(f"train.kd.teacher: {name} is an HTTP endpoint, and logit distillation needs the "
                          "teacher's logits on this machine; use train.method=sft (distillation through the "
@@ -42,7 +38,7 @@ def load_kd_teacher(cfg: RunConfig, student):
 
 
 def cache_folder(stage: StageDir, cfg: RunConfig, examples: list[dict]):
-    key = {"teacher": kd_teacher_name(cfg), "k": cfg.train.kd.top_k, "t": cfg.train.kd.temperature,
+    key = {"teacher": cfg.teacher_for("kd"), "k": cfg.train.kd.top_k, "t": cfg.train.kd.temperature,
            "examples": [(e["input_ids"], e["labels"]) for e in examples]}
     key.update(key_part())  # the teacher runs in the precision in force
     return stage.path.parent / f"kd-cache-{content_key(key)}"
@@ -85,7 +81,7 @@ def run_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows: list[
 
     summary = train_lora(cfg.train, stage, student, examples, loss_fn, desc=f"train LoRA KD a={kd.alpha}",
                          progress=progress)
-    return {"method": "kd", "teacher": kd_teacher_name(cfg), "alpha": kd.alpha, "temperature": kd.temperature,
+    return {"method": "kd", "teacher": cfg.teacher_for("kd"), "alpha": kd.alpha, "temperature": kd.temperature,
             "divergence": kd.divergence, "signal": kd.signal, **cache_info, **summary}
 
 

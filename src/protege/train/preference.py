@@ -54,8 +54,8 @@ def build_preferences(spec: TaskSpec, teacher_lm, items: Sequence[Example | dict
     if any(it.id is None for it in items):
         raise ValueError("build_preferences: every item needs an id (the log is keyed by it)")
     ensure_not_test(spec, items, "preference prompts")
-    if spec.kind == "code" and not allow_code_execution:
-        from protege.evaluate.sandbox import CodeExecutionNotAllowed
+    if kind_of(spec).EXECUTES_CODE and not allow_code_execution:
+        from protege.scoring.sandbox import CodeExecutionNotAllowed
 
         raise CodeExecutionNotAllowed()  # before any sampling, not after the teacher's time is spent
     kind = kind_of(spec)

@@ -169,8 +169,8 @@ def _check(spec, cfg: RLConfig, items, reward_fn, budget_tokens, budget_seconds,
         problems.append(f"budget_seconds={budget_seconds}: must be positive (or None for no time budget)")
     if problems:
         raise ValueError("run_grpo: " + "; ".join(problems))
-    if reward_fn is None and spec.kind == "code" and not allow_code_execution:
-        from protege.evaluate.sandbox import CodeExecutionNotAllowed
+    if reward_fn is None and kind_of(spec).EXECUTES_CODE and not allow_code_execution:
+        from protege.scoring.sandbox import CodeExecutionNotAllowed
 
         raise CodeExecutionNotAllowed()  # at the start, not at the first reward
 

@@ -5,8 +5,9 @@
                             encode=encode)
     # {position: ("contaminated_ngram", {"match": "test-17", "split": "test", "field": "text", ...}), ...}
 
-Checked strings: each item's `text`, and for qa its passage (`context`) too, against every protected string of
-the same kinds (a copied passage is a leak even when the question is new). Rules, strongest first:
+Checked strings: the kind's COMPARED_FIELDS of each item (`text`, and for qa its passage, `context`), against
+every protected string of the same kinds (a copied passage is a leak even when the question is new). Rules,
+strongest first:
   exact       equal after normalisation (lowercase, no punctuation, spaces collapsed)
   ngram       lines of at least 2n words on both sides: a shared word n-gram (n = `ngram`); n-grams found in
               more than `common_max` protected strings are the task's boilerplate ("write a python function to
@@ -25,7 +26,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from protege.synth.filters.text import ngrams, normalise
+from protege.tasks.text import ngrams, normalise
+from protege.tasks.kinds import kind_named
 
 MIN_EMBED_WORDS = 4
 TRIGRAM = 3
@@ -41,12 +43,13 @@ class Protected:
 
 def protected_strings(kind: str, test: list, validation: list) -> list[Protected]:
     """The strings no training item may copy: every test and validation input, and qa passages (each once)."""
-    out, seen = [], set()
+    out, seen, fields = [], set(), kind_named(kind).COMPARED_FIELDS
     for split, items in (("test", test), ("validation", validation)):
         for e in items:
-            fields = ["text"] + (["context"] if kind == "qa" and e.context else [])
             for field in fields:
                 value = getattr(e, field)
+                if value is None:
+                    continue
                 key = (field, normalise(value))
                 if key[1] and key not in seen:
                     seen.add(key)
@@ -137,7 +140,7 @@ def decontaminate(generated: list[dict], protected: list[Protected], kind: str, 
                   common_max: int, cosine: Optional[float],
                   encode: Optional[Callable[[list[str]], np.ndarray]] = None) -> dict[int, tuple[str, dict]]:
     """Position in `generated` -> (reason, detail) for each contaminated item."""
-    fields = ["text"] + (["context"] if kind == "qa" else [])
+    fields = kind_named(kind).COMPARED_FIELDS
     index = NgramIndex(protected, ngram, overlap, common_max)
     drops: dict[int, tuple[str, dict]] = {}
     for pos, rec in enumerate(generated):

@@ -6,8 +6,8 @@
 
 Records come in id order and the first of a group is kept, so which one survives does not depend on the order
 generation happened to append them. An item is compared with the items kept before it, not with dropped ones.
-For code the exact key includes the solution: different solutions of one problem reach the simplicity filter,
-which keeps the simplest.
+The exact key is the kind's `dedup_key`: for code it includes the solution, so different solutions of one problem
+reach the simplicity filter, which keeps the simplest.
 """
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ from typing import Callable
 import numpy as np
 
 from protege.synth.filters.minhash import MinHashLSH, estimated_jaccard
-from protege.synth.filters.text import item_input, ngrams
+from protege.tasks.text import item_input, ngrams
+from protege.tasks.kinds import kind_named
 
 
 def exact_duplicates(records: list[dict], kind: str) -> dict[int, tuple[str, dict]]:
+    task_kind = kind_named(kind)
     first: dict[str, str] = {}
     drops = {}
     for pos, rec in enumerate(records):
-        key = item_input(rec)
-        if kind == "code":
-            key += " || " + " ".join((rec.get("reference") or "").split())
+        key = task_kind.dedup_key(rec, item_input(rec))
         if key in first:
             drops[pos] = ("duplicate", {"duplicate_of": first[key]})
         else:

@@ -4,14 +4,14 @@
     # {position: ("tests_failed", {"status": "failed", "error": "AssertionError"}), ...}
 
 Solutions are untrusted model output, so nothing runs unless the caller opts in (curate.allow_code_execution);
-see protege.evaluate.sandbox for what confines them. Assert-style (MBPP) tests run after the solution; tests
+see protege.scoring.sandbox for what confines them. Assert-style (MBPP) tests run after the solution; tests
 defining check(candidate) (HumanEval) are called with the entry point.
 """
 from __future__ import annotations
 
 
 def program_of(rec: dict) -> str:
-    from protege.evaluate.sandbox import check_program
+    from protege.scoring.sandbox import check_program
 
     tests = rec.get("tests") or ""
     entry = rec.get("entry_point") if "def check(" in tests else None
@@ -20,7 +20,7 @@ def program_of(rec: dict) -> str:
 
 def failing_solutions(records: list[dict], timeout_s: float, allow_code_execution: bool,
                       workers: int | None = None) -> dict[int, tuple[str, dict]]:
-    from protege.evaluate.sandbox import run_many
+    from protege.scoring.sandbox import run_many
 
     results = run_many([program_of(r) for r in records], workers=workers, timeout_s=timeout_s,
                        allow_code_execution=allow_code_execution)

@@ -13,8 +13,8 @@ import statistics
 
 from protege.config import CurateConfig
 from protege.synth.filters.codemetrics import CodeMetrics, measure
-from protege.synth.filters.schema import entry_point_of
-from protege.synth.filters.text import normalise
+from protege.tasks.kinds.code import entry_point_of
+from protege.tasks.text import normalise
 
 
 def simplest_solutions(records: list[dict], cfg: CurateConfig) -> tuple[dict[int, tuple[str, dict]], dict]:

@@ -1,18 +1,44 @@
 """Python code generation: the assistant writes a function in a ```python block; it runs against the tests.
 
 HumanEval-style items (an `entry_point` and a signature+docstring prompt) are completed: when the answer does
-not define the entry point itself, it is appended to the prompt. MBPP-style items show their asserts.
+not define the entry point itself, it is appended to the prompt. MBPP-style items show their asserts. Scoring
+runs every program in the sandbox (protege.scoring.sandbox), which refuses without allow_code_execution.
 """
 from __future__ import annotations
 
+import ast
 import re
+from typing import Optional, Sequence
 
-from protege.tasks.kinds import chat_with_shots
+from protege.scoring.summaries import mean_metric, mean_of
+from protege.tasks.kinds.chat import as_is, chat_with_shots, first_seeds
+from protege.tasks.kinds.sections import Missing, item_request, need, read_sections
 from protege.tasks.spec import Example, TaskSpec
 
+NAME = "code"
+METRICS = ("pass@1",)
+COLUMNS = [("pass@1", "pass@1")]
+SECONDARY_METRICS: tuple[str, ...] = ()
+REQUIRED_FIELDS = ("text", "tests")
+LABELLED = False
+EXECUTES_CODE = True
+REWRITES_ANSWERS = True
 MAX_NEW_TOKENS = 384
 STOP: list[str] = []
+FEW_SHOTS = 2
+GENERATION_MAX_NEW_TOKENS = 384
+MAX_TEXT_CHARS = 1000  # an MBPP statement is ~80 characters
+COMPARED_FIELDS = ("text",)
+HEADERS = ["Problem", "Solution", "Tests"]
 _BLOCK = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)(?:```|\Z)", re.S)
+
+
+def check_spec(spec: TaskSpec) -> list[str]:
+    return []
+
+
+read_row = as_is
+few_shot_examples = first_seeds
 
 
 def render_input(item: Example) -> str:
@@ -45,8 +71,12 @@ def parse(spec: TaskSpec, output: str) -> str:
     return (match.group(1) if match else output).strip("\n")
 
 
+def read_prediction(spec: TaskSpec, value):
+    return parse(spec, str(value))  # the program text; a ```python block is fine
+
+
 def program(spec: TaskSpec, item: Example, prediction: str) -> str:
-    from protege.evaluate.sandbox import check_program
+    from protege.scoring.sandbox import check_program
 
     solution = prediction
     if item.entry_point:
@@ -59,5 +89,144 @@ def program(spec: TaskSpec, item: Example, prediction: str) -> str:
     return check_program(solution, item.tests or "", item.entry_point if item.entry_point else None)
 
 
-def score(spec: TaskSpec, item: Example, result) -> dict:
-    return {"pass@1": float(result.passed), "status": result.status}
+def score_items(spec: TaskSpec, items: Sequence[Example], predictions: list, allow_code_execution: bool) -> list[dict]:
+    """Each program run against its item's tests in the sandbox (in parallel); refused without the opt-in."""
+    from protege.scoring.sandbox import run_many
+
+    results = run_many([program(spec, it, p) for it, p in zip(items, predictions)],
+                       allow_code_execution=allow_code_execution)
+    return [{"pass@1": float(r.passed), "status": r.status} for r in results]
+
+
+def item_score(metric: str, record: dict) -> float:
+    return float(record[metric])
+
+
+def item_correct(record: dict) -> bool:
+    return bool(record["pass@1"])
+
+
+def summarize(spec: TaskSpec, records: list[dict], resamples: int) -> dict:
+    statuses = {s: sum(1 for r in records if r["status"] == s) for s in sorted({r["status"] for r in records})}
+    return {"n": len(records), **mean_metric(spec.headline_metric, records, resamples), "statuses": statuses}
+
+
+def metric_fn(spec: TaskSpec, name: str):
+    return lambda records: mean_of(name)(records, None)
+
+
+# --- synthetic data ------------------------------------------------------------------------------------------
+
+def generation_groups(spec: TaskSpec, seeds: list[Example]) -> dict[Optional[str], list[Example]]:
+    return {None: seeds}
+
+
+def _as_asserts(ex: Example) -> str:
+    """HumanEval seeds test through check(candidate); shown to the teacher as plain asserts on the function."""
+    tests = ex.tests or ""
+    if ex.entry_point and "def check(candidate)" in tests:
+        body = [line.strip() for line in tests.splitlines() if line.strip().startswith("assert")]
+        return "\n".join(line.replace("candidate(", f"{ex.entry_point}(") for line in body)
+    return tests
+
+
+def show(spec: TaskSpec, ex: Example) -> str:
+    """One seed in the section format the teacher answers in."""
+    problem = ex.text.split("Your code should pass these tests:")[0].strip()
+    return (f"Problem: {problem}\nSolution:\n```python\n{(ex.reference or '').strip()}\n```\n"
+            f"Tests:\n```python\n{_as_asserts(ex).strip()}\n```")
+
+
+def generation_prompt(spec: TaskSpec, group: Optional[str], shown: Sequence[Example], topic: str | None = None,
+                      persona: str | None = None) -> list[dict]:
+    what = ("a programming problem, a short Python solution in a ```python block, and three assert tests "
+            "that call the solution's function, in a ```python block")
+    return item_request(spec, HEADERS, what, lambda ex: show(spec, ex), shown, topic, persona)
+
+
+def generation_max_new_tokens(spec: TaskSpec) -> int:
+    return GENERATION_MAX_NEW_TOKENS
+
+
+def read_generated(spec: TaskSpec, raw: str) -> tuple[Optional[dict], Optional[str]]:
+    def read(got: dict) -> dict:
+        problem = need(got, "Problem")
+        # The first ```python block, as evaluation reads a model's code.
+        solution, tests = parse(spec, need(got, "Solution")), parse(spec, need(got, "Tests"))
+        asserts = [line for line in tests.splitlines() if line.strip().startswith("assert")]
+        if not asserts:
+            raise Missing("'Tests:' has no assert lines")
+        try:
+            tree = ast.parse(solution)
+        except SyntaxError as e:
+            raise Missing(f"the solution does not parse: {e.msg}") from None
+        names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+        if not [n for n in names if any(f"{n}(" in a for a in asserts)]:
+            raise Missing("the tests call no function the solution defines")
+        tests_text = "\n".join(asserts)
+        # MBPP style: the tests are plain asserts, so there is no entry point to pass to check(candidate).
+        return {"text": f"{problem}\nYour code should pass these tests:\n{tests_text}", "reference": solution,
+                "tests": tests_text}
+
+    return read_sections(raw, HEADERS, read)
+
+
+def is_open_book(spec: TaskSpec) -> bool:
+    return False
+
+
+def entry_point_of(rec: dict) -> Optional[str]:
+    """The record's entry_point, else the first top-level function of the solution that the tests call."""
+    if rec.get("entry_point"):
+        return rec["entry_point"]
+    try:
+        tree = ast.parse(rec.get("reference") or "")
+    except (SyntaxError, ValueError):
+        return None
+    tests = rec.get("tests") or ""
+    called = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+              and re.search(rf"\b{re.escape(n.name)}\s*\(", tests)]
+    return min(called, key=lambda name: re.search(rf"\b{re.escape(name)}\s*\(", tests).start(), default=None)
+
+
+def check_item(spec: TaskSpec, item: Example, open_book: bool):
+    """Tests, a solution that parses and defines the function under test, and tests that call it."""
+    tests = (item.tests or "").strip()
+    if not tests or not re.search(r"^\s*(assert\b|def check\()", tests, re.M):
+        return "no_tests", {}
+    if not (item.reference or "").strip():
+        return "no_solution", {}
+    entry = entry_point_of(item.model_dump())
+    if "def check(" in tests and not item.entry_point:
+        return "no_entry_point", {"why": "check(candidate) tests need entry_point"}
+    if entry is not None and not entry.isidentifier():
+        return "no_entry_point", {"entry_point": entry}
+    for field, source in (("reference", item.reference), ("tests", tests)):
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError) as e:
+            return "syntax_error", {"field": field, "error": f"line {getattr(e, 'lineno', '?')}: {e}"}
+        if field == "reference":
+            defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            if entry is None:
+                return "tests_do_not_call_entry_point", {"defines": sorted(defined)}
+            if entry not in defined:
+                return "no_entry_point_function", {"entry_point": entry, "defines": sorted(defined)}
+    if "def check(" not in tests and not re.search(rf"\b{re.escape(entry)}\b", tests):
+        return "tests_do_not_call_entry_point", {"entry_point": entry}
+    return None
+
+
+def dedup_key(record: dict, text_key: str) -> str:
+    """Different solutions of one problem are not duplicates: they reach the simplicity filter, which keeps the
+    simplest."""
+    return text_key + " || " + " ".join((record.get("reference") or "").split())
+
+
+def answer_record(spec: TaskSpec, item: dict, text: str) -> dict:
+    """The program the answer wrote as the reference, and the reasoning before it as the rationale."""
+    found = parse(spec, text)
+    if not found.strip():
+        return {"ok": False, "error": "the answer holds no code"}
+    reasoning = rationale(text)
+    return {"ok": True, "reference": found, **({"rationale": reasoning} if reasoning else {})}

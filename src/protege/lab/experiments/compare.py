@@ -1,0 +1,57 @@
+"""Shared by the experiment commands: run one config in several variants to the eval stage, and compare the
+fine-tuned students on the same test items.
+
+    results = run_variants("configs/code-mbpp.yaml", {"sft": ["train.method=sft"], "dpo": ["train.method=dpo"]})
+    fine_tuned(results[0]) -> (value, (low, high)); paired(results[0], results[1]) -> "p = ... (a vs b items)"
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from protege.config import load_config
+from protege.evaluate.rows import Row
+from protege.pipeline import Pipeline
+from protege.store import RESULTS, JsonlLog, read_json
+
+
+def run_variants(config: str, variants: dict[str, list[str]], overrides: list[str] = ()) -> list[dict]:
+    """Each variant is the config plus the shared overrides plus its own; finished stages are reused."""
+    results = []
+    for name, extra in variants.items():
+        cfg = load_config(config, list(overrides) + extra)
+        pipe = Pipeline(cfg)
+        pipe.run("eval")
+        results.append({"name": name, "cfg": cfg, "spec": pipe.spec, "stages": pipe.stages,
+                        "generate": read_json(pipe.stages["generate"] / "MANIFEST.json")["summary"],
+                        "curate": read_json(pipe.stages["curate"] / "MANIFEST.json")["summary"],
+                        "train": read_json(pipe.stages["train"] / "MANIFEST.json")["summary"],
+                        "eval_dir": str(pipe.stages["eval"].path),
+                        "eval": read_json(pipe.stages["eval"] / RESULTS)})
+    return results
+
+
+def row(result: dict, name: str = Row.FINE_TUNED) -> dict:
+    return next(r for r in result["eval"]["rows"] if r["row"] == name)
+
+
+def fine_tuned(result: dict) -> tuple[float, tuple[float, float]]:
+    metric = result["eval"]["metric"]
+    r = row(result)
+    return r[metric], tuple(r[f"{metric}_ci"])
+
+
+def _correct(result: dict) -> dict:
+    from protege.evaluate.summary import item_correct
+
+    records = JsonlLog(Path(result["eval_dir"]) / row(result)["samples"]).read()
+    return {r["id"]: item_correct(result["spec"], r) for r in records}
+
+
+def paired(a: dict, b: dict) -> str:
+    """Exact McNemar on the two fine-tuned students' per-item correctness, over the items both answered."""
+    from protege.scoring.metrics.paired import mcnemar
+
+    ca, cb = _correct(a), _correct(b)
+    ids = sorted(set(ca) & set(cb))
+    test = mcnemar([ca[i] for i in ids], [cb[i] for i in ids])
+    return f"p = {test['p_value']:.3g} ({test['b']} vs {test['c']} items only one got right)"

@@ -1,0 +1,47 @@
+"""Write an experiment's measured table into its Markdown doc without losing the prose people wrote around it.
+
+    write_table(Path("docs/experiments/methods-trec6.md"), table)
+    config_command(argv, __doc__, "protege.lab.experiments.x", lambda config, overrides, command: table)
+
+The table goes between two marker comments. A doc that has them keeps everything outside; a new doc is the
+table alone, inside the markers, so a later run keeps what is written around it; a doc without markers keeps
+its text and gets the marked table appended (nothing a person wrote is ever overwritten).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from protege.store import atomic_write_text
+
+START = "<!-- protege:table:start (written by the experiment command; edit outside the markers) -->"
+END = "<!-- protege:table:end -->"
+
+
+def write_table(path: Path, table: str) -> None:
+    block = f"{START}\n{table.rstrip()}\n{END}"
+    old = path.read_text() if path.exists() else ""
+    if START in old and END in old.split(START, 1)[1]:
+        before, rest = old.split(START, 1)
+        after = rest.split(END, 1)[1]
+        atomic_write_text(path, before + block + after)
+    elif old.strip():
+        atomic_write_text(path, old.rstrip() + "\n\n" + block + "\n")
+    else:
+        atomic_write_text(path, block + "\n")
+
+
+def config_command(argv: list[str], doc: str, module: str, make_table: Callable[[str, list[str], str], str]) -> None:
+    """The command line of an experiment over one run config: `CONFIG [--out DOC] [overrides...]`. Prints the
+    table `make_table(config, overrides, command)` returns and writes it into DOC."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_intermixed_args(argv)
+    table = make_table(args.config, args.overrides, f"python -m {module} " + " ".join(argv))
+    print(table)
+    if args.out:
+        write_table(Path(args.out), table)

@@ -1,0 +1,184 @@
+"""Raw-text distillation: alpha x teacher sweep of (1 - alpha) CE + alpha T^2 KD on the standard library's Python.
+
+    python -m protege.lab.experiments.kd_sweep --out docs/experiments/kd-sweep.md            # the committed table
+    python -m protege.lab.experiments.kd_sweep --alphas 0,0.5,1 --train-blocks 32 --out /tmp/kd.md   # quicker
+
+Student: SmolLM2-135M-Instruct depth-pruned to --student-layers (20 of 30) by `protege student prune`'s NLL
+importance. Strong teacher: the full 30-layer model. Weak teacher: the same model pruned to --weak-layers (17),
+unhealed: worse than the student it teaches. All three share one tokenizer. Each run fully
+fine-tunes the student (AdamW, linear decay) on the same --train-blocks blocks of --block-tokens tokens, in the same
+order; the teachers' top-k log-probabilities are cached once per teacher (train/logit_cache.py) and shared by
+every alpha. alpha = 0 uses no teacher, so it is run once and shown in both groups. Held-out: blocks of files
+that never lend a block to training (lab/experiments/stdlib_corpus.py), scored by per-token NLL (bootstrap CI over
+blocks), top-1 next-token accuracy and line completion exact match (lab/experiments/raw_text_metrics.py).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from protege.lab.experiments.doc_table import write_table
+from protege.lab.experiments.raw_text_metrics import held_out_metrics
+from protege.lab.experiments.stdlib_corpus import stdlib_blocks
+from protege.models.resolve import DEFAULT_MODEL, cache_dir, model_dir
+from protege.store import RESULTS, atomic_write_json
+from protege.train.kd_loss import balanced_kd_loss
+
+
+def pruned(keep: int, scores_from: int = 20) -> Path:
+    """SmolLM2 pruned to `keep` layers; one NLL importance scoring (of the `scores_from`-layer prune) serves all."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from protege.models.prune import prune_layers, prune_model
+
+    root = cache_dir() / "pruned"
+    first = root / f"{DEFAULT_MODEL.replace(':', '-')}-keep{scores_from}"
+    if not first.exists():
+        prune_model(model_dir(DEFAULT_MODEL), first, scores_from)
+    target = root / f"{DEFAULT_MODEL.replace(':', '-')}-keep{keep}"
+    if not target.exists():
+        info = json.loads((first / "prune.json").read_text())
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir(DEFAULT_MODEL)), dtype=torch.float32)
+        prune_layers(model, keep, info["scores"])
+        model.save_pretrained(str(target))
+        AutoTokenizer.from_pretrained(str(first)).save_pretrained(str(target))
+        kept = sorted(range(len(info["scores"])), key=lambda i: -info["scores"][i])[:keep]
+        (target / "prune.json").write_text(json.dumps({**info, "layers_after": keep, "kept": sorted(kept),
+                                                       "scores_from": str(first)}, indent=2))
+    return target
+
+
+def train_student(student: Path, blocks, cache, alpha: float, args) -> tuple[object, list[float], float]:
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(args.seed)
+    model = AutoModelForCausalLM.from_pretrained(str(student), dtype=torch.float32)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    steps = (len(blocks) + args.batch - 1) // args.batch * args.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / steps))
+    losses, began = [], time.perf_counter()
+    for step in range(steps):
+        start = (step * args.batch) % len(blocks)
+        idx = list(range(start, min(start + args.batch, len(blocks))))
+        ids = torch.tensor([blocks[i] for i in idx])
+        hidden = model.model(input_ids=ids).last_hidden_state[:, :-1].reshape(-1, model.config.hidden_size)
+        teacher = cache.batch(idx) if cache is not None else None
+        loss, _ = balanced_kd_loss(hidden, model.lm_head, ids[:, 1:].reshape(-1), teacher, alpha,
+                                   args.temperature, args.divergence, chunk_tokens=512)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    return model, losses, time.perf_counter() - began
+
+
+def teacher_cache(name: str, folder: Path, blocks, args):
+    from transformers import AutoModelForCausalLM
+
+    from protege.train.logit_cache import LogitCache, write_logit_cache
+
+    examples = [{"input_ids": b, "labels": b} for b in blocks]  # every next token is a target
+    if not (folder / "meta.json").exists():
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir(name)), dtype=torch.float32).eval()
+        write_logit_cache(folder, model, examples, args.top_k, args.temperature, batch_size=8)
+    return LogitCache(folder, k=args.top_k, temperature=args.temperature, examples=examples)
+
+
+def run(args) -> dict:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    student = pruned(args.student_layers)
+    teachers = {"strong": DEFAULT_MODEL, "weak": f"hf:{pruned(args.weak_layers)}"}
+    tok = AutoTokenizer.from_pretrained(str(student))
+    train, held = stdlib_blocks(tok, args.block_tokens, args.train_blocks, args.held_out_blocks)
+    out = Path(args.work)
+    results_path = out / RESULTS
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}  # resumable per run
+
+    def measure(key: str, load):
+        if key not in results:
+            began = time.perf_counter()
+            model, extra = load()
+            results[key] = {**held_out_metrics(model, tok, held), **extra,
+                            "eval_seconds": time.perf_counter() - began}
+            atomic_write_json(results_path, results)
+            print(key, {k: v for k, v in results[key].items() if k != "losses"}, flush=True)
+
+    for name, model_name in [("student before training", f"hf:{student}")] + [
+            (f"{role} teacher", m) for role, m in teachers.items()]:
+        measure(name, lambda m=model_name: (AutoModelForCausalLM.from_pretrained(str(model_dir(m))), {}))
+    for role, model_name in teachers.items():
+        key = f"{model_name}|k{args.top_k}|T{args.temperature}|{args.train_blocks}x{args.block_tokens}"
+        cache = None
+        for alpha in args.alphas:
+            run_key = "alpha 0 (no teacher)" if alpha == 0 else f"{role} alpha {alpha:g}"
+            if run_key in results:
+                continue
+            if alpha > 0 and cache is None:
+                from protege.store import content_key
+
+                cache = teacher_cache(model_name, out / f"cache-{content_key(key)}", train, args)
+            measure(run_key, lambda a=alpha, c=cache: _trained(student, train, c, a, args))
+    return {"results": results, "student": str(student), "teachers": teachers, "train_tokens": len(train) * args.block_tokens,
+            "held_out_tokens": len(held) * args.block_tokens}
+
+
+def _trained(student, train, cache, alpha, args):
+    model, losses, seconds = train_student(student, train, cache if alpha > 0 else None, alpha, args)
+    return model, {"train_seconds": seconds, "losses": losses}
+
+
+def table(report: dict, command: str, args) -> str:
+    r = report["results"]
+    lines = [f"Command: `{command}`", "",
+             f"Student: `{report['student']}` ({args.student_layers} of 30 layers). Teachers: strong = "
+             f"`{report['teachers']['strong']}`, weak = `{report['teachers']['weak']}`. Train: "
+             f"{report['train_tokens']:,} tokens, {args.epochs} epoch(s), full fine-tuning, lr {args.lr}, batch "
+             f"{args.batch}; KD = {args.divergence}, T = {args.temperature}, top-{args.top_k} cache. Held out: "
+             f"{report['held_out_tokens']:,} tokens from other files.", "",
+             "| model | held-out NLL | 95% CI | top-1 | line EM | 95% CI | train s |", "|---|---|---|---|---|---|---|"]
+    for key, m in r.items():
+        lo, hi = m["nll_ci"]
+        elo, ehi = m["line_em_ci"]
+        secs = f"{m['train_seconds']:.0f}" if "train_seconds" in m else ""
+        lines.append(f"| {key} | {m['nll']:.3f} | [{lo:.3f}, {hi:.3f}] | {100 * m['top1']:.1f} | "
+                     f"{100 * m['line_em']:.1f} | [{100 * elo:.1f}, {100 * ehi:.1f}] | {secs} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--alphas", default="0,0.2,0.5,0.8,1.0")
+    p.add_argument("--student-layers", type=int, default=20)
+    p.add_argument("--weak-layers", type=int, default=17)
+    p.add_argument("--train-blocks", type=int, default=64)
+    p.add_argument("--held-out-blocks", type=int, default=16)
+    p.add_argument("--block-tokens", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--divergence", default="forward_kl")
+    p.add_argument("--top-k", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", default="runs/experiments/kd-sweep")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    args.alphas = [float(a) for a in args.alphas.split(",")]
+    report = run(args)
+    text = table(report, "python -m protege.lab.experiments.kd_sweep " + " ".join(argv), args)
+    print(text)
+    if args.out:
+        write_table(Path(args.out), text)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Speed and memory benches: `make bench` runs them all (`python -m protege.lab.throughput.run_benchmarks`)."""
