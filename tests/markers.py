@@ -22,3 +22,16 @@ def native_bf16() -> bool:
 requires_native_bf16 = pytest.mark.skipif(
     not native_bf16(), reason="this CPU has no native bf16 (AMX or AVX-512 BF16): bf16 runs emulated, too slowly "
                               "for a real model; the tiny-model bf16 tests still force the path")
+
+
+def teachers_installed() -> bool:
+    """`make teachers` has run: every chunk package of both Qwen2.5-Coder teachers is importable."""
+    import importlib.util
+
+    from protege.models.gguf_parts import QWEN_CODER_05B, QWEN_CODER_15B
+
+    return all(importlib.util.find_spec(m) for m in QWEN_CODER_05B.modules + QWEN_CODER_15B.modules)
+
+
+requires_teachers = pytest.mark.skipif(not teachers_installed(),
+                                       reason="the Qwen2.5-Coder teachers are not installed: run `make teachers`")

@@ -16,6 +16,7 @@ from protege.cooperative.config import CooperativeConfig
 from protege.choices import Precision, Scoring
 from protege.errors import ConfigError, Strict, pydantic_problems
 from protege.models.resolve import DEFAULT_MODEL
+from protege.tasks.spec import DataSource
 from protege.train import registry
 
 
@@ -32,6 +33,9 @@ MethodName = Annotated[str, AfterValidator(_known_method)]  # a name in train/re
 # holds that value stays out of its stage's key, so the runs made before it keep their keys and are reused.
 LATER_SETTINGS: dict[str, object] = {
     "GenerateConfig.quantize": None,
+    "GenerateConfig.prompts_from": None,
+    "CurateConfig.decontaminate_against": [],
+    "TrainConfig.max_examples": None,
     "CooperativeConfig.answer_instruction": None,
     "DPOConfig.start": "base",
     "RLConfig.start": "base",
@@ -72,6 +76,11 @@ class GenerateConfig(Strict):
     # model write the problems and a specialist or larger one answer them.
     answers_teacher: Optional[str] = None
     cooperative: CooperativeConfig = CooperativeConfig()
+    # Items from a data file of the task's kind instead of the teacher's (human-written problems, e.g. MBPP's
+    # train split: {path: "data:mbpp/mbpp.jsonl", format: mbpp, rows: "600:974"}); at most num_examples of them.
+    # The teacher answers them in generate.mode=answers (or cooperative); in items mode their own references
+    # are the training data. Rows that repeat a test item are dropped when read.
+    prompts_from: Optional[DataSource] = None
 
 
 class CurateConfig(Strict):
@@ -96,6 +105,9 @@ class CurateConfig(Strict):
     contam_overlap: float = 0.8  # shorter strings: share of the shorter one's word trigrams found in the other
     contam_common_max: int = 5  # n-grams in more protected strings than this are boilerplate, not evidence
     contam_cosine: Optional[float] = 0.9  # MiniLM cosine to a test/validation input (paraphrases); None: off
+    # other tasks whose test sets no training item may copy either (e.g. [humaneval] for an MBPP run that is
+    # also evaluated on HumanEval); each read is logged in the curate stage's test-access log
+    decontaminate_against: list[str] = []
     # code: run each solution against its tests in the sandbox, then prefer simple solutions
     allow_code_execution: bool = False  # required for code tasks: generated solutions are untrusted code
     exec_timeout_s: float = 5.0
@@ -224,6 +236,7 @@ class TrainConfig(Strict):
     batch_size: int = 8
     max_seq_len: int = 256
     include_seeds: bool = True
+    max_examples: Optional[int] = None  # train on the first N curated rows only (compare data sets at equal size)
     checkpoint_every: int = 20  # steps between resumable checkpoints
     seed: int = 0
     kd: KDConfig = KDConfig()

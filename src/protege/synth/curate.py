@@ -52,6 +52,10 @@ class Curation:
 
 def check_config(spec: TaskSpec, cfg: CurateConfig) -> None:
     """Problems that would only show after generation: call before running anything."""
+    from protege.tasks.spec import load_task
+
+    for other in cfg.decontaminate_against:
+        load_task(other)  # an unknown task is a ConfigError naming the built-ins, before any work
     if kind_of(spec).EXECUTES_CODE and not cfg.allow_code_execution:
         raise ConfigError("run config", [
             f"curate.allow_code_execution: task {spec.name!r} is a code task, and curation runs every generated "
@@ -108,8 +112,12 @@ def curate(spec: TaskSpec, cfg: CurateConfig, generated: list[dict], test: list[
 def run_curate(spec: TaskSpec, cfg: CurateConfig, stage: StageDir, generated: list[dict]) -> dict:
     from protege.evaluate.test_access import LOG_NAME, read_test_set
 
+    from protege.tasks.spec import load_task
+
     check_config(spec, cfg)
     test = read_test_set(spec, stage / LOG_NAME, stage, "decontamination", who="curate") if cfg.decontaminate else []
+    for other in cfg.decontaminate_against if cfg.decontaminate else []:
+        test += read_test_set(load_task(other), stage / LOG_NAME, stage, "decontamination", who="curate")
     validation = spec.validation_examples() if cfg.decontaminate else []
     result = curate(spec, cfg, generated, test, validation)
     atomic_write_text(stage / "data" / "train.jsonl", "".join(json.dumps(r) + "\n" for r in result.kept))

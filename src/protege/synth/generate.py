@@ -41,6 +41,21 @@ def make_record(spec: TaskSpec, request: dict, out, teacher: str) -> dict:
             "tokens_out": out.tokens_out}
 
 
+def run_prompts_from(spec: TaskSpec, cfg: GenerateConfig, stage: StageDir) -> dict:
+    """generate.prompts_from: the items are human-written rows of a data file (the first num_examples), recorded
+    as the teacher's would be, so the answers stage, curation and training treat them alike."""
+    from protege.tasks.loaders import load_examples
+
+    items = load_examples(spec, cfg.prompts_from, "prompts")[: cfg.num_examples]
+    source = cfg.prompts_from.path
+    log = JsonlLog(stage / SAMPLES)
+    done = log.ids()
+    log.append([{"id": item.id, **item.model_dump(exclude={"id"}, exclude_none=True), "ok": True, "error": None,
+                 "raw": None, "seed_ids": [], "conditioning": {"prompts_from": source}, "teacher": None,
+                 "tokens_in": 0, "tokens_out": 0} for item in items if item.id not in done])
+    return {**summarize_generation(log.read()), "prompts_from": source}
+
+
 def run_generate(spec: TaskSpec, cfg: GenerateConfig, stage: StageDir, lm, progress: bool = True) -> dict:
     log = JsonlLog(stage / SAMPLES)
     done = log.ids()
