@@ -167,13 +167,18 @@ def baselines(model: str = typer.Option("bundled:smollm2-135m-instruct", help="t
               tasks: Optional[str] = typer.Option(None, help="comma-separated task names (default: all built-ins)"),
               limit: Optional[int] = typer.Option(100, help="first N test items per task (0: all)"),
               out: Path = typer.Option(Path("docs/baselines.md"), help="Markdown file to write"),
-              runs_dir: Path = typer.Option(Path("runs"), help="where per-cell results go")):
-    """Zero-shot and few-shot scores of a model on every built-in task (runs code in the sandbox)."""
+              runs_dir: Path = typer.Option(Path("runs"), help="where per-cell results go"),
+              card: bool = typer.Option(False, "--card", help="also HumanEval and MBPP test in full, zero-shot, next "
+                                        "to the pass@1 the model's card publishes")):
+    """Zero-shot and few-shot scores of a model on every built-in task (runs code in the sandbox); the model's
+    section of the Markdown file is added or replaced, the rest kept."""
     from protege.evaluate.baselines_doc import write_baselines
 
-    command = f"protege baselines --model {model} --limit {limit}" + (f" --tasks {tasks}" if tasks else "")
-    with user_errors():
-        path = write_baselines(model, out, tasks.split(",") if tasks else None, limit or None, str(runs_dir), command)
+    command = (f"protege baselines --model {model} --limit {limit}" + (f" --tasks {tasks}" if tasks else "")
+               + (" --card" if card else ""))
+    with user_errors(ValueError):
+        path = write_baselines(model, out, tasks.split(",") if tasks else None, limit or None, str(runs_dir), command,
+                               card=card)
     typer.echo(f"wrote {path}")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from protege.cooperative.config import CooperativeConfig
 from protege.choices import Precision, Scoring
@@ -197,6 +197,44 @@ class DPOConfig(Strict):
     seed: int = 0
 
 
+class OnPolicyConfig(Strict):
+    """On-policy distillation (train.method=onpolicy; GKD, Agarwal et al. 2024): at each step the student samples
+    answers to the batch's prompts, the teacher scores the student's own tokens, and the loss is a divergence
+    between the two over those tokens (train/onpolicy.py). The teacher must share the student's vocabulary."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    teacher: Optional[str] = None  # None: the answers teacher (generate.answers_teacher, else generate.teacher)
+    # 0: forward KL(teacher || student), mass-covering; 1: reverse KL(student || teacher), mode-seeking; between:
+    # the generalised JSD with this weight on the teacher (kd_loss.divergence)
+    beta: float = 0.5
+    # Share of steps that train on the teacher's own answers (the curated rows) instead of the student's samples:
+    # 0 is fully on-policy, 1 is offline KD on the teacher's text (`lambda` in YAML and overrides)
+    mix: float = Field(0.0, alias="lambda")
+    temperature: float = 1.0  # the student's sampling temperature (0: greedy)
+    max_new_tokens: Optional[int] = None  # None: the kind's answer cap (kind.MAX_NEW_TOKENS)
+    top_k: Optional[int] = None  # None: the teacher's whole distribution; k: its k most likely and a rest bucket
+    chunk_tokens: int = 256
+    # The budget in token passes (student sampling + teacher scoring + student training, as train/rl.py counts)
+    # or seconds; match_sft: the token passes the same run's SFT would spend. Neither: every epoch runs.
+    budget_tokens: Optional[int] = None
+    budget_seconds: Optional[float] = None
+    match_sft: bool = True
+
+    @model_validator(mode="after")
+    def _check(self):
+        problems = []
+        if not 0 <= self.beta <= 1:
+            problems.append(f"train.onpolicy.beta must be in [0, 1] (0 forward KL, 1 reverse KL); got {self.beta}")
+        if not 0 <= self.mix <= 1:
+            problems.append(f"train.onpolicy.lambda must be in [0, 1]; got {self.mix}")
+        if self.temperature < 0:
+            problems.append(f"train.onpolicy.temperature must be >= 0; got {self.temperature}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class RLConfig(Strict):
     """GRPO with an executable or exact reward (train.method=rl), stopped at a compute budget (train/rl.py)."""
 
@@ -242,11 +280,12 @@ class TrainConfig(Strict):
     kd: KDConfig = KDConfig()
     dpo: DPOConfig = DPOConfig()
     rl: RLConfig = RLConfig()
+    onpolicy: OnPolicyConfig = OnPolicyConfig()
 
     def stage_key(self) -> dict:
         """What determines a trained model: the settings of other methods are left out, so changing them
         reruns nothing."""
-        return key_dump(self, exclude={"kd", "dpo", "rl"} - {self.method})
+        return key_dump(self, exclude={"kd", "dpo", "rl", "onpolicy"} - {self.method})
 
 
 class ForgettingConfig(Strict):
@@ -299,7 +338,7 @@ class TeacherGateConfig(Strict):
     force: bool = False  # generate anyway when the teacher scores below min_score
 
 
-TeacherRole = Literal["items", "answers", "kd", "dpo"]
+TeacherRole = Literal["items", "answers", "kd", "dpo", "onpolicy"]
 
 
 class RunConfig(Strict):
@@ -332,6 +371,7 @@ class RunConfig(Strict):
         answers  writes the answers the student learns from: generate.answers_teacher in the answer modes when
                  set, else generate.teacher; the eval stage's teacher row is this teacher
         kd       gives the logits: train.kd.teacher, else the answers teacher
+        onpolicy scores the student's own samples: train.onpolicy.teacher, else the answers teacher
         dpo      samples the answers DPO pairs are judged from: generate.teacher
         """
         g = self.generate
@@ -342,6 +382,8 @@ class RunConfig(Strict):
             return answers
         if role == "kd":
             return self.train.kd.teacher or answers
+        if role == "onpolicy":
+            return self.train.onpolicy.teacher or answers
         raise ValueError(f"teacher role {role!r}: use one of {', '.join(get_args(TeacherRole))}")
 
 

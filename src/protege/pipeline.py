@@ -10,6 +10,7 @@ everything after it, and nothing before it. A stage with a MANIFEST is reused; o
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from protege.config import RunConfig, key_dump
@@ -63,8 +64,10 @@ class Pipeline:
                 continue
             self.echo(f"[{name}] running in {stage.path}")
             stage.start({"task": self.cfg.task, "stage": name, **self._stage_config(name)})
+            began = time.perf_counter()
             summary = getattr(self, f"_{name}")(stage)
-            stage.finish(summary)
+            # wall time of the run that finished the stage (a resumed stage counts its last run only)
+            stage.finish({**summary, "stage_seconds": round(time.perf_counter() - began, 1)})
             self.echo(f"[{name}] done: {json.dumps(summary, default=str)[:300]}")
         return self.stages[until]
 

@@ -16,7 +16,7 @@ import random
 import shutil
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from tqdm.auto import tqdm
@@ -47,7 +47,10 @@ def epoch_order(n: int, epoch: int, seed: int) -> list[int]:
 
 
 def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss_fn: LossFn,
-               desc: str = "train LoRA", progress: bool = True) -> dict:
+               desc: str = "train LoRA", progress: bool = True,
+               stop: Optional[Callable[[], Optional[str]]] = None) -> dict:
+    """Train a LoRA adapter over `examples` for cfg.epochs; `stop()`, asked after every step, ends training
+    early when it returns a reason (a compute budget spent); the summary then says `stopped_by`."""
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from peft.utils import get_peft_model_state_dict
 
@@ -81,7 +84,8 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
         torch.set_rng_state(state["rng"])
     began = time.perf_counter()
     bar = tqdm(total=total, initial=step, desc=f"{desc} ({lm.name})", disable=not progress, unit="step")
-    while step < total:
+    stopped_by = None
+    while step < total and stopped_by is None:
         epoch, within = divmod(step, steps_per_epoch)
         idx = epoch_order(len(examples), epoch, cfg.seed)[within * cfg.batch_size: (within + 1) * cfg.batch_size]
         batch = collate([examples[i] for i in idx], lm.tokenizer.pad_token_id)
@@ -97,17 +101,20 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
                      "lr": sched.get_last_lr()[0]}])
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")
-        if step % cfg.checkpoint_every == 0 and step < total:
+        stopped_by = stop() if stop is not None else None
+        if step % cfg.checkpoint_every == 0 and step < total and stopped_by is None:
             _save_checkpoint(ckpt, model, opt, sched, step, get_peft_model_state_dict)
     bar.close()
     model.save_pretrained(stage / "adapter")
     shutil.rmtree(ckpt, ignore_errors=True)
     losses = [r["loss"] for r in log.read()]
-    return {"steps": total, "examples": len(examples), "seconds": time.perf_counter() - began,  # of this call
-            # every prompt + answer token goes through forward and backward once per epoch (as train/rl.py counts)
-            "tokens": {"total": sum(len(e["input_ids"]) for e in examples) * cfg.epochs},
-            "first_loss": losses[0] if losses else None,
-            "final_loss": sum(losses[-steps_per_epoch:]) / max(1, len(losses[-steps_per_epoch:]))}
+    summary = {"steps": step, "examples": len(examples), "seconds": time.perf_counter() - began,  # of this call
+               # every prompt + answer token goes through forward and backward once per epoch (as train/rl.py
+               # counts); a method whose steps cost otherwise reports its own count
+               "tokens": {"total": sum(len(e["input_ids"]) for e in examples) * cfg.epochs},
+               "first_loss": losses[0] if losses else None,
+               "final_loss": sum(losses[-steps_per_epoch:]) / max(1, len(losses[-steps_per_epoch:]))}
+    return summary if stop is None else {**summary, "stopped_by": stopped_by}
 
 
 def _save_checkpoint(ckpt: Path, model, opt, sched, step: int, get_state) -> None:

@@ -16,6 +16,8 @@ METHODS: dict[str, tuple[str, str]] = {
     "kd": ("protege.train.kd:KD", "the teacher's logits too (train.kd)"),
     "dpo": ("protege.train.dpo:DPO", "the teacher's right vs wrong answers (train.dpo)"),
     "rl": ("protege.train.rl:RL", "GRPO on the task's own judge at a compute budget (train.rl)"),
+    "onpolicy": ("protege.train.onpolicy:OnPolicy",
+                 "the teacher's logits on the student's own samples (train.onpolicy)"),
 }
 
 

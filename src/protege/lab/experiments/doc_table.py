@@ -12,23 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from protege.store import atomic_write_text
+from protege.store import write_marked_section
 
 START = "<!-- protege:table:start (written by the experiment command; edit outside the markers) -->"
 END = "<!-- protege:table:end -->"
 
 
 def write_table(path: Path, table: str) -> None:
-    block = f"{START}\n{table.rstrip()}\n{END}"
-    old = path.read_text() if path.exists() else ""
-    if START in old and END in old.split(START, 1)[1]:
-        before, rest = old.split(START, 1)
-        after = rest.split(END, 1)[1]
-        atomic_write_text(path, before + block + after)
-    elif old.strip():
-        atomic_write_text(path, old.rstrip() + "\n\n" + block + "\n")
-    else:
-        atomic_write_text(path, block + "\n")
+    write_marked_section(path, START, END, table)
 
 
 def config_command(argv: list[str], doc: str, module: str, make_table: Callable[[str, list[str], str], str]) -> None:

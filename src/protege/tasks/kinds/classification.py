@@ -9,7 +9,7 @@ import re
 from typing import Optional, Sequence
 
 from protege.scoring.summaries import classification_summary, mean_of
-from protege.tasks.kinds.chat import chat_with_shots
+from protege.tasks.kinds.chat import chat_with_shots, closed_book, input_key
 from protege.tasks.spec import Example, TaskSpec
 
 NAME = "classification"
@@ -26,6 +26,8 @@ FEW_SHOTS = 1  # per label
 GENERATION_MAX_NEW_TOKENS = 40
 MAX_TEXT_CHARS = 300  # a TREC question is ~60 characters
 COMPARED_FIELDS = ("text",)
+dedup_key = input_key
+is_open_book = closed_book
 
 
 def check_spec(spec: TaskSpec) -> list[str]:
@@ -163,8 +165,6 @@ def read_generated(spec: TaskSpec, raw: str) -> tuple[Optional[dict], Optional[s
     return ({"text": text}, None) if text else (None, "empty reply")
 
 
-def is_open_book(spec: TaskSpec) -> bool:
-    return False
 
 
 def check_item(spec: TaskSpec, item: Example, open_book: bool):
@@ -173,8 +173,6 @@ def check_item(spec: TaskSpec, item: Example, open_book: bool):
     return None
 
 
-def dedup_key(record: dict, text_key: str) -> str:
-    return text_key
 
 
 def answer_record(spec: TaskSpec, item: dict, text: str) -> dict:

@@ -10,8 +10,9 @@ import ast
 import re
 from typing import Optional, Sequence
 
-from protege.scoring.summaries import mean_metric, mean_of
-from protege.tasks.kinds.chat import as_is, chat_with_shots, first_seeds
+from protege.scoring.summaries import mean_metric
+from protege.tasks.kinds.chat import (as_is, chat_with_shots, closed_book, first_seeds, mean_metric_fn,
+                                       one_group, own_value)
 from protege.tasks.kinds.sections import Missing, item_request, need, read_sections
 from protege.tasks.spec import Example, TaskSpec
 
@@ -39,6 +40,10 @@ def check_spec(spec: TaskSpec) -> list[str]:
 
 read_row = as_is
 few_shot_examples = first_seeds
+generation_groups = one_group
+is_open_book = closed_book
+item_score = own_value
+metric_fn = mean_metric_fn
 
 
 def render_input(item: Example) -> str:
@@ -98,8 +103,6 @@ def score_items(spec: TaskSpec, items: Sequence[Example], predictions: list, all
     return [{"pass@1": float(r.passed), "status": r.status} for r in results]
 
 
-def item_score(metric: str, record: dict) -> float:
-    return float(record[metric])
 
 
 def item_correct(record: dict) -> bool:
@@ -111,14 +114,10 @@ def summarize(spec: TaskSpec, records: list[dict], resamples: int) -> dict:
     return {"n": len(records), **mean_metric(spec.headline_metric, records, resamples), "statuses": statuses}
 
 
-def metric_fn(spec: TaskSpec, name: str):
-    return lambda records: mean_of(name)(records, None)
 
 
 # --- synthetic data ------------------------------------------------------------------------------------------
 
-def generation_groups(spec: TaskSpec, seeds: list[Example]) -> dict[Optional[str], list[Example]]:
-    return {None: seeds}
 
 
 def _as_asserts(ex: Example) -> str:
@@ -171,8 +170,6 @@ def read_generated(spec: TaskSpec, raw: str) -> tuple[Optional[dict], Optional[s
     return read_sections(raw, HEADERS, read)
 
 
-def is_open_book(spec: TaskSpec) -> bool:
-    return False
 
 
 def entry_point_of(rec: dict) -> Optional[str]:

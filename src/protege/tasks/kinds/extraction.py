@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 from protege.scoring.metrics.spans import span_counts
 from protege.scoring.summaries import item_f1, mean_metric, mean_of, metric_with_ci, micro_f1
-from protege.tasks.kinds.chat import as_is, chat_with_shots, first_seeds
+from protege.tasks.kinds.chat import as_is, chat_with_shots, closed_book, first_seeds, input_key, one_group
 from protege.tasks.kinds.sections import item_request, need, read_sections
 from protege.tasks.spec import Example, TaskSpec
 
@@ -39,6 +39,9 @@ def check_spec(spec: TaskSpec) -> list[str]:
 
 read_row = as_is
 few_shot_examples = first_seeds
+generation_groups = one_group
+is_open_book = closed_book
+dedup_key = input_key
 
 
 def instruction(spec: TaskSpec) -> str:
@@ -122,8 +125,6 @@ def metric_fn(spec: TaskSpec, name: str):
 
 # --- synthetic data ------------------------------------------------------------------------------------------
 
-def generation_groups(spec: TaskSpec, seeds: list[Example]) -> dict[Optional[str], list[Example]]:
-    return {None: seeds}
 
 
 def show(spec: TaskSpec, ex: Example) -> str:
@@ -164,8 +165,6 @@ def read_generated(spec: TaskSpec, raw: str) -> tuple[Optional[dict], Optional[s
     return read_sections(raw, HEADERS, read)
 
 
-def is_open_book(spec: TaskSpec) -> bool:
-    return False
 
 
 def check_item(spec: TaskSpec, item: Example, open_book: bool):
@@ -181,8 +180,6 @@ def check_item(spec: TaskSpec, item: Example, open_book: bool):
     return None
 
 
-def dedup_key(record: dict, text_key: str) -> str:
-    return text_key
 
 
 def answer_record(spec: TaskSpec, item: dict, text: str) -> dict:

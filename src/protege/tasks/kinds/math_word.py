@@ -5,8 +5,9 @@ import re
 from typing import Optional, Sequence
 
 from protege.scoring.metrics.gsm8k import extract_number
-from protege.scoring.summaries import mean_metric, mean_of
-from protege.tasks.kinds.chat import chat_with_shots, first_seeds
+from protege.scoring.summaries import mean_metric
+from protege.tasks.kinds.chat import (chat_with_shots, closed_book, first_seeds, input_key, mean_metric_fn,
+                                       one_group, own_value)
 from protege.tasks.kinds.sections import Missing, item_request, need, read_sections
 from protege.tasks.spec import Example, TaskSpec
 
@@ -44,6 +45,11 @@ def read_row(spec: TaskSpec, row: dict) -> tuple[dict, None]:
 
 
 few_shot_examples = first_seeds
+generation_groups = one_group
+is_open_book = closed_book
+dedup_key = input_key
+item_score = own_value
+metric_fn = mean_metric_fn
 
 
 def prompt(spec: TaskSpec, item: Example, shots=()) -> list[dict]:
@@ -76,8 +82,6 @@ def score_items(spec: TaskSpec, items: Sequence[Example], predictions: list, all
     return out
 
 
-def item_score(metric: str, record: dict) -> float:
-    return float(record[metric])
 
 
 def item_correct(record: dict) -> bool:
@@ -88,14 +92,10 @@ def summarize(spec: TaskSpec, records: list[dict], resamples: int) -> dict:
     return {"n": len(records), **mean_metric(spec.headline_metric, records, resamples)}
 
 
-def metric_fn(spec: TaskSpec, name: str):
-    return lambda records: mean_of(name)(records, None)
 
 
 # --- synthetic data ------------------------------------------------------------------------------------------
 
-def generation_groups(spec: TaskSpec, seeds: list[Example]) -> dict[Optional[str], list[Example]]:
-    return {None: seeds}
 
 
 def show(spec: TaskSpec, ex: Example) -> str:
@@ -125,8 +125,6 @@ def read_generated(spec: TaskSpec, raw: str) -> tuple[Optional[dict], Optional[s
     return read_sections(raw, HEADERS, read)
 
 
-def is_open_book(spec: TaskSpec) -> bool:
-    return False
 
 
 def check_item(spec: TaskSpec, item: Example, open_book: bool):
@@ -140,8 +138,6 @@ def check_item(spec: TaskSpec, item: Example, open_book: bool):
     return None
 
 
-def dedup_key(record: dict, text_key: str) -> str:
-    return text_key
 
 
 def answer_record(spec: TaskSpec, item: dict, text: str) -> dict:

@@ -10,7 +10,8 @@ from typing import Optional, Sequence
 
 from protege.scoring.metrics.squad import score_item
 from protege.scoring.summaries import mean_metric, mean_of
-from protege.tasks.kinds.chat import as_is, chat_with_shots, first_line, first_seeds
+from protege.tasks.kinds.chat import (as_is, chat_with_shots, first_line, first_seeds, input_key,
+                                       mean_metric_fn, one_group, own_value)
 from protege.tasks.kinds.sections import Missing, item_request, need, read_sections
 from protege.tasks.spec import Example, TaskSpec
 
@@ -40,6 +41,10 @@ def check_spec(spec: TaskSpec) -> list[str]:
 
 read_row = as_is
 few_shot_examples = first_seeds
+generation_groups = one_group
+dedup_key = input_key
+item_score = own_value
+metric_fn = mean_metric_fn
 
 
 def render_input(item: Example) -> str:
@@ -73,10 +78,6 @@ def score_items(spec: TaskSpec, items: Sequence[Example], predictions: list, all
     return out
 
 
-def item_score(metric: str, record: dict) -> float:
-    """F1 (partial credit) or exact match, as the spec's headline; an unanswerable item scores 1 only for an
-    empty answer."""
-    return float(record[metric])
 
 
 def item_correct(record: dict) -> bool:
@@ -97,14 +98,10 @@ def summarize(spec: TaskSpec, records: list[dict], resamples: int) -> dict:
     return out
 
 
-def metric_fn(spec: TaskSpec, name: str):
-    return lambda records: mean_of(name)(records, None)
 
 
 # --- synthetic data ------------------------------------------------------------------------------------------
 
-def generation_groups(spec: TaskSpec, seeds: list[Example]) -> dict[Optional[str], list[Example]]:
-    return {None: seeds}
 
 
 def show(spec: TaskSpec, ex: Example) -> str:
@@ -166,8 +163,6 @@ def _squash(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def dedup_key(record: dict, text_key: str) -> str:
-    return text_key
 
 
 def answer_record(spec: TaskSpec, item: dict, text: str) -> dict:

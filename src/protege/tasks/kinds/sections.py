@@ -59,7 +59,8 @@ def need(got: dict, name: str) -> str:
     return value
 
 
-def read_sections(raw: str, headers: Sequence[str], read: Callable[[dict], dict]) -> tuple[Optional[dict], Optional[str]]:
+def read_sections(raw: str, headers: Sequence[str],
+                  read: Callable[[dict], dict]) -> tuple[Optional[dict], Optional[str]]:
     """`read(sections)` as (fields, None), or (None, why) when it raises Missing."""
     try:
         return read(sections(raw, headers)), None

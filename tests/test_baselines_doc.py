@@ -1,0 +1,41 @@
+"""docs/baselines.md holds one section per model: measuring a model adds or replaces its own section only, and
+--card puts the full HumanEval/MBPP scores next to the model card's."""
+import protege.evaluate.baselines_doc as doc
+
+
+def fake_result(model, spec, shots=0, limit=None, **_):
+    value = 0.5 if limit is None else 0.25
+    return {"task": spec.name, "kind": spec.kind, "metric": spec.headline_metric, "shots": shots,
+            "test_items": limit or 164, "git": "abc", "date": "2026-12-02", "versions": {},
+            "summary": {spec.headline_metric: value, f"{spec.headline_metric}_ci": [value - 0.1, value + 0.1],
+                        "tokens_in_mean": 10.0, "tokens_out_mean": 5.0}}
+
+
+def test_each_model_has_its_own_section_and_prose_is_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(doc, "evaluate_model", fake_result)
+    out = tmp_path / "baselines.md"
+    out.write_text("# Baselines\n\nWritten by a person.\n")
+    for model in ("bundled:smollm2-135m-instruct", "bundled:qwen2.5-coder-0.5b-instruct"):
+        doc.write_baselines(model, out, ["humaneval"], 100, str(tmp_path), f"protege baselines --model {model}",
+                            echo=lambda *_: None)
+    first = out.read_text()
+    assert first.startswith("# Baselines\n\nWritten by a person.\n")
+    assert first.count("protege:baselines bundled:smollm2-135m-instruct start") == 1
+    assert first.count("protege:baselines bundled:qwen2.5-coder-0.5b-instruct start") == 1
+    doc.write_baselines("bundled:qwen2.5-coder-0.5b-instruct", out, ["humaneval"], 100, str(tmp_path), "again",
+                        card=True, echo=lambda *_: None)
+    second = out.read_text()
+    assert second.split("protege:baselines bundled:qwen")[0] == first.split("protege:baselines bundled:qwen")[0]
+    assert "Reproduce with `again`" in second and second.count("protege:baselines bundled:qwen2.5-coder-0.5b"
+                                                                "-instruct start") == 1
+    # the card table: every item zero-shot (164 here), next to the published 61.6
+    assert "| humaneval | 164 | 50.0 [40.0, 60.0] | 61.6 | -11.6 |" in second
+    assert "| mbpp | 164 | 50.0 [40.0, 60.0] | 52.4 | -2.4 |" in second
+
+
+def test_a_model_without_published_numbers_cannot_ask_for_the_card(tmp_path, monkeypatch):
+    import pytest
+
+    monkeypatch.setattr(doc, "evaluate_model", fake_result)
+    with pytest.raises(ValueError, match="no published numbers"):
+        doc.run_card("hf:some/model", str(tmp_path), echo=lambda *_: None)
