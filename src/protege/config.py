@@ -26,7 +26,7 @@ def _known_method(name: str) -> str:
     return name
 
 
-MethodName = Annotated[str, AfterValidator(_known_method)]  # a name in train/registry.py: sft, kd, dpo, rl
+MethodName = Annotated[str, AfterValidator(_known_method)]  # a name in train/registry.py: sft, kd, dpo, rl, onpolicy
 
 
 # Settings added after runs already existed, each with the value that reproduces those runs. A setting that
@@ -36,6 +36,7 @@ LATER_SETTINGS: dict[str, object] = {
     "GenerateConfig.prompts_from": None,
     "CurateConfig.decontaminate_against": [],
     "TrainConfig.max_examples": None,
+    "KDConfig.cross_tokenizer": "auto",
     "CooperativeConfig.answer_instruction": None,
     "DPOConfig.start": "base",
     "RLConfig.start": "base",
@@ -151,6 +152,9 @@ class KDConfig(Strict):
     signal: Literal["cache", "online"] = "cache"  # cache: top-k teacher logits written once, read every epoch
     top_k: int = 64  # cache: teacher probabilities kept per token; the rest is one bucket
     chunk_tokens: int = 256  # vocabulary projections held at once (bounds memory)
+    # A teacher with another tokenizer (train/cross_tokenizer.py): auto aligns by character offsets and compares
+    # on the shared tokens (the teacher's logits online); align does so even for one tokenizer; refuse stops
+    cross_tokenizer: Literal["auto", "align", "refuse"] = "auto"
 
     @model_validator(mode="after")
     def _check(self):
@@ -215,6 +219,9 @@ class OnPolicyConfig(Strict):
     max_new_tokens: Optional[int] = None  # None: the kind's answer cap (kind.MAX_NEW_TOKENS)
     top_k: Optional[int] = None  # None: the teacher's whole distribution; k: its k most likely and a rest bucket
     chunk_tokens: int = 256
+    # A teacher with another tokenizer: auto scores the student's text re-tokenised by the teacher, aligned by
+    # character offsets, on the shared tokens (train/cross_tokenizer.py); align does so even for one tokenizer
+    cross_tokenizer: Literal["auto", "align", "refuse"] = "auto"
     # The budget in token passes (student sampling + teacher scoring + student training, as train/rl.py counts)
     # or seconds; match_sft: the token passes the same run's SFT would spend. Neither: every epoch runs.
     budget_tokens: Optional[int] = None

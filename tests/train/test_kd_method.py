@@ -79,11 +79,13 @@ def test_a_teacher_with_another_vocabulary_is_refused_with_the_way_forward(tmp_p
     tok.add_tokens(["zzzunseen"])
     tok.save_pretrained(str(other))
     cfg = load_config(write_tiny_config(tmp_path / "run", tiny_model_dir, tiny_task,
-                                        train={"method": "kd", "kd": {"teacher": f"hf:{other}"}}))
+                                        train={"method": "kd", "kd": {"teacher": f"hf:{other}",
+                                                                      "cross_tokenizer": "refuse"}}))
     pipe = Pipeline(cfg, progress=False, echo=lambda m: None)
     with pytest.raises(ValueError) as err:
         pipe.run("train")
     assert "train.method=sft" in str(err.value) and "prune" in str(err.value)
+    assert "train.kd.cross_tokenizer=auto" in str(err.value)  # the option that distils across tokenizers
 
 
 def test_a_finished_cache_serves_another_alpha_without_loading_the_teacher(tmp_path, tiny_model_dir, tiny_task,

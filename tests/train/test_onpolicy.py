@@ -97,3 +97,24 @@ def test_a_killed_onpolicy_run_resumes_to_the_same_curve(tmp_path, tiny_model_di
     _, resumed = _run(tmp_path, "killed", tiny_model_dir, tiny_task, **settings)
     assert [r["loss"] for r in resumed] == pytest.approx([r["loss"] for r in whole], rel=1e-5)
     assert [r["on_policy"] for r in resumed] == [r["on_policy"] for r in whole]
+
+
+@pytest.mark.precision("fp32")
+def test_onpolicy_across_tokenizers_scores_the_students_text_in_the_teachers_tokens(tmp_path, tiny_model_dir,
+                                                                                     tiny_task, monkeypatch):
+    from tiny import CORPUS, build_tiny_model
+
+    monkeypatch.setenv("PROTEGE_CACHE", str(tmp_path / "cache"))
+    # through the alignment with the student as its own teacher: still zero at the first step
+    _, itself = _run(tmp_path, "self", tiny_model_dir, tiny_task, method="onpolicy",
+                     onpolicy={"teacher": f"hf:{tiny_model_dir}", "cross_tokenizer": "align", "match_sft": False,
+                               "max_new_tokens": 6})
+    assert abs(itself[0]["loss"]) < 1e-7
+    other = build_tiny_model(tmp_path / "other", seed=3, corpus=CORPUS[::-1] + ["yes no even odd"], vocab_size=270)
+    pipe, log = _run(tmp_path, "cross", tiny_model_dir, tiny_task, method="onpolicy",
+                     onpolicy={"teacher": f"hf:{other}", "match_sft": False, "max_new_tokens": 6})
+    import json
+
+    summary = json.loads((pipe.stages["train"] / "MANIFEST.json").read_text())["summary"]
+    assert summary["cross_tokenizer"] is True and all(r["on_policy"] for r in log)
+    assert all(r["kd"] > 0 for r in log) and 0 < min(r["aligned"] for r in log) <= 1

@@ -122,7 +122,8 @@ def run_curate(spec: TaskSpec, cfg: CurateConfig, stage: StageDir, generated: li
     result = curate(spec, cfg, generated, test, validation)
     atomic_write_text(stage / "data" / "train.jsonl", "".join(json.dumps(r) + "\n" for r in result.kept))
     atomic_write_text(stage / "drops.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in result.dropped))
-    summary = {"input": len(generated), "kept": len(result.kept), "test_reads": 1 if cfg.decontaminate else 0,
+    reads = 1 + len(cfg.decontaminate_against) if cfg.decontaminate else 0  # each a line of the access log
+    summary = {"input": len(generated), "kept": len(result.kept), "test_reads": reads,
                "dropped": {reason: n for f in result.filters.values() for reason, n in f.get("reasons", {}).items()},
                "filters": result.filters}
     if kind_of(spec).LABELLED:

@@ -24,6 +24,17 @@ from protege.train.shared_prefix import body_hidden
 from protege.train.sft import build_examples
 
 
+def same_vocabulary(name: str, student) -> bool:
+    """Whether teacher `name`'s tokenizer is the student's (read from its folder; the model is not loaded)."""
+    from transformers import AutoTokenizer
+
+    from protege.models.resolve import model_dir
+
+    if name.startswith("openai:"):
+        return True  # refused with its own message by load_kd_teacher
+    return AutoTokenizer.from_pretrained(str(model_dir(name))).get_vocab() == student.tokenizer.get_vocab()
+
+
 def load_kd_teacher(cfg: RunConfig, student):
     from protege.models.resolve import load_lm
 
@@ -46,6 +57,11 @@ def cache_folder(stage: StageDir, cfg: RunConfig, examples: list[dict]):
 
 def run_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows: list[dict], progress: bool = True) -> dict:
     kd = cfg.train.kd
+    if kd.alpha > 0 and kd.cross_tokenizer != "refuse" and (kd.cross_tokenizer == "align"
+                                                             or not same_vocabulary(cfg.teacher_for("kd"), student)):
+        from protege.train.cross_kd import run_cross_kd
+
+        return run_cross_kd(spec, cfg, stage, student, rows, progress=progress)
     examples = build_examples(spec, rows, student, cfg.train.max_seq_len)
     teacher, cache, cache_info = None, None, {}
     if kd.alpha > 0 and kd.signal == "cache":

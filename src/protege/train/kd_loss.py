@@ -209,6 +209,7 @@ def check_same_tokenizer(student_tokenizer, teacher_tokenizer, student_name: str
               f"{s.get(example, 'absent')} in the student and {t.get(example, 'absent')} in the teacher")
     raise TokenizerMismatch(
         f"Logit distillation needs a shared vocabulary, but student {student_name} and teacher {teacher_name} "
-        f"tokenize differently ({detail}). Use text-level distillation instead: train.method=sft on the "
-        f"teacher's generated text (the default flow); or get a student that shares the teacher's tokenizer "
+        f"tokenize differently ({detail}). Distil across tokenizers with train.kd.cross_tokenizer=auto (aligned "
+        f"by character offsets, on the tokens both share), or use text-level distillation: train.method=sft on "
+        f"the teacher's generated text (the default flow); or get a student that shares the teacher's tokenizer "
         f"with `protege student prune --from {teacher_name}`.")

@@ -28,7 +28,7 @@ import torch
 from protege.config import RunConfig
 from protege.store import TRAIN_LOG, JsonlLog, StageDir
 from protege.tasks.kinds import kind_of
-from protege.tasks.spec import TaskSpec
+from protege.tasks.spec import Example, TaskSpec
 from protege.train.kd_loss import balanced_kd_loss, check_same_tokenizer, topk_teacher
 from protege.train.loop import collate, train_lora
 from protege.train.shared_prefix import body_hidden
@@ -116,6 +116,7 @@ class Passes:
 def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows: list[dict],
                  progress: bool = True) -> dict:
     from protege.models.resolve import load_lm
+    from protege.train.kd import same_vocabulary
     from protege.train.rl import sft_tokens
 
     o = cfg.train.onpolicy
@@ -125,8 +126,18 @@ def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
         raise ValueError(f"train.onpolicy.teacher: {teacher_name} is an HTTP endpoint, and on-policy distillation "
                          "needs the teacher's logits on the student's samples here; set train.onpolicy.teacher to a "
                          "local model with the student's vocabulary")
-    teacher = load_lm(teacher_name)
-    check_same_tokenizer(student.tokenizer, teacher.tokenizer, student.name, teacher.name)
+    cross = o.cross_tokenizer == "align" or (o.cross_tokenizer == "auto" and not same_vocabulary(teacher_name, student))
+    if cross:
+        from protege.train.cross_kd import aligned_loss, load_aligned_teacher, pair_row, paired_examples
+
+        teacher, vmap = load_aligned_teacher(teacher_name, student, "train.onpolicy.cross_tokenizer")
+        examples, paired = paired_examples(spec, rows, student, teacher, cfg.train.max_seq_len)
+        kind = kind_of(spec)
+        prompts_of = [kind.prompt(spec, Example(**{k: v for k, v in r.items() if k in Example.model_fields}))
+                      for r in rows]
+    else:
+        teacher = load_lm(teacher_name)
+        check_same_tokenizer(student.tokenizer, teacher.tokenizer, student.name, teacher.name)
     budget = o.budget_tokens if o.budget_tokens is not None or o.budget_seconds is not None or not o.match_sft \
         else sft_tokens(examples, cfg.train.epochs)
     passes = Passes(JsonlLog(stage / TRAIN_LOG), budget, o.budget_seconds)
@@ -135,22 +146,35 @@ def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
 
     def loss_fn(model, batch, indices):
         teacher_text = uses_teacher_text(cfg.train.seed, indices, o.mix)
+        entries = [paired[i] for i in indices] if cross else None
         if teacher_text:
             sampled = 0
         else:
             prompts = [prompt_ids(examples[i]) for i in indices]
             answers = sample_answers(model, prompts, tok.pad_token_id, tok.eos_token_id, max_new, o.temperature)
             sampled = sum(len(p) + len(a) for p, a in zip(prompts, answers))
-            fresh = [{"input_ids": p + a, "labels": [-100] * len(p) + a} for p, a in zip(prompts, answers)]
+            if cross:  # the teacher reads the student's text in its own tokens: re-tokenised and aligned
+                rebuilt = [pair_row(student, teacher, prompts_of[i], tok.decode(a, skip_special_tokens=True),
+                                    tok.eos_token_id in a, cfg.train.max_seq_len) for i, a in zip(indices, answers)]
+                fresh, entries = [r[0] for r in rebuilt], [r[1] for r in rebuilt]
+            else:
+                fresh = [{"input_ids": p + a, "labels": [-100] * len(p) + a} for p, a in zip(prompts, answers)]
             batch = {k: v.to(batch["input_ids"].device) for k, v in collate(fresh, tok.pad_token_id).items()}
-        loss, parts = distill_loss(model, teacher.model, batch, o.beta, o.top_k, o.chunk_tokens)
+        if cross:
+            kind_name = divergence_kind(o.beta)
+            loss, parts = aligned_loss(model, teacher, batch, entries, vmap, 1.0, 1.0, kind_name,
+                                       o.beta if 0 < o.beta < 1 else 0.5, o.chunk_tokens)
+        else:
+            loss, parts = distill_loss(model, teacher.model, batch, o.beta, o.top_k, o.chunk_tokens)
         passes.tokens += sampled + 2 * int(batch["attention_mask"].sum())  # + teacher scoring + student training
         return loss, {"kd": parts["kd"], "on_policy": not teacher_text, "passes": passes.tokens,
-                      "compute_seconds": round(passes.seconds(), 3)}
+                      "compute_seconds": round(passes.seconds(), 3),
+                      **({"aligned": parts["aligned"]} if cross else {})}
 
     summary = train_lora(cfg.train, stage, student, examples, loss_fn,
                          desc=f"train LoRA on-policy b={o.beta} l={o.mix}", progress=progress, stop=passes.stop)
     return {**summary, "method": "onpolicy", "teacher": teacher_name, "beta": o.beta, "lambda": o.mix,
+            "cross_tokenizer": cross,
             "divergence": divergence_kind(o.beta), "budget": {"tokens": budget, "seconds": o.budget_seconds},
             "tokens": {"total": passes.tokens}, "compute_seconds": round(passes.seconds(), 1)}
 

@@ -1,0 +1,102 @@
+"""Logit distillation across tokenizers: positions aligned by character offsets, the loss on the shared tokens;
+with one tokenizer it is the same-tokenizer loss, and the vocabulary map is built once per pair."""
+import json
+
+import pytest
+
+from protege.config import load_config
+from protege.pipeline import Pipeline
+from protege.store import JsonlLog
+from protege.train import cross_tokenizer
+from protege.train.cross_tokenizer import aligned_positions, token_bytes, vocabulary_map
+from test_kd_method import _peaked_teacher
+from tiny import CORPUS, build_tiny_model, write_tiny_config
+
+
+def _run(tmp_path, name, model_dir, task, **kd):
+    cfg = load_config(write_tiny_config(tmp_path / name, model_dir, task, train={"method": "kd", "kd": kd}))
+    pipe = Pipeline(cfg, progress=False, echo=lambda m: None)
+    pipe.run("train")
+    summary = json.loads((pipe.stages["train"] / "MANIFEST.json").read_text())["summary"]
+    return summary, JsonlLog(pipe.stages["train"] / "train_log.jsonl").read()
+
+
+def test_positions_pair_where_both_tokens_start_at_the_same_character():
+    # "def add" as [de][f][ add] (student) and [def][ ][add] (teacher): 'd' at 0 and ' ' at 3 are shared starts
+    assert aligned_positions([0, 2, 3], [0, 3, 4]) == [(0, 0), (2, 1)]
+    assert aligned_positions([0, 1, 2], [0, 1, 2]) == [(0, 0), (1, 1), (2, 2)]  # one tokenizer: every position
+
+
+def test_two_tokenizers_align_where_their_tokens_start_together(tmp_path, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from protege.train.cross_tokenizer import answer_tokens
+
+    other = build_tiny_model(tmp_path / "other", seed=3, corpus=["Paris Tokyo Hamlet NASA"], vocab_size=262)
+    student, teacher = AutoTokenizer.from_pretrained(str(tiny_model_dir)), AutoTokenizer.from_pretrained(str(other))
+    answer = "What is the capital of France ? Paris is a location ."
+    _, s_ids, s_starts = answer_tokens(student, "Q: ", answer)
+    _, t_ids, t_starts = answer_tokens(teacher, "Q: ", answer)
+    pairs = aligned_positions(s_starts, t_starts)
+    assert len(s_ids) < len(t_ids)  # the teacher's small vocabulary cuts the text finer
+    assert len(pairs) == len(set(s_starts) & set(t_starts)) and len(pairs) < len(t_ids)
+    assert all(s_starts[k] == t_starts[m] for k, m in pairs) and pairs[0] == (0, 0)
+
+
+def test_byte_level_tokens_read_back_to_their_text(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    texts = token_bytes(tok)
+    assert texts and all(texts[i].decode("utf-8", "replace") == tok.decode([i]) for i in list(texts)[:200]
+                         if texts[i].isascii())
+
+
+@pytest.mark.precision("fp32")
+def test_one_tokenizer_through_the_alignment_is_the_same_tokenizer_loss(tmp_path, tiny_model_dir, tiny_task,
+                                                                         monkeypatch):
+    monkeypatch.setenv("PROTEGE_CACHE", str(tmp_path / "cache"))
+    teacher = f"hf:{_peaked_teacher(tmp_path / 'teacher')}"
+    kd = {"teacher": teacher, "alpha": 0.5, "divergence": "jsd", "signal": "online", "temperature": 2.0}
+    plain, plain_log = _run(tmp_path, "plain", tiny_model_dir, tiny_task, **kd)
+    aligned, aligned_log = _run(tmp_path, "aligned", tiny_model_dir, tiny_task, cross_tokenizer="align", **kd)
+    assert "cross_tokenizer" not in plain and aligned["cross_tokenizer"] and aligned["aligned_positions"] == 1.0
+    assert [r["loss"] for r in aligned_log] == pytest.approx([r["loss"] for r in plain_log], rel=1e-5)
+    assert [r["kd"] for r in aligned_log] == pytest.approx([r["kd"] for r in plain_log], rel=1e-5)
+
+
+def test_a_teacher_with_another_tokenizer_distils_on_the_shared_tokens(tmp_path, tiny_model_dir, tiny_task,
+                                                                       monkeypatch):
+    monkeypatch.setenv("PROTEGE_CACHE", str(tmp_path / "cache"))
+    other = build_tiny_model(tmp_path / "other", seed=3, corpus=CORPUS[::-1] + ["yes no even odd"], vocab_size=270)
+    summary, log = _run(tmp_path, "cross", tiny_model_dir, tiny_task, teacher=f"hf:{other}", alpha=0.5,
+                        signal="online")
+    assert summary["cross_tokenizer"] and summary["student_vocabulary"] != summary["teacher_vocabulary"]
+    assert 0 < summary["shared_tokens"] < summary["student_vocabulary"]
+    assert 0.3 < summary["aligned_positions"] <= 1.0  # yes/no answers: most start where the teacher's do
+    assert all(r["kd"] > 0 for r in log)
+    maps = list((tmp_path / "cache" / "vocab-maps").glob("*.pt"))
+    assert len(maps) == 1
+
+    def never(_tok):
+        raise AssertionError("the vocabulary map was built again")
+
+    monkeypatch.setattr(cross_tokenizer, "token_bytes", never)
+    from transformers import AutoTokenizer
+
+    student, teacher = (AutoTokenizer.from_pretrained(str(d)) for d in (tiny_model_dir, other))
+    again = vocabulary_map(student, teacher)
+    assert len(again.student_ids) == summary["shared_tokens"]
+
+
+def test_each_side_folds_onto_the_shared_tokens_and_a_bucket_for_its_own():
+    import torch
+
+    from protege.train.cross_tokenizer import VocabularyMap, fold
+
+    # student tokens [a, b, c], teacher tokens [b, a, d, e]: a and b are shared
+    vmap = VocabularyMap(torch.tensor([0, 1]), torch.tensor([1, 0]), 3, 4)
+    s, t = torch.log_softmax(torch.randn(2, 3), -1), torch.log_softmax(torch.randn(2, 4), -1)
+    assert torch.allclose(fold(s, vmap.student_ids, vmap.complete), s, atol=1e-6)  # [a, b, rest = c]
+    want = torch.stack([t[:, 1], t[:, 0], torch.logsumexp(t[:, 2:], -1)], -1)  # [a, b, rest = d + e]
+    assert torch.allclose(fold(t, vmap.teacher_ids, vmap.complete), want, atol=1e-6)
