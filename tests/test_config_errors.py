@@ -68,3 +68,16 @@ def test_builtin_trec6_loads_real_splits():
     val = spec.validation_examples()
     assert len(test) == 500 and len(seeds) == 48 and len(val) == 60
     assert not {s.text for s in seeds} & {v.text for v in val}, "validation must be apart from the seeds"
+
+
+def test_sizes_that_would_fail_after_hours_are_refused_at_load(tmp_path):
+    from protege.config import load_config
+    from protege.errors import ConfigError
+
+    path = tmp_path / "run.yaml"
+    path.write_text("generate: {batch_size: 0}\ntrain: {batch_size: 0, checkpoint_every: 0}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    for field in ("generate.batch_size must be at least 1; got 0", "train.batch_size must be at least 1; got 0",
+                  "train.checkpoint_every must be at least 1; got 0"):
+        assert field in str(err.value)

@@ -72,3 +72,34 @@ def test_score_extraction_accepts_objects_and_pairs(tmp_path):
     write_preds(preds, lines)
     scored = json.loads(CliRunner().invoke(app, ["score", str(preds), "--task", "restaurant8k"]).output)
     assert scored["slot_f1"] == 1.0
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("missing", "no such file; give the JSONL file of predictions"),
+    ("latin1", "is not UTF-8 text"),
+    ("duplicate", "line 13: id 'test-0' already has a prediction on line 1"),
+    ("not_a_label", "line 3 (id test-2): prediction 'maybe' is not one of the labels ['yes', 'no']"),
+])
+def test_bad_prediction_files_name_the_line_and_the_fix(tiny_task, tmp_path, case, expected):
+    preds = tmp_path / "preds.jsonl"
+    rows = [(f"test-{i}", "yes") for i in range(12)]
+    if case == "latin1":
+        preds.write_bytes('{"id": "test-0", "prediction": "caf\xe9"}\n'.encode("latin-1"))
+    elif case == "duplicate":
+        write_preds(preds, rows + [("test-0", "no")])
+    elif case == "not_a_label":
+        write_preds(preds, rows[:2] + [("test-2", "maybe")] + rows[3:])
+    result = CliRunner().invoke(app, ["score", str(preds), "--task", str(tiny_task)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert expected in " ".join(result.output.split()), result.output
+
+
+def test_a_qa_prediction_that_is_a_number_is_read_as_its_text(tmp_path):
+    from protege.tasks.kinds import qa
+
+    from test_kinds import spec_of
+
+    spec = spec_of("qa")
+    assert qa.read_prediction(spec, 1969) == "1969" and qa.read_prediction(spec, None) == ""
+    with pytest.raises(ValueError, match="not an answer string"):
+        qa.read_prediction(spec, ["a", "b"])

@@ -1,4 +1,6 @@
 """Run-directory primitives: keys, atomic writes and the append-only log that survives a kill."""
+import pytest
+
 from protege.store import JsonlLog, StageDir, content_key
 
 
@@ -29,3 +31,16 @@ def test_manifest_lists_files_and_marks_complete(tmp_path):
 
     manifest = json.loads((stage / "MANIFEST.json").read_text())
     assert set(manifest["files"]) == {"config.yaml", "samples.jsonl"}
+
+
+def test_a_corrupt_line_in_the_middle_of_a_log_names_the_line_and_the_way_out(tmp_path):
+    from protege.errors import ConfigError
+    from protege.store import JsonlLog
+
+    log = JsonlLog(tmp_path / "stage" / "samples.jsonl")
+    log.append([{"id": "a"}, {"id": "b"}])
+    lines = log.path.read_text().splitlines()
+    log.path.write_text(lines[0] + "\n{not json\n" + lines[1] + "\n")
+    with pytest.raises(ConfigError) as err:
+        log.read()
+    assert "line 2: not a JSON record" in str(err.value) and "delete that line" in str(err.value)

@@ -9,3 +9,4 @@ Precision = Literal["auto", "fp32", "bf16"]  # models/precision.py
 Scoring = Literal["likelihood", "generate"]  # classification: label likelihood, or generate then parse
 ExecutorKind = Literal["local", "ray"]  # protege bench: cells in this process, or on a Ray cluster
 Importance = Literal["nll", "cosine"]  # protege student prune: how layers are scored
+ExportFormat = Literal["hf", "gguf", "ollama"]  # protege export: what to write

@@ -369,6 +369,14 @@ class RunConfig(Strict):
             raise ValueError("generate.num_examples must be at least 1")
         if self.train.epochs < 1:
             raise ValueError("train.epochs must be at least 1")
+        sizes = {"generate.batch_size": self.generate.batch_size, "train.batch_size": self.train.batch_size,
+                 "train.checkpoint_every": self.train.checkpoint_every, "train.max_seq_len": self.train.max_seq_len,
+                 "train.lora_rank": self.train.lora_rank, "eval.bootstrap_resamples": self.eval.bootstrap_resamples}
+        small = [f"{name} must be at least 1; got {value}" for name, value in sizes.items() if value < 1]
+        if self.train.max_examples is not None and self.train.max_examples < 1:
+            small.append(f"train.max_examples must be at least 1 (or null for all); got {self.train.max_examples}")
+        if small:
+            raise ValueError("; ".join(small))
         return self
 
     def teacher_for(self, role: TeacherRole) -> str:

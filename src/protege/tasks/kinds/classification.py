@@ -91,7 +91,10 @@ def parse(spec: TaskSpec, output: str) -> str | None:
 
 
 def read_prediction(spec: TaskSpec, value):
-    return value  # a label name
+    """A label name; null is no answer (wrong). Anything else is refused rather than silently scored wrong."""
+    if value is None or value in spec.label_names:
+        return value
+    raise ValueError(f"prediction {value!r} is not one of the labels {spec.label_names} (or null for no answer)")
 
 
 def score_items(spec: TaskSpec, items: Sequence[Example], predictions: list, allow_code_execution: bool) -> list[dict]:

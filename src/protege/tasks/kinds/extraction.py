@@ -90,9 +90,9 @@ def read_prediction(spec: TaskSpec, value):
     """A {slot: value} object or [[slot, value], ...]."""
     if isinstance(value, dict):
         return [[slot, str(v)] for slot, v in value.items()]
-    if isinstance(value, list):
+    if isinstance(value, list) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
         return [[str(slot), str(v)] for slot, v in value]
-    return value
+    raise ValueError(f"prediction {value!r} is neither a {{slot: value}} object nor a list of [slot, value] pairs")
 
 
 def score_items(spec: TaskSpec, items: Sequence[Example], predictions: list, allow_code_execution: bool) -> list[dict]:

@@ -67,7 +67,14 @@ def parse(spec: TaskSpec, output: str) -> str:
 
 
 def read_prediction(spec: TaskSpec, value):
-    return "" if value is None else value  # null: unanswerable
+    """The answer text; null or "" means unanswerable; a number is read as its text."""
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"prediction {value!r} is not an answer string (use \"\" or null for unanswerable)")
+    return value
 
 
 def score_items(spec: TaskSpec, items: Sequence[Example], predictions: list, allow_code_execution: bool) -> list[dict]:
