@@ -1,6 +1,7 @@
 """docs/baselines.md holds one section per model: measuring a model adds or replaces its own section only, and
 --card puts the full HumanEval/MBPP scores next to the model card's."""
 import protege.evaluate.baselines_doc as doc
+from markers import requires_data
 
 
 def fake_result(model, spec, shots=0, limit=None, **_):
@@ -11,6 +12,7 @@ def fake_result(model, spec, shots=0, limit=None, **_):
                         "tokens_in_mean": 10.0, "tokens_out_mean": 5.0}}
 
 
+@requires_data  # the specs of humaneval and mbpp are loaded (their items are not scored here)
 def test_each_model_has_its_own_section_and_prose_is_kept(tmp_path, monkeypatch):
     monkeypatch.setattr(doc, "evaluate_model", fake_result)
     out = tmp_path / "baselines.md"
