@@ -29,7 +29,10 @@ demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/protege demo
 
 # The first line names the CPU's features and what precision auto means on it (a failure report says which machine).
+# Best effort: a headless Chromium for the report.html rendering test (skipped with its reason when absent).
 test: install
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q chromium >/dev/null 2>&1; } || true
 	@$(BIN)/python -m protege.models.precision
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from protege.config import RunConfig, key_dump
 from protege.models.precision import describe, key_part, requested, resolve_precision, use_precision
-from protege.store import ANSWERS, RESULTS, SAMPLES, StageDir, content_key, read_json
+from protege.store import ANSWERS, RESULTS, SAMPLES, TRAIN_LOG, JsonlLog, StageDir, content_key, read_json
 
 STAGES = ["generate", "answers", "curate", "train", "eval", "report"]
 
@@ -199,7 +199,8 @@ class Pipeline:
 
         results = read_json(self.stages["eval"] / RESULTS)
         curation = read_json(self.stages["curate"] / "MANIFEST.json")["summary"]
-        write_report(stage, self.spec, results, curation)
+        train_log = JsonlLog(self.stages["train"] / TRAIN_LOG).read()
+        write_report(stage, self.spec, results, curation, train_log)
         return {"rows": len(results["rows"])}
 
 

@@ -8,7 +8,7 @@ tests, cheap non-LLM baselines, the forgetting suite with its gates, curation co
 from __future__ import annotations
 
 from protege.evaluate.rows import Row
-from protege.store import REPORT_MD, StageDir, atomic_write_text
+from protege.store import REPORT_HTML, REPORT_MD, StageDir, atomic_write_text
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import TaskSpec
 
@@ -172,7 +172,23 @@ def _curation_lines(curation: dict) -> list[str]:
     return [""] + lines if lines else []
 
 
-def write_report(stage: StageDir, spec: TaskSpec, results: dict, curation: dict) -> str:
+def write_report(stage: StageDir, spec: TaskSpec, results: dict, curation: dict,
+                 train_log: list[dict] | None = None) -> str:
+    """report.md, and report.html: the same report as one self-contained page, with the metric and loss plots."""
     text = render_markdown(spec, results, curation)
     atomic_write_text(stage / REPORT_MD, text)
+    atomic_write_text(stage / REPORT_HTML, render_html(stage.path, spec, results, text, train_log or []))
     return text
+
+
+def render_html(folder, spec: TaskSpec, results: dict, markdown: str, train_log: list[dict]) -> str:
+    from protege.doc import from_markdown
+    from protege.report_plots import loss_plot, metric_plot
+
+    doc = from_markdown(markdown, folder)
+    doc.h(2, "Plots")
+    doc.img(f"{spec.headline_metric} per row with 95% intervals",
+            metric_plot(results["rows"], spec.headline_metric, folder / "plots" / "metric.png"))
+    if any("loss" in r for r in train_log):
+        doc.img("training loss per step", loss_plot(train_log, folder / "plots" / "loss.png"))
+    return doc.html(f"{spec.name}: distillation report")

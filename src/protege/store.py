@@ -28,6 +28,7 @@ PREFERENCES = "preferences.jsonl"  # train (dpo): the judged answers and their p
 TRAIN_LOG = "train_log.jsonl"  # train: one record per optimizer step
 RESULTS = "results.json"  # eval: every row's metrics, comparisons, forgetting, provenance
 REPORT_MD = "report.md"  # report
+REPORT_HTML = "report.html"  # the same report as one page, plots embedded
 
 
 def content_key(obj: Any, length: int = 12) -> str:
