@@ -64,3 +64,14 @@ def test_the_report_prices_an_http_teachers_answers_and_the_student_beside_it(tm
     assert rows["fine-tuned"]["money_per_1k"] is None and teacher["peak_rss_mb"] is None
     report = (stage / "report.md").read_text()
     assert "per 1000 answers at the configured prices" in report and "1/" in report
+
+
+def test_an_endpoint_on_a_likelihood_scored_task_generates_instead(tmp_path, tiny_server, tiny_task):
+    from protege.evaluate.model_eval import evaluate_model
+    from protege.tasks.spec import load_task
+
+    said = []
+    results = evaluate_model(f"openai:{tiny_server.model}@{tiny_server.url}", load_task(str(tiny_task)), limit=4,
+                             runs_dir=tmp_path / "runs", progress=False, echo=said.append)
+    assert results["scoring"] == "generate" and results["summary"]["n"] == 4
+    assert "cannot score label likelihoods" in said[0]

@@ -128,3 +128,9 @@ def test_cli_eval_model_on_a_task(tmp_path, tiny_model_dir):
 def test_cli_eval_refuses_code_without_opt_in(tmp_path, tiny_model_dir):
     result = CliRunner().invoke(app, ["eval", "--model", f"hf:{tiny_model_dir}", "--task", "humaneval"])
     assert result.exit_code == 2 and "--allow-code-execution" in result.output
+
+
+def test_an_empty_test_slice_is_refused_instead_of_scored_zero(tiny_task, tmp_path):
+    result = CliRunner().invoke(app, ["eval", "--model", "hf:/unused", "--task", str(tiny_task), "--limit", "0",
+                                      "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "0 test items would give no score" in result.output

@@ -66,9 +66,11 @@ def _run(config: Optional[Path], overrides: List[str], until: str) -> None:
     from protege.pipeline import Pipeline
 
     from protege.models.openai_http import EndpointError
+    from protege.scoring.sandbox import CodeExecutionNotAllowed
     from protege.synth.generate import BudgetReached
+    from protege.train.kd_loss import TokenizerMismatch
 
-    with user_errors(ModelNotFound, BudgetReached, EndpointError):
+    with user_errors(ModelNotFound, BudgetReached, EndpointError, TokenizerMismatch, CodeExecutionNotAllowed):
         pipeline = Pipeline(load_config(config, overrides))
         stage = pipeline.run(until)
     if until == "report":

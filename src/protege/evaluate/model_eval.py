@@ -48,12 +48,19 @@ def evaluate_lm(lm, spec: TaskSpec, items: Sequence[Example], shots: Sequence[Ex
 def evaluate_model(model: str, spec: TaskSpec, shots: int = 0, limit: int | None = None,
                    scoring: str = "likelihood", allow_code_execution: bool = False, runs_dir: str | Path = "runs",
                    resamples: int = 1000, progress: bool = True, echo=print) -> dict:
+    from protege.errors import ConfigError
     from protege.models.resolve import load_lm
 
+    if limit is not None and limit < 1:
+        raise ConfigError("--limit", [f"{limit} test items would give no score; give at least 1, or leave --limit "
+                                      "out for the whole test set"])
     if kind_of(spec).EXECUTES_CODE and not allow_code_execution:
         from protege.scoring.sandbox import CodeExecutionNotAllowed
 
         raise CodeExecutionNotAllowed()
+    if model.startswith("openai:") and scoring == "likelihood" and kind_of(spec).LABELLED:
+        echo(f"[eval] {model} is an endpoint, which cannot score label likelihoods: generating and parsing instead")
+        scoring = "generate"
     setting = {"model": model, "shots": shots, "limit": limit,
                "scoring": scoring if kind_of(spec).LABELLED else "generate"}
     key = content_key({"task": spec.model_dump(exclude={"source_file"}), **setting, **key_part(model)})

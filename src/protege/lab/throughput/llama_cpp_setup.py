@@ -28,7 +28,7 @@ from pathlib import Path
 
 from protege.models.resolve import cache_dir
 
-VERSION = "0.3.36"
+from protege.export.llama_source import VERSION  # one llama.cpp version for the bench and export
 CMAKE_FLAGS = ["-DGGML_NATIVE=OFF", "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON", "-DGGML_AVX512=OFF",
                "-DGGML_AMX_TILE=OFF", "-DGGML_AMX_INT8=OFF", "-DGGML_AMX_BF16=OFF",
                "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF"]
@@ -101,11 +101,12 @@ def ensure_llama_server(build: bool = True) -> tuple[bool, str]:
         return False, f"no llama-server at {binary} and building was turned off"
     binary.parent.mkdir(parents=True, exist_ok=True)
     log = binary.parent / "build.log"
-    sdists = wheels_dir() / "sdist"
-    sdist = sdists / f"llama_cpp_python-{VERSION}.tar.gz"
-    if not sdist.exists() and not _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary",
-                                        ":all:", f"llama-cpp-python=={VERSION}", "-d", str(sdists)], log):
-        return False, f"downloading the llama-cpp-python {VERSION} sdist failed; see {log}"
+    from protege.export.llama_source import ConverterUnavailable, sdist_path
+
+    try:
+        sdist = sdist_path()  # the same cached sdist protege export takes llama.cpp's converter from
+    except ConverterUnavailable as e:
+        return False, str(e)
     print(f"building llama-server {VERSION} (about 10 min on 2 shared cores; log: {log})", flush=True)
     t0 = time.time()
     with tempfile.TemporaryDirectory(dir=binary.parent) as tmp:
