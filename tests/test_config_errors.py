@@ -81,3 +81,18 @@ def test_sizes_that_would_fail_after_hours_are_refused_at_load(tmp_path):
     for field in ("generate.batch_size must be at least 1; got 0", "train.batch_size must be at least 1; got 0",
                   "train.checkpoint_every must be at least 1; got 0"):
         assert field in str(err.value)
+
+
+def test_third_party_deprecation_notices_are_not_shown_to_users(monkeypatch):
+    import warnings
+
+    from protege.cli import quiet_third_party_warnings
+
+    monkeypatch.delenv("PROTEGE_SHOW_WARNINGS", raising=False)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet_third_party_warnings()
+        warnings.warn_explicit("`past_key_values` is deprecated", FutureWarning, "x.py", 1,
+                               module="transformers.utils.output_capturing")
+        warnings.warn_explicit("a protege warning", UserWarning, "y.py", 1, module="protege.pipeline")
+    assert [str(w.message) for w in seen] == ["a protege warning"]

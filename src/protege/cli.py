@@ -45,6 +45,22 @@ def user_errors(*kinds: type[BaseException]):
         fail(str(e))
 
 
+THIRD_PARTY = r"(transformers|torch|peft|trl|accelerate|huggingface_hub)(\.|$)"
+
+
+def quiet_third_party_warnings() -> None:
+    """Deprecation notices the libraries address to protege's own code (e.g. transformers' `past_key_values` on
+    every forward) are not for the user of a command; protege's own warnings and everything else still show.
+    PROTEGE_SHOW_WARNINGS=1 keeps them all."""
+    import os
+    import warnings
+
+    if os.environ.get("PROTEGE_SHOW_WARNINGS"):
+        return
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category, module=THIRD_PARTY)
+
+
 @app.callback()
 def main(precision: Optional[Precision] = typer.Option(
         None, "--precision",
@@ -56,6 +72,7 @@ def main(precision: Optional[Precision] = typer.Option(
 
     from protege.models.precision import ENV
 
+    quiet_third_party_warnings()
     if precision is not None:
         os.environ[ENV] = precision  # read by every model this process (and its Ray workers, subprocesses) loads
 
