@@ -282,6 +282,10 @@ class TrainConfig(Strict):
     max_seq_len: int = 256
     include_seeds: bool = True
     max_examples: Optional[int] = None  # train on the first N curated rows only (compare data sets at equal size)
+    # Where the step log also goes (TRL's convention): tensorboard writes event files into the train stage's
+    # tensorboard/ folder (`tensorboard --logdir runs/`); sft, kd and onpolicy. Not part of what is trained: it
+    # never reruns a stage.
+    report_to: Literal["none", "tensorboard"] = "none"
     checkpoint_every: int = 20  # steps between resumable checkpoints
     seed: int = 0
     kd: KDConfig = KDConfig()
@@ -292,7 +296,7 @@ class TrainConfig(Strict):
     def stage_key(self) -> dict:
         """What determines a trained model: the settings of other methods are left out, so changing them
         reruns nothing."""
-        return key_dump(self, exclude={"kd", "dpo", "rl", "onpolicy"} - {self.method})
+        return key_dump(self, exclude={"kd", "dpo", "rl", "onpolicy", "report_to"} - {self.method})
 
 
 class ForgettingConfig(Strict):
@@ -373,6 +377,10 @@ class RunConfig(Strict):
                  "train.checkpoint_every": self.train.checkpoint_every, "train.max_seq_len": self.train.max_seq_len,
                  "train.lora_rank": self.train.lora_rank, "eval.bootstrap_resamples": self.eval.bootstrap_resamples}
         small = [f"{name} must be at least 1; got {value}" for name, value in sizes.items() if value < 1]
+        if self.train.report_to == "tensorboard" and self.train.method in ("dpo", "rl"):
+            small.append(f"train.report_to: tensorboard covers the LoRA loop of sft, kd and onpolicy; "
+                         f"train.method={self.train.method} runs in TRL and logs to train_log.jsonl only; set "
+                         "train.report_to: none")
         if self.train.max_examples is not None and self.train.max_examples < 1:
             small.append(f"train.max_examples must be at least 1 (or null for all); got {self.train.max_examples}")
         if small:

@@ -84,6 +84,7 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
         torch.set_rng_state(state["rng"])
     began = time.perf_counter()
     bar = tqdm(total=total, initial=step, desc=f"{desc} ({lm.name})", disable=not progress, unit="step")
+    board = tensorboard_writer(stage, cfg.report_to)
     stopped_by = None
     while step < total and stopped_by is None:
         epoch, within = divmod(step, steps_per_epoch)
@@ -97,14 +98,20 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
         sched.step()
         opt.zero_grad(set_to_none=True)
         step += 1
-        log.append([{"id": step, "step": step, "epoch": epoch, "loss": loss.item(), **parts,
-                     "lr": sched.get_last_lr()[0]}])
+        record = {"id": step, "step": step, "epoch": epoch, "loss": loss.item(), **parts, "lr": sched.get_last_lr()[0]}
+        log.append([record])
+        if board is not None:
+            for name, value in record.items():
+                if name not in ("id", "step") and isinstance(value, (int, float)) and value == value:
+                    board.add_scalar(f"train/{name}", value, step)
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")
         stopped_by = stop() if stop is not None else None
         if step % cfg.checkpoint_every == 0 and step < total and stopped_by is None:
             _save_checkpoint(ckpt, model, opt, sched, step, get_peft_model_state_dict)
     bar.close()
+    if board is not None:
+        board.close()
     model.save_pretrained(stage / "adapter")
     shutil.rmtree(ckpt, ignore_errors=True)
     losses = [r["loss"] for r in log.read()]
@@ -115,6 +122,20 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
                "first_loss": losses[0] if losses else None,
                "final_loss": sum(losses[-steps_per_epoch:]) / max(1, len(losses[-steps_per_epoch:]))}
     return summary if stop is None else {**summary, "stopped_by": stopped_by}
+
+
+def tensorboard_writer(stage: StageDir, report_to: str):
+    """A TensorBoard writer into the stage's tensorboard/ folder when asked for, else None."""
+    if report_to != "tensorboard":
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        from protege.errors import ConfigError
+
+        raise ConfigError("run config", ["train.report_to: tensorboard needs the tensorboard package: pip install "
+                                         "tensorboard (or set train.report_to: none)"]) from None
+    return SummaryWriter(log_dir=str(stage / "tensorboard"))
 
 
 def _save_checkpoint(ckpt: Path, model, opt, sched, step: int, get_state) -> None:
