@@ -103,3 +103,18 @@ def test_a_qa_prediction_that_is_a_number_is_read_as_its_text(tmp_path):
     assert qa.read_prediction(spec, 1969) == "1969" and qa.read_prediction(spec, None) == ""
     with pytest.raises(ValueError, match="not an answer string"):
         qa.read_prediction(spec, ["a", "b"])
+
+
+@requires_data
+def test_predictions_keyed_by_the_data_sets_own_ids_score_as_they_are(tmp_path):
+    """HumanEval task ids (as EvalPlus writes them) and MBPP task ids, instead of test-<row>."""
+    from protege.tasks.spec import load_task
+
+    spec = load_task("mbpp")
+    items = spec.test_examples()
+    preds = tmp_path / "preds.jsonl"
+    # MBPP's test items are task ids 11-510 in file rows 10-509: the reference solution of each
+    write_preds(preds, [(int(it.id.split("-")[1]) + 1, it.reference) for it in items])
+    result = CliRunner().invoke(app, ["score", str(preds), "--task", "mbpp", "--allow-code-execution"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["pass@1"] > 0.95

@@ -3,8 +3,10 @@
     protege score --task trec6 predictions.jsonl      # one {"id": "test-0", "prediction": "NUM"} per line
     protege score --task squad2 preds.jsonl           # prediction: the answer text, "" for unanswerable
     protege score --task mbpp preds.jsonl --allow-code-execution   # prediction: the code (a ```python block is ok)
+    protege score --task humaneval samples.jsonl --allow-code-execution   # ids as EvalPlus writes them: HumanEval/0
 
-Ids are the task's test ids (`test-<row>`). Predictions per kind: classification a label name; qa an answer
+Ids are the task's test ids (`test-<row>`), or the data set's own ids where it has them (SQuAD question ids,
+HumanEval/MBPP task ids), as lm-eval and EvalPlus write them. Predictions per kind: classification a label name; qa an answer
 string; math any text ending in the number; extraction a {slot: value} object or [[slot, value], ...]; code the
 program text. Missing or unknown ids are an error that lists a few of them, so a result is never computed on a
 silently different item set. The read of the test set is logged next to the predictions file.
@@ -47,6 +49,13 @@ def score_predictions(spec: TaskSpec, path: Path, allow_code_execution: bool = F
         preds[item_id], first_line[item_id] = prediction, n
     items = read_test_set(spec, Path(path).parent / LOG_NAME, "score", "final evaluation", who=str(path))
     ids = {it.id for it in items}
+    if preds and not set(preds) & ids:  # the data set's own ids (SQuAD question ids, HumanEval/MBPP task ids)
+        from protege.tasks.loaders import native_ids
+
+        native = native_ids(spec, spec.test, "test")
+        if set(preds) & set(native):
+            preds = {native.get(k, k): v for k, v in preds.items()}
+            first_line = {native.get(k, k): v for k, v in first_line.items()}
     missing = [i for i in (it.id for it in items) if i not in preds]
     unknown = [i for i in preds if i not in ids]
     if missing:

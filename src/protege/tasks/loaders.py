@@ -85,14 +85,35 @@ def _humaneval_row(item: dict) -> dict:
             "reference": item["prompt"] + item["canonical_solution"], "task_id": item["task_id"]}
 
 
-def load_examples(spec: TaskSpec, source: DataSource, split: str) -> list[Example]:
-    path = spec.resolve_path(source.path)
-    rows = list(enumerate(read_rows(path, source.format)))
+# The data set's own id of a row, by format: SQuAD question ids, HumanEval/MBPP task ids, an `id` column.
+NATIVE_ID_FIELDS = ("qid", "task_id", "id")
+
+
+def selected_rows(spec: TaskSpec, source: DataSource, split: str) -> list[tuple[int, dict]]:
+    """(row number in the file, row) after the source's skip_rows and rows slices."""
+    rows = list(enumerate(read_rows(spec.resolve_path(source.path), source.format)))
     if source.skip_rows is not None:
         skipped = {i for i, _ in rows[_slice(source.skip_rows, spec, f"{split}.skip_rows")]}
         rows = [(i, row) for i, row in rows if i not in skipped]
     if source.rows is not None:
         rows = rows[_slice(source.rows, spec, f"{split}.rows")]
+    return rows
+
+
+def native_ids(spec: TaskSpec, source: DataSource, split: str) -> dict[str, str]:
+    """The data set's own id of each row (SQuAD question id, HumanEval/MBPP task id, an `id` column) -> protege's
+    `<split>-<row>` id, for predictions made by other tools (lm-eval, EvalPlus) that use the former."""
+    out = {}
+    for i, row in selected_rows(spec, source, split):
+        native = next((row[f] for f in NATIVE_ID_FIELDS if row.get(f) is not None), None)
+        if native is not None:
+            out[str(native)] = f"{split}-{i}"
+    return out
+
+
+def load_examples(spec: TaskSpec, source: DataSource, split: str) -> list[Example]:
+    path = spec.resolve_path(source.path)
+    rows = selected_rows(spec, source, split)
     examples, problems = [], []
     kind = kind_of(spec)
     for i, row in rows:
