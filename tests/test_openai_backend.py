@@ -265,3 +265,18 @@ def test_serve_merges_an_adapter(tiny_model_dir, tmp_path):
     assert not torch.equal(base.model.state_dict()[q], tuned.model.state_dict()[q])
     with pytest.raises(FileNotFoundError, match="adapter_config.json"):
         load_model(str(tiny_model_dir), str(tmp_path))
+
+
+def test_requests_beyond_the_context_get_a_400_naming_both_numbers(server, tokenizer):
+    url = server.url + "/chat/completions"
+    huge = post(url, {"model": server.model, "messages": chats(1)[0], "max_tokens": 10 ** 9})
+    assert huge[0] == 400 and huge[1]["error"]["code"] == "context_length_exceeded"
+    message = huge[1]["error"]["message"]
+    assert "maximum context length is 1024 tokens" in message and f"{10 ** 9} for the completion" in message
+    long_chat = [{"role": "user", "content": "Paris is a location . " * 400}]
+    n = prompt_tokens(tokenizer, long_chat)
+    too_long = post(url, {"model": server.model, "messages": long_chat, "max_tokens": 4})
+    assert too_long[0] == 400 and f"({n} in the messages, 4 for the completion)" in too_long[1]["error"]["message"]
+    assert too_long[1]["error"]["param"] == "messages"
+    fine = post(url, {"model": server.model, "messages": chats(1)[0], "max_tokens": 4})
+    assert fine[0] == 200  # the server stays up and answers the next request

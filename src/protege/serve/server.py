@@ -66,6 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(404, f"no route POST {path}; use /v1/chat/completions or /v1/completions",
                                code="not_found")
             prompts, config = parse_request(kind, body, self.server.model_id)
+            self._check_context(prompts, config, kind)
         except ApiError as e:
             self._error(e)
             return
@@ -75,6 +76,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(ApiError(500, f"generation failed: {type(e).__name__}: {e}", type="server_error"))
             return
         self._send(200, response(kind, self.server.model_id, gens, config))
+
+    def _check_context(self, prompts, config, kind: str) -> None:
+        """A request whose prompt plus max_tokens exceeds the model's context is refused up front with both
+        numbers (as vLLM does), instead of computing for minutes or failing to allocate."""
+        limit = self.server.context_tokens
+        if limit is None:
+            return
+        from protege.models.base import prompt_text
+
+        for prompt in prompts:
+            n = self.server.lm.count_tokens(prompt_text(self.server.lm, prompt))
+            if n + config.max_new_tokens > limit:
+                where = "messages" if kind == "chat" else "prompt"
+                raise ApiError(400, f"This model's maximum context length is {limit} tokens. However, you requested "
+                                    f"{n + config.max_new_tokens} tokens ({n} in the {where}, {config.max_new_tokens} "
+                                    f"for the completion). Please reduce the length of the {where} or max_tokens.",
+                               param="max_tokens" if n < limit else where, code="context_length_exceeded")
 
     def _read_json(self):
         try:
@@ -116,6 +134,10 @@ class ModelServer(ThreadingHTTPServer):
     def __init__(self, lm, host: str = "127.0.0.1", port: int = 8000, batch_size: int = 16,
                  model_id: str | None = None, log_requests: bool = False):
         self.model_id = model_id or lm.name
+        self.lm = lm
+        # The longest sequence the model was built for (None: unknown, not checked)
+        self.context_tokens = getattr(getattr(getattr(lm, "model", None), "config", None),
+                                      "max_position_embeddings", None)
         self.batcher = Batcher(lm, max_batch=batch_size)
         self.started = int(time.time())
         self.log_requests = log_requests
