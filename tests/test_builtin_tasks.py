@@ -43,3 +43,19 @@ def test_squad_split_keeps_unanswerable_questions():
     test = load_task("squad2").test_examples()
     unanswerable = sum(1 for t in test if t.answers == [])
     assert 0.45 < unanswerable / len(test) < 0.55
+
+
+@pytest.mark.parametrize("fmt, content, expected", [
+    ("jsonl", '{"q": "a", "a": "yes"}\n{"q": "b", "a": \n', "line 2: not JSON"),
+    ("jsonl", '{"q": "a", "a": "yes"}\n["q", "b"]\n', "line 2: unexpected shape: a JSON list"),
+    ("trec", "NUM:count How many ?\nno-label-here\n", "line 2: expected `COARSE:fine question text`"),
+])
+def test_a_malformed_data_row_names_the_file_and_line(tmp_path, fmt, content, expected):
+    from protege.errors import ConfigError
+    from protege.tasks.loaders import read_rows
+
+    path = tmp_path / f"data.{fmt}"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as err:
+        read_rows(path, fmt)
+    assert str(path) in str(err.value) and expected in str(err.value)

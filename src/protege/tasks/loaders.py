@@ -19,11 +19,48 @@ from protege.tasks.spec import DataSource, Example, TaskSpec
 
 
 def read_rows(path: Path, fmt: str) -> list[dict]:
+    """The file's rows as dicts; a malformed row is a ConfigError naming the file, the line and what was wrong."""
+    try:
+        return _read_rows(path, fmt)
+    except _BadRow as e:
+        raise ConfigError(str(path), [f"line {e.line}: {e.why} (format {fmt}); fix or remove that line"]) from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
+        where = f"line {e.lineno}: " if isinstance(e, json.JSONDecodeError) else ""
+        what = f"no field {e}" if isinstance(e, KeyError) else str(e)
+        raise ConfigError(str(path), [f"{where}not a readable {fmt} file: {what}"]) from None
+
+
+class _BadRow(ValueError):
+    def __init__(self, line: int, why: str):
+        super().__init__(why)
+        self.line, self.why = line, why
+
+
+def _lines(text: str, read) -> list[dict]:
+    """read(json object) for each non-empty JSONL line, with the line number in any error."""
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(read(json.loads(line)))
+        except json.JSONDecodeError as e:
+            raise _BadRow(n, f"not JSON ({e.msg} at column {e.colno})") from None
+        except KeyError as e:
+            raise _BadRow(n, f"no field {e}") from None
+        except (TypeError, AttributeError) as e:
+            raise _BadRow(n, f"unexpected shape: {e}") from None
+    return rows
+
+
+def _read_rows(path: Path, fmt: str) -> list[dict]:
     if fmt == "trec":
         rows = []
         # TREC files are Latin-1 (a few accented names); coarse label before ':', fine after.
-        for line in path.read_text(encoding="latin-1").splitlines():
+        for n, line in enumerate(path.read_text(encoding="latin-1").splitlines(), 1):
             if line.strip():
+                if " " not in line.strip() or ":" not in line.split(" ", 1)[0]:
+                    raise _BadRow(n, "expected `COARSE:fine question text`")
                 head, text = line.split(" ", 1)
                 rows.append({"label": head.split(":")[0], "fine_label": head, "text": text.strip()})
         return rows
@@ -35,13 +72,17 @@ def read_rows(path: Path, fmt: str) -> list[dict]:
     if fmt == "spans":
         return [_span_row(item) for item in json.loads(path.read_text())]
     if fmt == "mbpp":
-        return [_mbpp_row(json.loads(line)) for line in _text(path).splitlines() if line.strip()]
+        return _lines(_text(path), _mbpp_row)
     if fmt == "humaneval":
-        return [_humaneval_row(json.loads(line)) for line in _text(path).splitlines() if line.strip()]
+        return _lines(_text(path), _humaneval_row)
     if fmt == "json":
         data = json.loads(path.read_text())
         return data if isinstance(data, list) else data.get("data", [])
-    return [json.loads(line) for line in _text(path).splitlines() if line.strip()]
+    return _lines(_text(path), lambda obj: obj if isinstance(obj, dict) else _not_object(obj))
+
+
+def _not_object(obj):
+    raise TypeError(f"a JSON {type(obj).__name__}, not an object with fields")
 
 
 def _text(path: Path) -> str:
