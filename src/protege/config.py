@@ -38,6 +38,7 @@ LATER_SETTINGS: dict[str, object] = {
     "TrainConfig.max_examples": None,
     "KDConfig.cross_tokenizer": "auto",
     "CooperativeConfig.answer_instruction": None,
+    "CooperativeConfig.handoff": "word",
     "DPOConfig.start": "base",
     "RLConfig.start": "base",
 }

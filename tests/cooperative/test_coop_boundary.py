@@ -80,3 +80,45 @@ def test_annotate_labels_words_and_symbols_and_leaves_punctuation_out():
     assert got == [("Well", "style"), ("so", "style"), ("3", "capability"), ("+", "capability"),
                    ("x_1", "capability"), ("=", "capability"), ("7", "capability"), ("As", "capability"),
                    ("well", "capability"), ("done", "capability")]
+
+
+class FixedCut:
+    """A predictor that always cuts at one character of the chunk (the rule under test is the hand-off's)."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def cut(self, context, chunk, side):
+        return min(self.at, len(chunk))
+
+
+def test_clause_handoff_lets_the_side_finish_its_clause_or_line():
+    from protege.cooperative.boundary import ClauseHandoff, clause_end
+
+    chunk = "To solve this problem, we loop over the list. Then"
+    assert ClauseHandoff(FixedCut(3)).cut("", chunk, "student") == len("To solve this problem, ")
+    first_two = "To solve this problem, we loop over the list. "
+    assert ClauseHandoff(FixedCut(27)).cut("", chunk, "student") == len(first_two)
+    code = "def f(xs):\n    total = sum(xs)\n    return total"
+    assert ClauseHandoff(FixedCut(17)).cut("", code, "teacher") == len("def f(xs):\n    total = sum(xs)\n    ")
+    assert ClauseHandoff(FixedCut(14)).cut("", code, "teacher") == len("def f(xs):\n    ")  # a line start
+    # a cut already at a clause end stays; "3.5" and "x.y" are not clause ends
+    assert clause_end("First, second", len("First, ")) == len("First, ")
+    assert clause_end("It is 3.5 now. Next", 3) == len("It is 3.5 now. ")
+    assert clause_end("call x.y(z) then", 2) is None
+
+
+def test_a_clause_longer_than_the_chunk_keeps_the_chunk_and_nothing_cut_stays_uncut():
+    from protege.cooperative.boundary import ClauseHandoff
+
+    assert ClauseHandoff(FixedCut(5)).cut("", "so the total of all the", "student") == len("so the total of all the")
+    assert ClauseHandoff(FixedCut(99)).cut("", "abc, def", "teacher") == len("abc, def")
+
+
+def test_clause_handoff_is_a_setting_that_keeps_old_keys():
+    from protege.config import RunConfig, key_dump
+    from protege.cooperative.boundary import ClauseHandoff, LexicalPredictor, load_predictor
+
+    assert isinstance(load_predictor("lexical"), LexicalPredictor)
+    assert isinstance(load_predictor("lexical", "clause"), ClauseHandoff)
+    assert "handoff" not in key_dump(RunConfig().generate.cooperative)

@@ -13,6 +13,7 @@ trailing word back, to be written again by the same side.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -64,6 +65,40 @@ def cut_at_first(context: str, chunk: str, side: Side, label: Callable[[str], li
     return len(chunk)
 
 
+# A clause or line ends after , ; : . ! ? followed by whitespace (so "x.y" and "3.5" do not), or at a line end;
+# the whitespace after the mark stays with the clause it closes.
+_CLAUSE_END = re.compile(r"[,;:.!?](?=\s)\s*|\n\s*")
+
+
+def clause_end(text: str, pos: int) -> int | None:
+    """The end of the clause or line that `pos` falls in or closes (after its mark and the whitespace that follows
+    it): `pos` itself when a clause ends exactly there; None when no clause ends in `text` at or after `pos`."""
+    if pos == 0:
+        return 0
+    for match in _CLAUSE_END.finditer(text):
+        if match.end() >= pos:
+            return match.end()
+    return None
+
+
+class ClauseHandoff:
+    """A predictor whose cut is moved forward to the end of the clause or line it falls in: the active side
+    finishes what it started before the other takes over (cooperative.handoff: clause). A chunk whose clause runs
+    past its end is kept whole: the side hands over at the chunk's end, and its clause goes on when the turn
+    comes back to it (the other side keeps nothing until a clause starts)."""
+
+    def __init__(self, inner: BoundaryPredictor):
+        self.inner = inner
+
+    def cut(self, context: str, chunk: str, side: Side) -> int:
+        cut = self.inner.cut(context, chunk, side)
+        if cut >= len(chunk):
+            return len(chunk)
+        tail = context[-CONTEXT_CHARS:]
+        end = clause_end(tail + chunk, len(tail) + cut)
+        return len(chunk) if end is None else min(len(chunk), end - len(tail))
+
+
 class LexicalPredictor:
     """The curated phrase lists of lexicon.py; no model, no files."""
 
@@ -74,8 +109,11 @@ class LexicalPredictor:
         return cut_at_first(context, chunk, side, self.label)
 
 
-def load_predictor(spec: str) -> BoundaryPredictor:
-    """"lexical", or the directory of a classifier written by `train_boundary_classifier`."""
+def load_predictor(spec: str, handoff: str = "word") -> BoundaryPredictor:
+    """"lexical", or the directory of a classifier written by `train_boundary_classifier`; handoff "clause" wraps
+    it so each side finishes its clause or line first."""
+    if handoff == "clause":
+        return ClauseHandoff(load_predictor(spec))
     if spec == "lexical":
         return LexicalPredictor()
     path = Path(spec)

@@ -38,6 +38,10 @@ class CooperativeConfig(BaseModel):
     # "lexical" (curated transition/filler phrases, no model) or a directory written by
     # protege.cooperative.classifier.train_boundary_classifier.
     predictor: str = "lexical"
+    # Where a side may hand over. word: at the first word of the other side's label (the predictor's cut);
+    # clause: the side first finishes the clause or line it is in (up to , ; : . ! ? and the whitespace after it,
+    # or a line end), so neither model's clauses are cut in two.
+    handoff: Literal["word", "clause"] = "word"
     # Both answer modes (protege/synth/answers.py): a sentence added to each item's prompt, e.g. "Before the code,
     # explain your approach in two or three sentences." A code answer's text before its code block is kept as the
     # item's rationale and trained on. None: the kind's prompt as training and evaluation render it.

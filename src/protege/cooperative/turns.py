@@ -164,7 +164,7 @@ def cooperate(prompt: Prompt, teacher, student, cfg: CooperativeConfig | None = 
     render: the chat template of a remote (OpenAI-compatible) model, which has none here.
     """
     cfg = cfg or CooperativeConfig()
-    predictor = predictor or load_predictor(cfg.predictor)
+    predictor = predictor or load_predictor(cfg.predictor, cfg.handoff)
     sessions = {}
     for side, lm in (("teacher", teacher), ("student", student)):
         temperature, top_p = cfg.sampling(side)
@@ -177,6 +177,6 @@ def cooperate_many(prompts: Sequence[Prompt], teacher, student, cfg: Cooperative
                    **kwargs) -> list[CooperativeSample]:
     """`cooperate` over many prompts, one after another (two models alternating do not batch simply)."""
     cfg = cfg or CooperativeConfig()
-    predictor = predictor or load_predictor(cfg.predictor)
+    predictor = predictor or load_predictor(cfg.predictor, cfg.handoff)
     return [cooperate(p, teacher, student, cfg, predictor, **kwargs)
             for p in tqdm(prompts, desc="cooperative", unit="prompt", disable=not progress)]

@@ -60,7 +60,7 @@ def run_answers(spec: TaskSpec, cfg: RunConfig, generate: StageDir, stage: Stage
     done = log.ids()
     items = [r for r in JsonlLog(generate / SAMPLES).read() if r["ok"] and r["id"] not in done]
     kind = kind_of(spec)
-    predictor = load_predictor(coop.predictor) if mode == "cooperative" else None
+    predictor = load_predictor(coop.predictor, coop.handoff) if mode == "cooperative" else None
     decoding = GenerationConfig(max_new_tokens=coop.max_new_tokens, temperature=coop.teacher_temperature,
                                 top_p=coop.teacher_top_p, seed=coop.seed)
     def prompt_of(item: dict):

@@ -45,7 +45,7 @@ def cooperative_cost_ratio(prompts: Sequence[Prompt], teacher, student, cfg: Coo
                            repeats: int = 1) -> dict:
     """Wall times of cooperative vs teacher-only decoding; ratio > 1 means cooperative is slower. Each timing
     is the least of `repeats` runs (the machine is shared: the least is the least disturbed)."""
-    predictor = predictor or load_predictor(cfg.predictor)
+    predictor = predictor or load_predictor(cfg.predictor, cfg.handoff)
     chat = [[{"role": "user", "content": p}] if isinstance(p, str) else p for p in prompts]
 
     cpu: dict[str, float] = {}
