@@ -100,3 +100,15 @@ def test_each_side_folds_onto_the_shared_tokens_and_a_bucket_for_its_own():
     assert torch.allclose(fold(s, vmap.student_ids, vmap.complete), s, atol=1e-6)  # [a, b, rest = c]
     want = torch.stack([t[:, 1], t[:, 0], torch.logsumexp(t[:, 2:], -1)], -1)  # [a, b, rest = d + e]
     assert torch.allclose(fold(t, vmap.teacher_ids, vmap.complete), want, atol=1e-6)
+
+
+def test_a_rest_holding_almost_no_mass_stays_finite():
+    """1 - sum(mapped) rounds to 0 in fp32 when the mapped tokens hold nearly everything (found on SmolLM2 <- Qwen:
+    the loss was inf); the rest is summed from the unmapped entries instead."""
+    import torch
+
+    from protege.train.cross_tokenizer import fold
+
+    logits = torch.tensor([[30.0, 0.0, -20.0, -25.0]])
+    folded = fold(torch.log_softmax(logits, -1), torch.tensor([0, 1]), complete=False)
+    assert torch.isfinite(folded).all() and folded[0, 2] < -40  # the rest: about e^-50 of the mass

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from protege.train.kd_loss import REST_FLOOR, divergence
+from protege.train.kd_loss import divergence
 
 
 class UnsupportedTokenizers(ValueError):
@@ -155,7 +155,11 @@ def fold(logp: torch.Tensor, ids: torch.Tensor, complete: bool) -> torch.Tensor:
     mapped = logp.index_select(-1, ids)
     if complete:
         return mapped
-    rest = torch.log1p(-mapped.exp().sum(-1, keepdim=True).clamp(max=1 - REST_FLOOR))
+    # The rest as the log-sum-exp of the unmapped entries themselves: 1 - sum(mapped) would round to 0 in fp32
+    # (its resolution is 6e-8) whenever the mapped tokens hold nearly all the mass, giving log 0 = -inf.
+    unmapped = torch.ones(logp.shape[-1], dtype=torch.bool, device=logp.device)
+    unmapped[ids] = False
+    rest = torch.logsumexp(logp[..., unmapped], dim=-1, keepdim=True)  # finite: every logit is
     return torch.cat([mapped, rest], dim=-1)
 
 
