@@ -81,6 +81,10 @@ def load_aligned_teacher(name: str, student, option: str):
         raise ValueError(f"{option}: {name} is an HTTP endpoint; logit distillation needs its logits here")
     teacher = load_lm(name)
     try:
+        for lm in (student, teacher):  # answer_tokens needs character offsets: check here, once, for both uses
+            if not getattr(lm.tokenizer, "is_fast", False):
+                raise UnsupportedTokenizers(f"{lm.name}'s {type(lm.tokenizer).__name__} is not a fast tokenizer: "
+                                            "no character offsets")
         return teacher, vocabulary_map(student.tokenizer, teacher.tokenizer)
     except UnsupportedTokenizers as e:
         raise TokenizerMismatch(f"{option}: student {student.name} and teacher {name} cannot be aligned ({e}); "
@@ -92,11 +96,7 @@ def run_cross_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
     kd = cfg.train.kd
     name = cfg.teacher_for("kd")
     teacher, vmap = load_aligned_teacher(name, student, "train.kd.cross_tokenizer")
-    try:
-        examples, paired = paired_examples(spec, rows, student, teacher, cfg.train.max_seq_len)
-    except UnsupportedTokenizers as e:
-        raise TokenizerMismatch(f"train.kd.cross_tokenizer: student {student.name} and teacher {name} cannot be "
-                                f"aligned ({e}); use train.method=sft on the teacher's text instead") from None
+    examples, paired = paired_examples(spec, rows, student, teacher, cfg.train.max_seq_len)
 
     def loss_fn(model, batch, indices):
         loss, parts = aligned_loss(model, teacher, batch, [paired[i] for i in indices], vmap, kd.alpha,

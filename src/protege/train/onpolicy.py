@@ -39,6 +39,11 @@ def divergence_kind(beta: float) -> str:
     return "forward_kl" if beta == 0 else "reverse_kl" if beta == 1 else "jsd"
 
 
+def divergence_args(beta: float) -> tuple[str, float]:
+    """(kind, beta) for kd_loss.divergence: the two ends are the KLs by name, where JSD's own beta is unused."""
+    return divergence_kind(beta), beta if 0 < beta < 1 else 0.5
+
+
 def uses_teacher_text(seed: int, indices: list[int], mix: float) -> bool:
     """Whether the step over these examples trains on the teacher's text (probability `mix`), decided by the
     indices alone so that a resumed run decides as the unbroken one did."""
@@ -89,7 +94,7 @@ def distill_loss(model, teacher_model, batch: dict, beta: float, top_k: int | No
             signal = topk_teacher(signal, top_k, 1.0)
     hidden = body_hidden(inner, batch["input_ids"], batch["attention_mask"])
     loss, parts = balanced_kd_loss(hidden[:, :-1][keep], inner.lm_head, targets[keep], signal, 1.0, 1.0,
-                                   divergence_kind(beta), beta if 0 < beta < 1 else 0.5, chunk_tokens=chunk_tokens)
+                                   *divergence_args(beta), chunk_tokens=chunk_tokens)
     return loss, parts
 
 
@@ -120,7 +125,6 @@ def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
     from protege.train.rl import sft_tokens
 
     o = cfg.train.onpolicy
-    examples = build_examples(spec, rows, student, cfg.train.max_seq_len)
     teacher_name = cfg.teacher_for("onpolicy")
     if teacher_name.startswith("openai:"):
         raise ValueError(f"train.onpolicy.teacher: {teacher_name} is an HTTP endpoint, and on-policy distillation "
@@ -138,6 +142,7 @@ def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
     else:
         teacher = load_lm(teacher_name)
         check_same_tokenizer(student.tokenizer, teacher.tokenizer, student.name, teacher.name)
+        examples = build_examples(spec, rows, student, cfg.train.max_seq_len)
     budget = o.budget_tokens if o.budget_tokens is not None or o.budget_seconds is not None or not o.match_sft \
         else sft_tokens(examples, cfg.train.epochs)
     passes = Passes(JsonlLog(stage / TRAIN_LOG), budget, o.budget_seconds)
@@ -161,9 +166,8 @@ def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
                 fresh = [{"input_ids": p + a, "labels": [-100] * len(p) + a} for p, a in zip(prompts, answers)]
             batch = {k: v.to(batch["input_ids"].device) for k, v in collate(fresh, tok.pad_token_id).items()}
         if cross:
-            kind_name = divergence_kind(o.beta)
-            loss, parts = aligned_loss(model, teacher, batch, entries, vmap, 1.0, 1.0, kind_name,
-                                       o.beta if 0 < o.beta < 1 else 0.5, o.chunk_tokens)
+            loss, parts = aligned_loss(model, teacher, batch, entries, vmap, 1.0, 1.0, *divergence_args(o.beta),
+                                       o.chunk_tokens)
         else:
             loss, parts = distill_loss(model, teacher.model, batch, o.beta, o.top_k, o.chunk_tokens)
         passes.tokens += sampled + 2 * int(batch["attention_mask"].sum())  # + teacher scoring + student training
