@@ -27,6 +27,8 @@ from protege.train import registry
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Distil a small specialised model from a teacher.")
 
 DEMO_CONFIG = Path(__file__).parent / "demo-trec6.yaml"
+PACKAGE_HELP = ("an installed package the sandboxed programs may import, e.g. numpy (repeatable; adds to the task "
+                "spec's packages:)")
 
 
 def fail(message: str) -> NoReturn:
@@ -125,16 +127,19 @@ def run(config: Path = typer.Argument(..., help="run config YAML"),
 def score(predictions: Path = typer.Argument(..., help="JSONL of {id, prediction}"),
           task: str = typer.Option(..., "--task", help="built-in task name or task spec YAML"),
           allow_code_execution: bool = typer.Option(False, "--allow-code-execution",
-                                                    help="run predicted code in the sandbox (code tasks)")):
+                                                    help="run predicted code in the sandbox (code tasks)"),
+          package: List[str] = typer.Option([], "--package", help=PACKAGE_HELP),
+          records: Optional[Path] = typer.Option(None, "--records", help="also write per-item results here "
+                                                 "(JSONL: id, metrics; code: status, reason, seconds)")):
     """Score a file of predictions (from protege or any other tool) against the task's test set."""
     import json
 
     from protege.scoring.sandbox import CodeExecutionNotAllowed
     from protege.evaluate.score_file import score_predictions
-    from protege.tasks.spec import load_task
 
     with user_errors(CodeExecutionNotAllowed):
-        result = score_predictions(load_task(task), predictions, allow_code_execution=allow_code_execution)
+        result = score_predictions(_task_with_packages(task, package), predictions,
+                                   allow_code_execution=allow_code_execution, records_path=records)
     typer.echo(json.dumps(result, indent=2))
 
 
@@ -150,6 +155,7 @@ def eval_command(config: Optional[Path] = typer.Argument(None, help="run config 
                                                  "likelihood, or generate and parse"),
                  allow_code_execution: bool = typer.Option(False, "--allow-code-execution",
                                                            help="run generated code in the sandbox (code tasks)"),
+                 package: List[str] = typer.Option([], "--package", help=PACKAGE_HELP + " (with --model)"),
                  runs_dir: Path = typer.Option(Path("runs"), help="where results go")):
     """Evaluate a run's models (with CONFIG), or one model on one task (with --model and --task)."""
     if model is None and task is None:
@@ -159,20 +165,33 @@ def eval_command(config: Optional[Path] = typer.Argument(None, help="run config 
         return
     if model is None or task is None or config is not None:
         fail("--model and --task go together, without a run CONFIG")
-    _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_dir)
+    _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_dir, package)
 
 
-def _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_dir) -> None:
+def _task_with_packages(task: str, packages: list[str]):
+    """The task spec, with --package names added to its `packages:` (code tasks only)."""
+    from protege.errors import ConfigError
+    from protege.tasks.kinds import kind_of
+    from protege.tasks.spec import load_task
+
+    spec = load_task(task)
+    if not packages:
+        return spec
+    if not kind_of(spec).EXECUTES_CODE:
+        raise ConfigError("--package", [f"task {spec.name} is {spec.kind}, which runs no code; drop --package"])
+    return spec.model_copy(update={"packages": sorted(set(spec.packages) | set(packages))})
+
+
+def _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_dir, packages=()) -> None:
     import json
 
     from protege.evaluate.model_eval import evaluate_model
     from protege.scoring.sandbox import CodeExecutionNotAllowed
     from protege.models.resolve import ModelNotFound
-    from protege.tasks.spec import load_task
 
     with user_errors(ModelNotFound, CodeExecutionNotAllowed):
-        results = evaluate_model(model, load_task(task), shots=shots, limit=limit, scoring=scoring,
-                                 allow_code_execution=allow_code_execution, runs_dir=runs_dir)
+        results = evaluate_model(model, _task_with_packages(task, list(packages)), shots=shots, limit=limit,
+                                 scoring=scoring, allow_code_execution=allow_code_execution, runs_dir=runs_dir)
     summary = results["summary"]
     metric = results["metric"]
     lo, hi = summary[f"{metric}_ci"]

@@ -41,7 +41,7 @@ class Pipeline:
         self.precision_setting = setting = cfg.precision or requested()  # the config's, else $PROTEGE_PRECISION
         self.precision = resolve_precision(setting)  # fp32 or bf16: what every local model of this run runs in
         self.precision_info = describe(setting)
-        task_key = content_key(self.spec.model_dump(exclude={"source_file"}))
+        task_key = content_key(self.spec.key_fields())
         keys, upstream = {}, task_key
         for name in STAGES:
             if name == "answers" and cfg.generate.mode == "items":

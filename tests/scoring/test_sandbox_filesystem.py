@@ -3,6 +3,8 @@ import os
 
 import pytest
 
+from sandbox_packages import imports_of
+
 from protege.scoring.sandbox import isolation, run_program
 
 ATTACK = """
@@ -30,11 +32,11 @@ BYPASS = '''"posix.unlink": lambda: __import__("posix").unlink(victim),
     "_io.open": lambda: __import__("_io").open(victim, "w").write("pwned"),'''
 
 
-def _attack(tmp_path, bypass: str):
+def _attack(tmp_path, bypass: str, packages=None):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
-    r = run_program(ATTACK.format(victim=str(victim), folder=str(tmp_path), bypass=bypass),
-                    allow_code_execution=True)
+    r = run_program(imports_of(packages) + ATTACK.format(victim=str(victim), folder=str(tmp_path), bypass=bypass),
+                    allow_code_execution=True, packages=packages)
     assert r.status == "passed", r.stderr
     assert "succeeded" not in r.stdout, r.stdout
     assert "own dir ok" in r.stdout
@@ -42,12 +44,12 @@ def _attack(tmp_path, bypass: str):
     assert sorted(os.listdir(tmp_path)) == ["victim.txt"]
 
 
-def test_python_level_writes_outside_are_refused(tmp_path):
-    _attack(tmp_path, bypass="")
+def test_python_level_writes_outside_are_refused(tmp_path, packages):
+    _attack(tmp_path, bypass="", packages=packages)
 
 
-def test_bypassing_the_guard_still_fails_at_the_os_level(tmp_path):
+def test_bypassing_the_guard_still_fails_at_the_os_level(tmp_path, packages):
     iso = isolation()
     if not (iso.readonly_fs or iso.unprivileged):
         pytest.skip(f"no OS-level write protection here: {'; '.join(iso.notes)}")
-    _attack(tmp_path, bypass=BYPASS)
+    _attack(tmp_path, bypass=BYPASS, packages=packages)

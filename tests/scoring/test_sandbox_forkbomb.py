@@ -9,6 +9,8 @@ import signal
 import subprocess
 import time
 
+from sandbox_packages import imports_of
+
 from protege.scoring.sandbox import Limits, isolation, run_program
 
 BOMB = """
@@ -40,14 +42,14 @@ def _survivors(marker: str) -> list[int]:
     return found
 
 
-def test_fork_bomb_is_bounded_and_fully_killed():
+def test_fork_bomb_is_bounded_and_fully_killed(packages):
     iso = isolation()
     marker = f"{40 + random.random():.6f}"  # a sleep length no other process uses
     # Without a pid namespace, children that setsid() escape the group kill: a documented limitation.
     escape = "os.setsid()" if iso.pid else "pass"
     try:
-        r = run_program(BOMB.format(escape=escape, marker=marker), timeout_s=2.0,
-                        limits=Limits(max_procs=16), allow_code_execution=True)
+        r = run_program(imports_of(packages) + BOMB.format(escape=escape, marker=marker), timeout_s=2.0,
+                        limits=Limits(max_procs=16), allow_code_execution=True, packages=packages)
         assert r.status == "timeout"
         forked = int(r.stdout.split()[0])
         if iso.nproc_enforced:

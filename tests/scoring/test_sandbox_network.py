@@ -3,6 +3,8 @@ import socket
 
 import pytest
 
+from sandbox_packages import imports_of
+
 from protege.scoring.sandbox import isolation, run_many
 
 DIAL = """
@@ -15,7 +17,7 @@ except OSError as e:
 """
 
 
-def test_no_connection_reaches_a_local_listener():
+def test_no_connection_reaches_a_local_listener(packages):
     iso = isolation()
     if not iso.network:
         pytest.skip(f"no network namespace here: {'; '.join(iso.notes)}")
@@ -24,8 +26,8 @@ def test_no_connection_reaches_a_local_listener():
         listener.listen(8)
         listener.setblocking(False)
         # Several workers, so fork servers started after the probe are checked too (they must not be weaker).
-        results = run_many([DIAL.format(port=listener.getsockname()[1])] * 4, workers=4,
-                           allow_code_execution=True)
+        results = run_many([imports_of(packages) + DIAL.format(port=listener.getsockname()[1])] * 4, workers=4,
+                           allow_code_execution=True, packages=packages)
         assert all(r.network_isolated and r.stdout.startswith("blocked") for r in results), results
         with pytest.raises(BlockingIOError):
             listener.accept()

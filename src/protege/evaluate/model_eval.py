@@ -63,7 +63,7 @@ def evaluate_model(model: str, spec: TaskSpec, shots: int = 0, limit: int | None
         scoring = "generate"
     setting = {"model": model, "shots": shots, "limit": limit,
                "scoring": scoring if kind_of(spec).LABELLED else "generate"}
-    key = content_key({"task": spec.model_dump(exclude={"source_file"}), **setting, **key_part(model)})
+    key = content_key({"task": spec.key_fields(), **setting, **key_part(model)})
     stage = StageDir(Path(runs_dir), spec.name, "model-eval", key)
     if stage.complete:
         echo(f"[eval] reused {stage.path}")

@@ -4,12 +4,15 @@
     protege score --task squad2 preds.jsonl           # prediction: the answer text, "" for unanswerable
     protege score --task mbpp preds.jsonl --allow-code-execution   # prediction: the code (a ```python block is ok)
     protege score --task humaneval samples.jsonl --allow-code-execution   # ids as EvalPlus writes them: HumanEval/0
+    protege score --task my-pandas-task.yaml preds.jsonl --allow-code-execution --package pandas --records out.jsonl
 
 Ids are the task's test ids (`test-<row>`), or the data set's own ids where it has them (SQuAD question ids,
 HumanEval/MBPP task ids), as lm-eval and EvalPlus write them. Predictions per kind: classification a label name; qa an answer
 string; math any text ending in the number; extraction a {slot: value} object or [[slot, value], ...]; code the
 program text. Missing or unknown ids are an error that lists a few of them, so a result is never computed on a
-silently different item set. The read of the test set is logged next to the predictions file.
+silently different item set. The read of the test set is logged next to the predictions file. `--records`
+writes one line per item (id, the metrics, and for code: status, reason and the run's seconds); `--package`
+shows installed packages to the sandboxed programs (as the task spec's `packages:` does).
 """
 from __future__ import annotations
 
@@ -20,11 +23,13 @@ from protege.errors import ConfigError
 from protege.evaluate.generative import score_items
 from protege.evaluate.summary import summarize
 from protege.evaluate.test_access import LOG_NAME, read_test_set
+from protege.store import atomic_write_text
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import TaskSpec
 
 
-def score_predictions(spec: TaskSpec, path: Path, allow_code_execution: bool = False) -> dict:
+def score_predictions(spec: TaskSpec, path: Path, allow_code_execution: bool = False,
+                      records_path: Path | None = None) -> dict:
     preds, first_line, problems = {}, {}, []
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -77,5 +82,20 @@ def score_predictions(spec: TaskSpec, path: Path, allow_code_execution: bool = F
     scores = score_items(spec, items, predictions, allow_code_execution)
     records = [{"id": it.id, "gold": it.label, "prediction": p, **s}
                for it, p, s in zip(items, predictions, scores)]
+    if records_path is not None:
+        write_records(records_path, [{"id": it.id, **_renamed(s)} for it, s in zip(items, scores)])
     return summarize(spec, records)
+
+
+def _renamed(scores: dict) -> dict:
+    """Per-item fields as EvalPlus/lm-eval users read them: the sandbox's run time as `seconds`."""
+    return {("seconds" if k == "run_s" else k): v for k, v in scores.items()}
+
+
+def write_records(path: Path, records: list[dict]) -> None:
+    try:
+        atomic_write_text(Path(path), "".join(json.dumps(r) + "\n" for r in records))
+    except OSError as e:
+        raise ConfigError(str(path), [f"cannot write the records here ({e.strerror}); give --records a path in a "
+                                      "folder you can write"]) from None
 

@@ -33,7 +33,7 @@ from protege.tasks.spec import Example, TaskSpec
 class SharedRow:
     def __init__(self, task_dir: Path, spec: TaskSpec, model_name: str, shots: Sequence[Example], ecfg: EvalConfig,
                  scoring: str):
-        setting = {"task": spec.model_dump(exclude={"source_file"}), "model": model_name,
+        setting = {"task": spec.key_fields(), "model": model_name,
                    "shots": [s.id for s in shots], "scoring": scoring, "max_test_items": ecfg.max_test_items,
                    "allow_code_execution": ecfg.allow_code_execution, **key_part(model_name)}
         self.path = Path(task_dir) / f"eval-row-{content_key(setting)}"

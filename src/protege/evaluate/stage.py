@@ -96,6 +96,8 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
                 atomic_write_text(stage / "samples" / f"{slug}.jsonl",
                                   "".join(json.dumps(r) + "\n" for r in computed[key]))
         summary = summarize(spec, computed[key], ecfg.bootstrap_resamples)
+        if summary.get("warning"):
+            print(f"[eval] {row}: {summary['warning']}")
         rows.append({"row": row, "model": student if model_name == "finetuned" else model_name,
                      "adapter": str(adapter_dir) if model_name == "finetuned" else None,
                      "shots": len(shots) if use_shots else 0, "samples": f"samples/{slug}.jsonl", **memory[key],

@@ -92,7 +92,7 @@ def curate(spec: TaskSpec, cfg: CurateConfig, generated: list[dict], test: list[
     apply("decontaminate", lambda recs: _decontaminate(spec, cfg, recs, test, validation, encode),
           skip=None if cfg.decontaminate else "curate.decontaminate is false")
     not_code = None if kind_of(spec).EXECUTES_CODE else f"only for code tasks; this one is {spec.kind}"
-    apply("execution", lambda recs: _execution(cfg, recs), skip=not_code)
+    apply("execution", lambda recs: _execution(spec, cfg, recs), skip=not_code)
 
     def simplicity(recs: list[dict]) -> Drops:
         drops, out.code_stats = simplest_solutions(recs, cfg)
@@ -140,10 +140,10 @@ def _decontaminate(spec, cfg, recs, test, validation, encode) -> Drops:
                          cfg.contam_cosine, encode)
 
 
-def _execution(cfg: CurateConfig, recs: list[dict]) -> Drops:
+def _execution(spec: TaskSpec, cfg: CurateConfig, recs: list[dict]) -> Drops:
     from protege.synth.filters.execution import failing_solutions
 
-    return failing_solutions(recs, cfg.exec_timeout_s, cfg.allow_code_execution)
+    return failing_solutions(recs, cfg.exec_timeout_s, cfg.allow_code_execution, packages=spec.packages)
 
 
 def _default_encoder(cfg: CurateConfig) -> Callable[[list[str]], np.ndarray]:

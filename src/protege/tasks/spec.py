@@ -75,6 +75,7 @@ class TaskSpec(Strict):
     validation: Optional[DataSource] = None
     test: DataSource
     metric: Optional[str] = None  # headline metric, one of the kind's METRICS; defaults to the first
+    packages: list[str] = []  # code: installed third-party packages the sandbox shows programs (numpy, pandas)
     source_file: Optional[str] = None  # set by the loader; where relative paths are resolved
 
     @property
@@ -88,6 +89,11 @@ class TaskSpec(Strict):
     @property
     def slot_names(self) -> list[str]:
         return [s.name for s in self.slots or []]
+
+    def key_fields(self) -> dict:
+        """What a stage's content key hashes: where the file lives is left out, and so are fields added after
+        runs were cached when they are left at their default (old runs keep their keys)."""
+        return self.model_dump(exclude={"source_file"} | ({"packages"} if not self.packages else set()))
 
     def label(self, name: str) -> Label:
         return next(l for l in self.labels or [] if l.name == name)
@@ -181,6 +187,8 @@ def _check_semantics(spec: TaskSpec) -> list[str]:
     if spec.metric and spec.metric not in kind.METRICS:
         problems.append(f"metric: {spec.metric!r} does not apply to kind {spec.kind}; use one of "
                         f"{sorted(kind.METRICS)}")
+    if spec.packages and not kind.EXECUTES_CODE:
+        problems.append(f"packages: only code tasks run programs; kind {spec.kind} imports nothing, so drop it")
     for field in ("test", "validation"):
         src = getattr(spec, field)
         if src is not None and not spec.resolve_path(src.path).exists():

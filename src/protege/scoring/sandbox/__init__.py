@@ -4,14 +4,15 @@
     results = run_many([check_program(solution, tests, "add")], allow_code_execution=True)
     python -m protege.scoring.sandbox    # which isolation layers hold on this machine
 
-Programs see the standard library only (no site-packages). Layout:
+Programs see the standard library only, plus installed packages a task names (packages.py). Layout:
   runner.py      run_program / run_many: output capture, wall clock, result
   pool.py        warm fork servers on the host side, probed once
   forkserver.py  the trusted server process: server-wide confinement, one forked child per program
   child.py       per-run namespaces, privilege drop, executing the program
   confine.py     namespace and mount mechanisms;  privileges.py  capabilities and rlimits
   guard.py       in-process write guard (defence in depth);  isolation.py  what the kernel allowed
-  result.py      Limits, ExecResult, errors;  program.py  solution + tests -> one program
+  result.py      Limits, ExecResult (status, reason), errors;  program.py  solution + tests -> one program
+  packages.py    read-only links to the third-party packages a task names
 """
 from protege.scoring.sandbox.isolation import Isolation, isolation
 from protege.scoring.sandbox.program import check_program

@@ -69,6 +69,10 @@ def start(mods, req: dict, fds: list[int], layers: tuple | None, run_uid: int | 
     workdir = req["workdir"]
     os.environ.clear()
     os.environ.update(PATH="/usr/local/bin:/usr/bin:/bin", HOME=workdir, TMPDIR=workdir, LANG="C.UTF-8")
+    paths = req.get("paths") or []
+    if paths:  # third-party packages the task named (packages.py): first on the path, threads kept to one
+        sys.path[:0] = paths
+        os.environ.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     path = os.path.join(workdir, "program.py")
     try:
         report = enter(mods, req, layers, run_uid, in_pid_ns)

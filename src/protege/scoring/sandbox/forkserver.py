@@ -10,7 +10,7 @@ LAYERS is "probe" for the first server (try everything, report what the kernel a
 probe found, which every later server and run must apply or refuse to run: fail closed, never silently weaker.
 
 Messages are JSON. server -> host once: {"layers", "notes"} (or {"error"}). Per run, host -> server:
-{"workdir", "scratch", "limits"} with the stdout/stderr write ends and a memfd holding the program attached;
+{"workdir", "scratch", "limits", "paths"} with the stdout/stderr write ends and a memfd holding the program attached;
 server -> host: {"started"} (or {"error"}), later {"exit", "cpu_s"} (exit < 0: killed by that signal). Any
 host message during a run means "kill it": the server kills, not the host, because only it knows the
 child's pid in its own pid namespace, and it reaps the child only afterwards, so the pid cannot be reused.

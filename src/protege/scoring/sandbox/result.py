@@ -2,10 +2,16 @@
 from __future__ import annotations
 
 import math
+import re
 import signal
 from dataclasses import asdict, dataclass
 
 STATUSES = ("passed", "failed", "timeout", "memory", "killed", "output_limit")
+# Why a run did not pass, one word each: the status where it says it, else read from the traceback's last line.
+REASONS = ("passed", "syntax_error", "import_error", "assertion", "exception", "exit_status", "timeout",
+           "memory", "killed", "output_limit")
+_LAST_ERROR = re.compile(r"^(\w+(?:\.\w+)*)(?::|$)", re.M)
+_NO_MODULE = re.compile(r"No module named '([^'.]+)")
 MEMORY_EXIT = 86  # same values as forkserver.py, which cannot import this package (it runs under python -I)
 SETUP_EXIT = 87
 SETUP_MARK = "protege-sandbox: setup failed: "
@@ -64,6 +70,29 @@ class ExecResult:
     @property
     def passed(self) -> bool:
         return self.status == "passed"
+
+    @property
+    def reason(self) -> str:
+        """One of REASONS: why it failed (syntax error, import error, assertion, other exception, ...)."""
+        if self.status != "failed":
+            return self.status
+        errors = _LAST_ERROR.findall(self.stderr)
+        last = errors[-1].rsplit(".", 1)[-1] if errors else ""
+        if last in ("SyntaxError", "IndentationError", "TabError"):
+            return "syntax_error"
+        if last in ("ModuleNotFoundError", "ImportError"):
+            return "import_error"
+        if last == "AssertionError":
+            return "assertion"
+        return "exception" if last.endswith(("Error", "Exception", "Exit", "Interrupt")) else "exit_status"
+
+    @property
+    def missing_module(self) -> str | None:
+        """The top-level module an import error could not find, e.g. 'numpy'."""
+        if self.reason != "import_error":
+            return None
+        found = _NO_MODULE.findall(self.stderr)
+        return found[-1] if found else None
 
 
 def classify(returncode: int | None, stderr: str, timed_out: bool, overflowed: bool,

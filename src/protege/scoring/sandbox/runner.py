@@ -17,10 +17,12 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from protege.scoring.sandbox import pool
 from protege.scoring.sandbox.isolation import isolation
+from protege.scoring.sandbox.packages import package_view
 from protege.scoring.sandbox.result import (
     SETUP_EXIT, SETUP_MARK, CodeExecutionNotAllowed, ExecResult, Limits, SandboxError, classify,
 )
@@ -30,12 +32,14 @@ DRAIN_S = 0.5  # after the exit, how long to wait for stragglers that still hold
 
 
 def run_program(code: str, timeout_s: float = 5.0, limits: Limits | None = None,
-                allow_code_execution: bool = False) -> ExecResult:
+                allow_code_execution: bool = False, packages: Sequence[str] | None = None) -> ExecResult:
+    """`packages`: installed third-party packages the program may import (packages.py), read-only."""
     if not allow_code_execution:
         raise CodeExecutionNotAllowed()
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be positive; got {timeout_s!r}")
     limits = limits or Limits()
+    view = package_view(packages)
     iso = isolation()
     base = pool.base_dir()
     # Without a private tmpfs per run, fall back to a dir on disk that we create and remove ourselves.
@@ -43,7 +47,7 @@ def run_program(code: str, timeout_s: float = 5.0, limits: Limits | None = None,
     try:
         server = pool.acquire()
         try:
-            result, healthy = _execute(server, code, workdir, iso.scratch, timeout_s, limits)
+            result, healthy = _execute(server, code, workdir, iso.scratch, timeout_s, limits, view)
         except BaseException:
             pool.discard(server)
             raise
@@ -56,15 +60,17 @@ def run_program(code: str, timeout_s: float = 5.0, limits: Limits | None = None,
 
 
 def run_many(programs: list[str], workers: int | None = None, timeout_s: float = 5.0,
-             limits: Limits | None = None, allow_code_execution: bool = False) -> list[ExecResult]:
+             limits: Limits | None = None, allow_code_execution: bool = False,
+             packages: Sequence[str] | None = None) -> list[ExecResult]:
     """Results in the order of `programs`. Threads suffice: each program is its own process tree."""
     if not allow_code_execution:
         raise CodeExecutionNotAllowed()
     if not programs:
         return []
     workers = min(workers or os.cpu_count() or 1, len(programs))
+    package_view(packages)  # built once here, not by every thread
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox") as ex:
-        return list(ex.map(lambda p: run_program(p, timeout_s, limits, allow_code_execution=True), programs))
+        return list(ex.map(lambda p: run_program(p, timeout_s, limits, True, packages), programs))
 
 
 @dataclass
@@ -79,7 +85,7 @@ class _Outcome:
 
 
 def _execute(server: pool.ForkServer, code: str, workdir: str, scratch: bool, timeout_s: float,
-             limits: Limits) -> tuple[dict, bool]:
+             limits: Limits, view: str | None) -> tuple[dict, bool]:
     """Returns the ExecResult fields (less isolation) and whether the server is fit for reuse."""
     (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
     source = os.memfd_create("program", os.MFD_CLOEXEC)  # any size, no disk, gone with its last fd
@@ -87,7 +93,8 @@ def _execute(server: pool.ForkServer, code: str, workdir: str, scratch: bool, ti
     start = time.monotonic()
     try:
         os.write(source, code.encode("utf-8", "surrogatepass"))
-        server.send({"workdir": workdir, "scratch": scratch, "limits": child_limits}, [out_w, err_w, source])
+        request = {"workdir": workdir, "scratch": scratch, "limits": child_limits, "paths": [view] if view else []}
+        server.send(request, [out_w, err_w, source])
     finally:
         for fd in (out_w, err_w, source):
             os.close(fd)

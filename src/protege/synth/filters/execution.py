@@ -19,16 +19,17 @@ def program_of(rec: dict) -> str:
 
 
 def failing_solutions(records: list[dict], timeout_s: float, allow_code_execution: bool,
-                      workers: int | None = None) -> dict[int, tuple[str, dict]]:
+                      workers: int | None = None, packages: list[str] | None = None) -> dict[int, tuple[str, dict]]:
     from protege.scoring.sandbox import run_many
 
     results = run_many([program_of(r) for r in records], workers=workers, timeout_s=timeout_s,
-                       allow_code_execution=allow_code_execution)
+                       allow_code_execution=allow_code_execution, packages=packages)
     drops = {}
     for pos, result in enumerate(results):
         if not result.passed:
             lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-            drops[pos] = (f"tests_{result.status}", {"status": result.status, "returncode": result.returncode,
+            drops[pos] = (f"tests_{result.status}", {"status": result.status, "reason": result.reason,
+                                                     "returncode": result.returncode,
                                                      "error": lines[-1][:300] if lines else "",
                                                      "wall_s": round(result.wall_s, 3)})
     return drops

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import Counter
 from typing import Optional, Sequence
 
 from protege.scoring.summaries import mean_metric
@@ -99,8 +100,9 @@ def score_items(spec: TaskSpec, items: Sequence[Example], predictions: list, all
     from protege.scoring.sandbox import run_many
 
     results = run_many([program(spec, it, p) for it, p in zip(items, predictions)],
-                       allow_code_execution=allow_code_execution)
-    return [{"pass@1": float(r.passed), "status": r.status} for r in results]
+                       allow_code_execution=allow_code_execution, packages=spec.packages)
+    return [{"pass@1": float(r.passed), "status": r.status, "reason": r.reason, "run_s": round(r.wall_s, 3),
+             **({"missing_module": r.missing_module} if r.missing_module else {})} for r in results]
 
 
 
@@ -111,7 +113,29 @@ def item_correct(record: dict) -> bool:
 
 def summarize(spec: TaskSpec, records: list[dict], resamples: int) -> dict:
     statuses = {s: sum(1 for r in records if r["status"] == s) for s in sorted({r["status"] for r in records})}
-    return {"n": len(records), **mean_metric(spec.headline_metric, records, resamples), "statuses": statuses}
+    summary = {"n": len(records), **mean_metric(spec.headline_metric, records, resamples), "statuses": statuses}
+    reasons = Counter(r["reason"] for r in records if r.get("reason") not in (None, "passed"))
+    if reasons:
+        summary["reasons"] = dict(sorted(reasons.items()))
+    hidden = hidden_packages(records, spec.packages)
+    if hidden:
+        summary["warning"] = hidden
+    return summary
+
+
+def hidden_packages(records: list[dict], exposed: Sequence[str]) -> str | None:
+    """A warning when failures are import errors of packages this environment has but the sandbox hid."""
+    import importlib.util
+
+    missing = Counter(r["missing_module"] for r in records if r.get("missing_module"))
+    here = {name: n for name, n in missing.items() if name not in exposed and importlib.util.find_spec(name)}
+    if not here:
+        return None
+    listed = ", ".join(f"{name} ({n})" for name, n in sorted(here.items(), key=lambda kv: -kv[1]))
+    names = ", ".join(sorted(here))
+    return (f"{sum(here.values())} failures are imports of packages installed here but hidden from the sandbox: "
+            f"{listed}; if the task allows them, add packages: [{names}] to the task spec (or --package on "
+            "protege score/eval)")
 
 
 
