@@ -254,14 +254,16 @@ def serve_command(model: str = typer.Option(..., help="bundled:..., hf:... or a 
                   batch_size: int = typer.Option(16, help="most prompts answered in one batch"),
                   adapter: Optional[Path] = typer.Option(None, help="a LoRA adapter folder to merge in "
                                                          "(a run's train-<hash>/adapter)"),
-                  log_requests: bool = typer.Option(False, "--log-requests", help="log each request to stderr")):
+                  log_requests: bool = typer.Option(False, "--log-requests", help="log each request to stderr"),
+                  request_seconds: float = typer.Option(60.0, help="the longest one batch decodes; longer answers "
+                                                        "are cut there (finish_reason length)")):
     """Serve a model over an OpenAI-compatible HTTP API (use it as openai:<id>@http://HOST:PORT/v1)."""
     from protege.models.resolve import ModelNotFound
     from protege.serve import serve
 
     try:
         with user_errors(ModelNotFound, FileNotFoundError, ValueError):
-            serve(model, host, port, batch_size, str(adapter) if adapter else None, log_requests)
+            serve(model, host, port, batch_size, str(adapter) if adapter else None, log_requests, request_seconds)
     except OSError as e:  # binding: the port is taken or the address is not this machine's
         fail(f"cannot listen on {host}:{port}: {e}; pick another --port or --host")
 

@@ -34,8 +34,18 @@ def evaluate_lm(lm, spec: TaskSpec, items: Sequence[Example], shots: Sequence[Ex
                 scoring: str = "likelihood", allow_code_execution: bool = False, desc: str = "eval",
                 progress: bool = True) -> list[dict]:
     """Per-item records of one model in one prompting mode: label likelihood or generate-then-parse for
-    classification, generate-then-score for every other kind."""
-    if kind_of(spec).LABELLED:
+    classification, generate-then-score for every other kind. Prompts that do not fit the model's context
+    stop it before the first item (context_check.py)."""
+    from protege.evaluate.context_check import check_context
+
+    kind = kind_of(spec)
+    if kind.LABELLED:
+        answer = (max(lm.count_tokens(w) for w in (l.word for l in spec.labels or [])) + 2
+                  if scoring == "likelihood" and hasattr(lm, "count_tokens") else 8)
+    else:
+        answer = kind.MAX_NEW_TOKENS
+    check_context(lm, spec, items, shots, answer)
+    if kind.LABELLED:
         from protege.evaluate.classify import evaluate_classification
 
         return evaluate_classification(lm, spec, items, shots, log, scoring=scoring, desc=desc, progress=progress)

@@ -21,6 +21,7 @@ class GenerationConfig:
     top_p: float = 1.0
     seed: int = 0
     stop: list[str] = field(default_factory=list)
+    max_seconds: float | None = None  # decoding stops after this long; rows keep what they wrote (local models)
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Generation:
     text: str
     tokens_in: int
     tokens_out: int
+    timed_out: bool = False  # cut by GenerationConfig.max_seconds before its end of turn, stop or token cap
 
 
 class LM(Protocol):

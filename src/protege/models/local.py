@@ -13,6 +13,7 @@ keep full-precision master copies; generation under bf16 runs a twin whose Linea
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -122,11 +123,16 @@ class LocalLM:
             kwargs["stop_strings"] = config.stop  # rows stop at a stop string instead of running to the cap
         gen_config = copy.deepcopy(self.model.generation_config)
         gen_config.update(**kwargs)
+        started = time.monotonic()
         shared = self.prefix_caching and self.shared_decoding
         sampling = sampling_from(gen_config, seed, stop_checker(tok, config.stop)) if shared else None
         if sampling is not None:
             sampling.eos_ids.add(tok.eos_token_id)  # the plain path cuts there too
+            if config.max_seconds is not None:
+                sampling.deadline = started + config.max_seconds
             return self._shared_decode(rows, sampling, config.stop)
+        if config.max_seconds is not None:
+            gen_config.max_time = config.max_seconds  # transformers' MaxTimeCriteria, counted from here
         model = self.decoding_model()
         with torch.inference_mode(), self.autocast():
             batch = (prefilled_batch(model, rows, tok.pad_token_id, config.max_new_tokens)
@@ -142,7 +148,12 @@ class LocalLM:
             self.prompt_tokens["sent"] += sum(len(r) for r in rows)
             out = model.generate(**inputs, generation_config=gen_config, tokenizer=tok)
         new = out[:, inputs["input_ids"].shape[1] :]
-        return [self._generation(row.tolist(), prompt, config.stop) for row, prompt in zip(new, rows)]
+        gens = [self._generation(row.tolist(), prompt, config.stop) for row, prompt in zip(new, rows)]
+        if config.max_seconds is not None and time.monotonic() - started >= config.max_seconds:
+            for gen, row in zip(gens, new.tolist()):  # cut by the clock: neither an end of turn nor at the cap
+                ended = tok.eos_token_id in row or gen.tokens_out >= config.max_new_tokens
+                gen.timed_out = not ended and not any(stop in tok.decode(row) for stop in config.stop)
+        return gens
 
     def _generation(self, ids: list[int], prompt: list[int], stops: list[str]) -> Generation:
         """A row's new ids as a Generation: cut at end of turn, without the pads that fill finished rows, its text
@@ -160,7 +171,10 @@ class LocalLM:
         self.prompt_tokens["sent"] += sum(len(r) for r in rows)
         self.prompt_tokens["cached"] += out.cached_tokens
         self.prompt_tokens["prefix_computed"] += out.prefix_tokens_run
-        return [self._generation(ids, row, stops) for ids, row in zip(out.tokens, rows)]
+        gens = [self._generation(ids, row, stops) for ids, row in zip(out.tokens, rows)]
+        for i in out.cut:
+            gens[i].timed_out = True
+        return gens
 
     # -- scoring --------------------------------------------------------------------------------------------
     def score_continuations(self, prompt: Prompt, continuations: Sequence[str]) -> list[float]:

@@ -20,6 +20,7 @@ no per-head norms. local.py falls back to transformers' generate for everything 
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -43,6 +44,7 @@ class Sampling:
     top_k: int = 0  # 0: off
     seed: int = 0
     stop_when: object = None  # callable(list[int]) -> bool on a row's new ids: it has written a stop string
+    deadline: float | None = None  # time.monotonic() after which no further token is decoded
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Decoded:
     tokens: list[list[int]]  # per row, the new ids up to (not including) end of turn
     prefix_tokens_run: int  # prefix tokens computed (each distinct prefix once)
     cached_tokens: int  # prompt tokens rows took from a shared prefix instead of running them
+    cut: set[int] = field(default_factory=set)  # rows stopped by the deadline before they finished
 
 
 # generation settings only transformers' generate implements, at the values that leave tokens alone
@@ -387,6 +390,9 @@ def decode(model, rows: list[list[int]], sampling: Sampling) -> Decoded:
             done[j] = sampling.stop_when is not None and sampling.stop_when(new[row])
         if step == sampling.max_new_tokens - 1 or all(done):
             break
+        if sampling.deadline is not None and time.monotonic() >= sampling.deadline:
+            cut = {row for row, d in zip(batch.rows, done) if not d}
+            return Decoded(tokens=new, prefix_tokens_run=computed, cached_tokens=sum(split), cut=cut)
         if sum(done) * COMPACT_FRACTION >= len(done):  # else finished rows ride along, their tokens unread
             live = [j for j, d in enumerate(done) if not d]
             batch.keep(live)

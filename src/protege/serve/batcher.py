@@ -1,9 +1,11 @@
 """Dynamic batching for the server: many handler threads, one model, one worker thread.
 
 Handler threads `submit` prompts and block; the worker takes whatever is waiting (up to `max_batch` prompts),
-groups it by decoding settings (one `generate` call needs one GenerationConfig), runs one `generate` per group
-and hands each caller its answer. Requests that arrive while a batch runs wait and form the next batch, so
-under load the batches grow by themselves.
+groups it by decoding settings (one `generate` call needs one GenerationConfig) and by prompt size (powers of two
+of characters, so a short prompt is never padded to a long one's length), runs one `generate` per group, the
+shortest prompts first, and hands each caller its answer. Requests that arrive while a batch runs wait and form
+the next batch, so under load the batches grow by themselves. The server bounds every `generate` call in time
+(GenerationConfig.max_seconds), so no request holds the worker for long.
 """
 from __future__ import annotations
 
@@ -59,9 +61,9 @@ class Batcher:
             items = self._take()
             groups: dict[tuple, list[tuple]] = {}
             for item in items:
-                config = item[1]
-                groups.setdefault(_key(config), []).append(item)
-            for group in groups.values():
+                prompt, config = item[0], item[1]
+                groups.setdefault((size_class(prompt), _key(config)), []).append(item)
+            for _, group in sorted(groups.items(), key=lambda kv: kv[0][0]):
                 with self._lock:  # max_batch: the most prompts one generate call has answered
                     self.stats["prompts"] += len(group)
                     self.stats["batches"] += 1
@@ -74,6 +76,12 @@ class Batcher:
                     continue
                 for (_, _, future), gen in zip(group, gens):
                     future.set_result(gen)
+
+
+def size_class(prompt: Prompt) -> int:
+    """Prompts within a factor of two of each other in characters share a class."""
+    text = prompt if isinstance(prompt, str) else "".join(str(m.get("content", "")) for m in prompt)
+    return len(text).bit_length()
 
 
 def _key(config: GenerationConfig) -> tuple:

@@ -115,7 +115,7 @@ def response(kind: str, model: str, gens: list[Generation], config: GenerationCo
     """The OpenAI-shaped answer, with usage summed over the choices."""
     choices = []
     for i, g in enumerate(gens):
-        finish = "length" if g.tokens_out >= config.max_new_tokens else "stop"
+        finish = "length" if g.tokens_out >= config.max_new_tokens or g.timed_out else "stop"
         if kind == "chat":
             choices.append({"index": i, "message": {"role": "assistant", "content": g.text},
                             "finish_reason": finish})

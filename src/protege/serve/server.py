@@ -5,11 +5,13 @@
 
 then use it as the model `openai:<id>@http://127.0.0.1:8000/v1` (printed at start), or with any OpenAI client.
 Endpoints: GET /v1/models, GET /health, POST /v1/chat/completions, POST /v1/completions. Concurrent requests
-are batched (serve/batcher.py); /health reports the batches formed so far (`max_batch`: the most prompts one
+are batched (serve/batcher.py), each batch's decoding bounded by --request-seconds (answers cut by it end with
+finish_reason "length"), and requests beyond the model's context get a 400 up front; /health reports the batches formed so far (`max_batch`: the most prompts one
 forward pass answered). Standard library only: ThreadingHTTPServer, one handler thread per connection.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -67,6 +69,7 @@ class _Handler(BaseHTTPRequestHandler):
                                code="not_found")
             prompts, config = parse_request(kind, body, self.server.model_id)
             self._check_context(prompts, config, kind)
+            config = dataclasses.replace(config, max_seconds=self.server.request_seconds)
         except ApiError as e:
             self._error(e)
             return
@@ -130,10 +133,17 @@ class _Handler(BaseHTTPRequestHandler):
 class ModelServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True  # a restarted server gets its port back at once
+    # Connections waiting to be accepted. socketserver's default of 5 resets clients that connect together
+    # (36 at once did, in tests/test_serve_load.py); uvicorn, which vLLM runs on, keeps 2,048.
+    request_queue_size = 1024
 
     def __init__(self, lm, host: str = "127.0.0.1", port: int = 8000, batch_size: int = 16,
-                 model_id: str | None = None, log_requests: bool = False):
+                 model_id: str | None = None, log_requests: bool = False, request_seconds: float = 60.0):
+        if request_seconds <= 0:
+            raise ValueError(f"--request-seconds must be positive (got {request_seconds})")
         self.model_id = model_id or lm.name
+        # The longest one batch may decode: answers cut by it end with finish_reason "length"
+        self.request_seconds = request_seconds
         self.lm = lm
         # The longest sequence the model was built for (None: unknown, not checked)
         self.context_tokens = getattr(getattr(getattr(lm, "model", None), "config", None),
@@ -150,10 +160,10 @@ class ModelServer(ThreadingHTTPServer):
 
 
 def serve(model: str, host: str = "127.0.0.1", port: int = 8000, batch_size: int = 16,
-          adapter: str | None = None, log_requests: bool = False) -> None:
+          adapter: str | None = None, log_requests: bool = False, request_seconds: float = 60.0) -> None:
     """Load the model, bind, print the name to use, and answer until interrupted."""
     lm = load_model(model, adapter, batch_size)
-    server = ModelServer(lm, host, port, batch_size, log_requests=log_requests)
+    server = ModelServer(lm, host, port, batch_size, log_requests=log_requests, request_seconds=request_seconds)
     print(f"serving {server.model_id} at {server.url}\nuse it as the model: openai:{server.model_id}@{server.url}",
           flush=True)
     try:
