@@ -37,7 +37,8 @@ def test_run_directory_layout(finished):
                         "samples/finetuned-zeroshot.jsonl", "samples/cheap-baselines.jsonl",
                         "forgetting/tinyqa-before.jsonl", "forgetting/tinyqa-after.jsonl", "test-access.jsonl"]),
         "answers": ["MANIFEST.json", "config.yaml"],  # generate.mode=items: the items go to curation as written
-        "report": ["MANIFEST.json", "config.yaml", "plots/loss.png", "plots/metric.png", "report.html", "report.md"],
+        "report": ["MANIFEST.json", "config.yaml", "plots/confusion.png", "plots/cost.png", "plots/loss.png",
+                   "plots/metric.png", "report.html", "report.md"],
     }
     task_dir = pipe.stages["generate"].path.parent
     stage_dirs = [p for p in task_dir.iterdir() if not p.name.startswith("eval-row-")]

@@ -1,4 +1,5 @@
-"""Each run's report.html: the report.md content as one self-contained page with the metric and loss plots,
+"""Each run's report.html: the report.md content as one self-contained page with its plots (metric with intervals,
+cost per answer, the confusion matrix of a classification task, loss),
 checked in a real headless Chromium where one is installed (Debian's `chromium`)."""
 import re
 import shutil
@@ -44,7 +45,9 @@ def test_the_page_holds_the_report_and_its_plots_embedded(report):
     markdown = (report / "report.md").read_text()
     assert "<h1>tiny: distillation report</h1>" in page
     assert page.count("<table>") == markdown.count("\n|---") and "fine-tuned" in page
-    assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', page)) == 2  # metric and loss
+    alts = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,', page)
+    assert len(alts) == 4 and "gold label against predicted" in alts[2]  # metric, cost, confusion, loss
+    assert page.index("At a glance") < page.index("Cheap baselines")  # the plots sit under the main table
     assert not re.search(r'(src|href)="https?://', page)  # nothing is fetched
 
 
@@ -59,4 +62,4 @@ def test_a_real_browser_renders_the_tables_and_every_image_without_errors(report
     found = re.search(r'<pre id="check">images (\d+) drawn (\d+) rows (\d+) errors (\d+)</pre>', done.stdout)
     assert found, done.stdout[-500:] + done.stderr[-500:]
     images, drawn, rows, errors = map(int, found.groups())
-    assert images == drawn == 2 and rows > 4 and errors == 0
+    assert images == drawn == 4 and rows > 4 and errors == 0

@@ -200,7 +200,7 @@ class Pipeline:
         results = read_json(self.stages["eval"] / RESULTS)
         curation = read_json(self.stages["curate"] / "MANIFEST.json")["summary"]
         train_log = JsonlLog(self.stages["train"] / TRAIN_LOG).read()
-        write_report(stage, self.spec, results, curation, train_log)
+        write_report(stage, self.spec, results, curation, train_log, eval_dir=self.stages["eval"].path)
         return {"rows": len(results["rows"])}
 
 

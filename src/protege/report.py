@@ -3,12 +3,15 @@
     print(render_markdown(spec, results, curation))
 
 Sections: the model table (every metric of the task's kind with 95% intervals, and cost per answer), paired
-tests, cheap non-LLM baselines, the forgetting suite with its gates, curation counts, provenance.
+tests, cheap non-LLM baselines, the forgetting suite with its gates, curation counts, provenance. report.html
+is the same text as one self-contained page with plots (report_plots.py).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from protege.evaluate.rows import Row
-from protege.store import REPORT_HTML, REPORT_MD, StageDir, atomic_write_text
+from protege.store import REPORT_HTML, REPORT_MD, JsonlLog, StageDir, atomic_write_text
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import TaskSpec
 
@@ -173,22 +176,47 @@ def _curation_lines(curation: dict) -> list[str]:
 
 
 def write_report(stage: StageDir, spec: TaskSpec, results: dict, curation: dict,
-                 train_log: list[dict] | None = None) -> str:
-    """report.md, and report.html: the same report as one self-contained page, with the metric and loss plots."""
+                 train_log: list[dict] | None = None, eval_dir: Path | None = None) -> str:
+    """report.md, and report.html: the same report as one self-contained page with its plots (report_plots.py).
+    `eval_dir`: the eval stage, whose per-item samples give the confusion matrix."""
     text = render_markdown(spec, results, curation)
     atomic_write_text(stage / REPORT_MD, text)
-    atomic_write_text(stage / REPORT_HTML, render_html(stage.path, spec, results, text, train_log or []))
+    atomic_write_text(stage / REPORT_HTML, render_html(stage.path, spec, results, text, train_log or [], eval_dir))
     return text
 
 
-def render_html(folder, spec: TaskSpec, results: dict, markdown: str, train_log: list[dict]) -> str:
+def render_html(folder, spec: TaskSpec, results: dict, markdown: str, train_log: list[dict],
+                eval_dir: Path | None = None) -> str:
+    """The Markdown report as blocks, with the plots where a reader looks: the metric and cost plots under the
+    main table, the confusion matrix under the per-label table, the loss curve at the end."""
     from protege.doc import from_markdown
-    from protege.report_plots import loss_plot, metric_plot
+    from protege.report_plots import confusion_plot, cost_plot, loss_plot, metric_plot
 
     doc = from_markdown(markdown, folder)
-    doc.h(2, "Plots")
-    doc.img(f"{spec.headline_metric} per row with 95% intervals",
-            metric_plot(results["rows"], spec.headline_metric, folder / "plots" / "metric.png"))
+    plots = folder / "plots"
+    tables = [i for i, block in enumerate(doc.blocks) if block[0] == "table"]
+    glance = [("h", 2, "At a glance"),
+              ("img", f"{spec.headline_metric} per row with 95% intervals",
+               metric_plot(results["rows"], spec.headline_metric, plots / "metric.png")),
+              ("img", "seconds and prompt tokens per answer, each row",
+               cost_plot(results["rows"], plots / "cost.png"))]
+    records = _finetuned_records(results, eval_dir) if kind_of(spec).LABELLED else []
+    if records:
+        confusion = ("img", "fine-tuned student: gold label against predicted",
+                     confusion_plot(records, spec.label_names, plots / "confusion.png"))
+        per_label = next((i for i in tables if doc.blocks[i][1][:1] == ["label"]), tables[-1] if tables else None)
+        doc.blocks.insert(per_label + 1 if per_label is not None else len(doc.blocks), confusion)
+    under_main_table = tables[0] + 1 if tables else 0
+    doc.blocks[under_main_table:under_main_table] = glance
     if any("loss" in r for r in train_log):
-        doc.img("training loss per step", loss_plot(train_log, folder / "plots" / "loss.png"))
+        doc.h(2, "Training")
+        doc.img("training loss per step", loss_plot(train_log, plots / "loss.png"))
     return doc.html(f"{spec.name}: distillation report")
+
+
+def _finetuned_records(results: dict, eval_dir: Path | None) -> list[dict]:
+    row = next((r for r in results["rows"] if r["row"] == Row.FINE_TUNED.value), None)
+    if eval_dir is None or row is None or not row.get("samples"):
+        return []
+    path = Path(eval_dir) / row["samples"]
+    return JsonlLog(path).read() if path.exists() else []
