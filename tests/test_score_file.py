@@ -118,3 +118,18 @@ def test_predictions_keyed_by_the_data_sets_own_ids_score_as_they_are(tmp_path):
     result = CliRunner().invoke(app, ["score", str(preds), "--task", "mbpp", "--allow-code-execution"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["pass@1"] > 0.95
+
+
+def test_a_folder_where_the_read_cannot_be_logged_is_a_clear_error(tiny_task, tmp_path, monkeypatch):
+    """Root writes anywhere, so the read-only folder is simulated where the log is written."""
+    from protege.store import JsonlLog
+
+    def refuse(self, records):
+        raise PermissionError(13, "Permission denied", str(self.path))
+
+    preds = tmp_path / "preds.jsonl"
+    write_preds(preds, [(f"test-{i}", "yes") for i in range(12)])
+    monkeypatch.setattr(JsonlLog, "append", refuse)
+    result = CliRunner().invoke(app, ["score", str(preds), "--task", str(tiny_task)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "Permission denied" in result.output and "a folder you can write" in " ".join(result.output.split())

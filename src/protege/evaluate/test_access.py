@@ -66,11 +66,18 @@ def read_test_set(spec: TaskSpec, log_path: Path, stage: Union[str, StageDir], p
     if limit is not None:
         items = items[:limit]
     ids = [e.id for e in items]
-    JsonlLog(log_path).append([{
-        "id": uuid.uuid4().hex[:16],  # one per read: JsonlLog keeps the first record of each id
-        "when": now_iso(), "who": who or default_who(), "stage": stage_name, "purpose": purpose,
-        "task": spec.name, "items": len(items), "ids_hash": content_key(ids, 16),
-    }])
+    try:
+        JsonlLog(log_path).append([{
+            "id": uuid.uuid4().hex[:16],  # one per read: JsonlLog keeps the first record of each id
+            "when": now_iso(), "who": who or default_who(), "stage": stage_name, "purpose": purpose,
+            "task": spec.name, "items": len(items), "ids_hash": content_key(ids, 16),
+        }])
+    except OSError as e:  # no read goes unlogged: without a log there is no read
+        from protege.errors import ConfigError
+
+        raise ConfigError(str(log_path), [
+            f"cannot record this read of the test set here ({e.strerror or e}); every read is logged beside what "
+            "it scores, so put the predictions (or the runs folder) in a folder you can write"]) from None
     return items
 
 
