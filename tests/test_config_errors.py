@@ -1,4 +1,6 @@
 """Bad input gets one error listing every problem, each naming its field and what to change."""
+import re
+
 import pytest
 from typer.testing import CliRunner
 
@@ -7,6 +9,7 @@ from protege.config import load_config
 from protege.errors import ConfigError
 from protege.tasks.spec import load_task
 from markers import requires_data
+from tiny import write_tiny_config, write_tiny_task
 
 
 def test_unknown_keys_are_all_reported_with_their_field(tmp_path):
@@ -96,3 +99,21 @@ def test_third_party_deprecation_notices_are_not_shown_to_users(monkeypatch):
                                module="transformers.utils.output_capturing")
         warnings.warn_explicit("a protege warning", UserWarning, "y.py", 1, module="protege.pipeline")
     assert [str(w.message) for w in seen] == ["a protege warning"]
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("train.rl.num_generations=1", "train.rl.num_generations must be at least 2"),
+    ("train.rl.prompts_per_step=0", "train.rl.prompts_per_step must be at least 1"),
+    ("train.dpo.samples_per_prompt=1", "train.dpo.samples_per_prompt must be at least 2"),
+])
+def test_rl_and_dpo_sizes_that_cannot_work_are_refused_up_front(tmp_path, override, expected):
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_config(write_tiny_config(tmp_path, tmp_path / "model", write_tiny_task(tmp_path / "task")), [override])
+
+
+def test_dpo_without_pairs_names_what_to_change(tmp_path):
+    from protege.config import DPOConfig
+    from protege.train.dpo import run_dpo
+
+    with pytest.raises(ConfigError, match="no preference pairs.*samples_per_prompt"):
+        run_dpo(None, DPOConfig(), tmp_path, None, [])

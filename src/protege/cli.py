@@ -87,9 +87,11 @@ def _run(config: Optional[Path], overrides: List[str], until: str) -> None:
     from protege.models.openai_http import EndpointError
     from protege.scoring.sandbox import CodeExecutionNotAllowed
     from protege.synth.generate import BudgetReached
+    from protege.train.cross_tokenizer import UnsupportedTokenizers
     from protege.train.kd_loss import TokenizerMismatch
 
-    with user_errors(ModelNotFound, BudgetReached, EndpointError, TokenizerMismatch, CodeExecutionNotAllowed):
+    with user_errors(ModelNotFound, BudgetReached, EndpointError, TokenizerMismatch, UnsupportedTokenizers,
+                     CodeExecutionNotAllowed):
         pipeline = Pipeline(load_config(config, overrides))
         stage = pipeline.run(until)
     if until == "report":

@@ -382,6 +382,17 @@ class RunConfig(Strict):
             small.append(f"train.report_to: tensorboard covers the LoRA loop of sft, kd and onpolicy; "
                          f"train.method={self.train.method} runs in TRL and logs to train_log.jsonl only; set "
                          "train.report_to: none")
+        rl, dpo = self.train.rl, self.train.dpo
+        if rl.num_generations < 2:
+            small.append(f"train.rl.num_generations must be at least 2 (GRPO's advantage compares answers to the "
+                         f"same prompt; one answer has nothing to compare with); got {rl.num_generations}")
+        if rl.prompts_per_step < 1:
+            small.append(f"train.rl.prompts_per_step must be at least 1; got {rl.prompts_per_step}")
+        if dpo.samples_per_prompt < 2:
+            small.append(f"train.dpo.samples_per_prompt must be at least 2 (a pair needs a right and a wrong "
+                         f"answer to one prompt); got {dpo.samples_per_prompt}")
+        if dpo.pairs_per_prompt < 1 or dpo.batch_size < 1:
+            small.append("train.dpo.pairs_per_prompt and train.dpo.batch_size must be at least 1")
         if self.train.max_examples is not None and self.train.max_examples < 1:
             small.append(f"train.max_examples must be at least 1 (or null for all); got {self.train.max_examples}")
         if small:

@@ -50,9 +50,12 @@ def run_dpo(spec: TaskSpec, cfg: DPOSettings, out_dir: Path, student_lm, pairs: 
     out_dir = Path(out_dir)
     rows = [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs]
     if not rows:
-        raise ValueError("run_dpo: no preference pairs; build them with train.preference.build_preferences (a task "
-                         "whose teacher samples are all correct or all wrong gives none: raise samples_per_prompt "
-                         "or the temperature)")
+        from protege.errors import ConfigError
+
+        raise ConfigError("train.dpo", [
+            "no preference pairs: every prompt's teacher samples were all right or all wrong, so none gives a "
+            "right and a wrong answer to pair; raise train.dpo.samples_per_prompt or train.dpo.temperature, add "
+            "train.dpo.teacher_shots, or pick another teacher (generate.teacher samples the pairs)"])
     args = trainer_args(DPOConfig, out_dir, student_lm, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
                         seed=cfg.seed, checkpoint_every=cfg.checkpoint_every, progress=progress, beta=cfg.beta,
                         max_length=cfg.max_length)
