@@ -20,6 +20,33 @@ def test_partial_last_line_is_ignored_then_overwritten(tmp_path):
     assert log.path.read_text().count("\n") == 3
 
 
+@pytest.mark.parametrize("tail", ['{"id": "c", "tex', "x" * 200_000, ""], ids=["short", "longer-than-a-block", "none"])
+@pytest.mark.parametrize("whole_lines", [0, 2])
+def test_a_cut_tail_of_any_length_is_dropped_reading_only_the_end(tmp_path, tail, whole_lines, monkeypatch):
+    log = JsonlLog(tmp_path / "s.jsonl")
+    if whole_lines:
+        log.append([{"id": "a", "pad": "y" * 300_000}, {"id": "b"}])
+    with log.path.open("a") as f:
+        f.write(tail)
+    size = log.path.stat().st_size
+    reads = []
+    real_open = type(log.path).open
+
+    def counting_open(path, *args, **kwargs):  # how many bytes the append reads back
+        handle = real_open(path, *args, **kwargs)
+        real_read = handle.read
+        handle.read = lambda n=-1: reads.append(n) or real_read(n)
+        return handle
+
+    monkeypatch.setattr(type(log.path), "open", counting_open)
+    log.append([{"id": "c"}])
+    monkeypatch.undo()
+    assert [r["id"] for r in log.read()] == ["a", "b", "c"][2 - whole_lines:]
+    assert all(0 <= n <= 1 << 16 for n in reads) and sum(reads) <= len(tail) + (1 << 16) + 1
+    if whole_lines and len(tail) < 1 << 16:
+        assert sum(reads) < size / 2  # the 300 kB of whole lines before the tail were not read
+
+
 def test_manifest_lists_files_and_marks_complete(tmp_path):
     stage = StageDir(tmp_path, "task", "generate", "abc")
     stage.start({"x": 1})

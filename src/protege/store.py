@@ -112,14 +112,27 @@ class JsonlLog:
     def ids(self) -> set:
         return {r.get("id") for r in self.read()}
 
-    def _truncate_partial_tail(self) -> None:
-        if not self.path.exists() or self.path.stat().st_size == 0:
+    def _truncate_partial_tail(self, block: int = 1 << 16) -> None:
+        """Drop a last line cut short by a kill. Reads from the end only as far back as its last newline, so an
+        append costs the same on a 10-line log and a 10-million-line one."""
+        if not self.path.exists():
             return
         with self.path.open("rb+") as f:
-            data = f.read()
-            if data.endswith(b"\n"):
+            end = f.seek(0, os.SEEK_END)
+            if end == 0:
                 return
-            f.truncate(data.rfind(b"\n") + 1)
+            f.seek(end - 1)
+            if f.read(1) == b"\n":
+                return
+            start = end
+            while start > 0:
+                start = max(0, start - block)
+                f.seek(start)
+                newline = f.read(min(block, end - start)).rfind(b"\n")
+                if newline >= 0:
+                    f.truncate(start + newline + 1)
+                    return
+            f.truncate(0)  # not one whole line yet
 
     def append(self, records: Iterable[dict]) -> None:
         """Append whole lines and fsync, so a finished record survives a kill."""
