@@ -13,6 +13,11 @@ from tiny import write_tiny_config
                                                               "HTTP endpoint"),
     ({"generate": {"teacher": "bundled:no-such-model"}}, "generate.teacher: bundled:no-such-model: unknown bundled"),
     ({"train": {"method": "kd", "kd": {"teacher": "hf:/missing/teacher"}}}, "train.kd.teacher: hf:/missing/teacher"),
+    # an endpoint fills the KD cache, but online KD and on-policy need the teacher's weights here
+    ({"train": {"method": "kd", "kd": {"teacher": "openai:t@http://127.0.0.1:9", "signal": "online"}}},
+     "train.kd.teacher: openai:t@http://127.0.0.1:9 is an HTTP endpoint"),
+    ({"train": {"method": "onpolicy", "onpolicy": {"teacher": "openai:t@http://127.0.0.1:9"}}},
+     "train.onpolicy.teacher: openai:t@http://127.0.0.1:9 is an HTTP endpoint"),
 ])
 def test_a_model_that_will_not_load_is_refused_before_any_stage_runs(tmp_path, tiny_model_dir, tiny_task,
                                                                       sections, expected):

@@ -39,7 +39,9 @@ def model_problems(cfg: RunConfig, stages: list[str]) -> list[str]:
     if {"train", "eval"} & set(stages):
         wanted.append(("train.student", t.student, True))
     if "train" in stages and t.method in ("kd", "onpolicy"):
-        wanted.append((f"train.{t.method}.teacher", cfg.teacher_for(t.method), True))
+        # an endpoint can fill the KD cache (train/served_teacher.py); online KD and on-policy need weights here
+        served_ok = t.method == "kd" and t.kd.signal == "cache" and t.kd.cross_tokenizer != "align"
+        wanted.append((f"train.{t.method}.teacher", cfg.teacher_for(t.method), not served_ok))
     problems = [p for field, name, local in dict.fromkeys(wanted) if (p := _name_problem(field, name, local))]
     c = cfg.curate
     if "curate" in stages and c.decontaminate and (c.contam_cosine is not None or c.near_dup_cosine is not None):

@@ -148,6 +148,35 @@ class OpenAILM:
             "scoring (eval.scoring: generate)"
         )
 
+    # -- prompt log-probabilities (distillation from a served teacher) ----------------------------------------
+    def prompt_logprobs(self, rows: Sequence[list[int]], top_k: int) -> list[list[dict[int, float] | None]]:
+        """For each row of token ids, the teacher's top-k log-probabilities at every position (None first):
+        entry t predicts token t. Sent as /completions with echo, logprobs and max_tokens 0, tokens as ids
+        (vLLM's return_tokens_as_token_ids; protege serve speaks the same). Rows go out concurrently."""
+        stop = threading.Event()
+
+        def one(ids: list[int]) -> list[dict[int, float] | None]:
+            body = {"model": self.model, "prompt": list(ids), "echo": True, "logprobs": top_k, "max_tokens": 0,
+                    "temperature": 0, "return_tokens_as_token_ids": True}
+            try:
+                answer = self._request("/completions", body, stop)
+            except _Stopped:
+                raise BudgetExhausted(f"{self.name}: budget spent ({self._spent_text()}) while scoring prompts; "
+                                      "raise the budget to go on", []) from None
+            logprobs = answer["choices"][0].get("logprobs") or {}
+            top = logprobs.get("top_logprobs")
+            if not isinstance(top, list) or len(top) != len(ids):
+                raise EndpointError(f"{self.name}/completions: asked for the log-probabilities of {len(ids)} prompt "
+                                    f"tokens, got {'none' if not isinstance(top, list) else len(top)}; the server "
+                                    "must support echo with logprobs and max_tokens 0 (vLLM and protege serve do)")
+            with self._lock:
+                self.usage["tokens_in"] += len(ids)
+                self.usage["cost"] += len(ids) * self.price_in_per_m / 1e6
+            return [None if dist is None else {_token_id(t): float(lp) for t, lp in dist.items()} for dist in top]
+
+        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, max(1, len(rows)))) as pool:
+            return list(pool.map(one, rows))
+
     # -- budget -------------------------------------------------------------------------------------------
     def budget_spent(self) -> bool:
         with self._lock:
@@ -179,6 +208,10 @@ class OpenAILM:
 
     def _complete(self, prompt: Prompt, config: GenerationConfig, stop: threading.Event) -> Generation:
         path, body = self._payload(prompt, config)
+        return self._account(self._request(path, body, stop), prompt, path)
+
+    def _request(self, path: str, body: dict, stop: threading.Event) -> dict:
+        """One answer to `body`, with the retries, backoff and budget checks every request gets."""
         data = json.dumps(body).encode()
         for attempt in range(self.max_retries + 1):
             with self._lock:
@@ -200,7 +233,7 @@ class OpenAILM:
                 if stop.wait(delay):
                     raise _Stopped()
                 continue
-            return self._account(answer, prompt, path)
+            return answer
         raise AssertionError("unreachable")
 
     def _post(self, path: str, data: bytes) -> dict:
@@ -247,6 +280,14 @@ class OpenAILM:
             u["cost"] += (tokens_in * self.price_in_per_m + tokens_out * self.price_out_per_m) / 1e6
             u["estimated"] += int(estimated)
         return Generation(text=text, tokens_in=tokens_in, tokens_out=tokens_out)
+
+
+def _token_id(token: str) -> int:
+    """'token_id:123' (return_tokens_as_token_ids) -> 123."""
+    if not token.startswith("token_id:"):
+        raise EndpointError(f"the server named a token {token!r} instead of 'token_id:N'; it must support "
+                            "return_tokens_as_token_ids (vLLM and protege serve do)")
+    return int(token[len("token_id:"):])
 
 
 def _server_message(e: urllib.error.HTTPError) -> str:

@@ -42,6 +42,12 @@ class Batcher:
             self._queue.put((prompt, config, future))
         return [f.result() for f in futures]
 
+    def call(self, fn):
+        """Run fn() on the worker thread between batches (one pass over the model at a time); blocks."""
+        future = Future()
+        self._queue.put((None, fn, future))
+        return future.result()
+
     def snapshot(self) -> dict:
         with self._lock:
             return {**self.stats, "queued": self._queue.qsize()}
@@ -59,8 +65,13 @@ class Batcher:
     def _run(self) -> None:
         while True:
             items = self._take()
+            for _, fn, future in [item for item in items if item[0] is None]:  # calls: run them first, alone
+                try:
+                    future.set_result(fn())
+                except Exception as e:
+                    future.set_exception(e)
             groups: dict[tuple, list[tuple]] = {}
-            for item in items:
+            for item in [item for item in items if item[0] is not None]:
                 prompt, config = item[0], item[1]
                 groups.setdefault((size_class(prompt), _key(config)), []).append(item)
             for _, group in sorted(groups.items(), key=lambda kv: kv[0][0]):

@@ -1,24 +1,40 @@
 """The OpenAI wire format for the server: request bodies -> (prompts, GenerationConfig), answers -> JSON.
 
 Only what a LocalLM can honour is accepted; a field that would change the answer and cannot be honoured
-(stream, n > 1, logprobs, tools, penalties, ...) is refused with a 400 naming it, never ignored.
+(stream, n > 1, tools, penalties, ...) is refused with a 400 naming it, never ignored.
+
+Prompt log-probabilities, as vLLM serves them for distillation: /v1/completions with `echo: true`, `logprobs: K`
+and `max_tokens: 0` answers, for each prompt (a string, or token ids), every prompt token with its log-probability
+and the K most likely tokens at each position (`top_logprobs`, None for the first token);
+`return_tokens_as_token_ids: true` (vLLM's option) writes tokens as "token_id:N". Log-probabilities of generated
+tokens are not served.
 """
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from dataclasses import dataclass
 
 from protege.models.base import Generation, GenerationConfig
 
 # OpenAI's defaults: /v1/completions writes 16 tokens unless asked; chat has no cap there, ours is finite.
 DEFAULT_MAX_TOKENS = {"chat": 256, "completions": 16}
 MAX_STOPS = 4
+MAX_LOGPROBS = 100  # top-k per position a prompt-scoring request may ask for
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """echo + logprobs + max_tokens 0: the prompts' own log-probabilities, nothing generated."""
+
+    prompts: list  # strings or lists of token ids
+    top_k: int
+    token_ids: bool  # return_tokens_as_token_ids
 
 # Fields accepted only at their harmless values (None or the listed ones).
 UNSUPPORTED = {
-    "stream": (False,), "n": (1,), "best_of": (1,), "echo": (False,), "logprobs": (False,),
-    "top_logprobs": (0,), "logit_bias": ({},), "tools": ([],), "functions": ([],), "suffix": ("",),
+    "stream": (False,), "n": (1,), "best_of": (1,), "top_logprobs": (0,), "logit_bias": ({},), "tools": ([],), "functions": ([],), "suffix": ("",),
     "presence_penalty": (0,), "frequency_penalty": (0,), "response_format": ({"type": "text"},),
 }
 
@@ -48,8 +64,34 @@ def parse_request(kind: str, body, served_model: str) -> tuple[list, GenerationC
         raise ApiError(404, f"model {model!r} is not served here; this server serves {served_model!r} "
                             f"(GET /v1/models lists it)", param="model", type="invalid_request_error",
                        code="model_not_found")
+    if body.get("echo") or body.get("logprobs") not in (None, False, 0):
+        return _score_request(kind, body), None
     prompts = [_chat(body.get("messages"))] if kind == "chat" else _completion_prompts(body.get("prompt"))
     return prompts, _config(kind, body)
+
+
+def _score_request(kind: str, body: dict) -> ScoreRequest:
+    k, max_tokens = body.get("logprobs"), body.get("max_tokens")
+    if kind != "completions" or body.get("echo") is not True or max_tokens != 0:
+        raise ApiError(400, "log-probabilities are served for prompts only: POST /v1/completions with echo: true, "
+                            "logprobs: K and max_tokens: 0 (generated tokens' log-probabilities are not served)",
+                       param="logprobs", code="unsupported_parameter")
+    if not (isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= MAX_LOGPROBS):
+        raise ApiError(400, f"logprobs must be an integer from 0 to {MAX_LOGPROBS} (got {json.dumps(k)})",
+                       param="logprobs")
+    prompt = body.get("prompt")
+    if _token_ids(prompt):
+        prompts = [prompt]
+    elif isinstance(prompt, list) and prompt and all(_token_ids(p) for p in prompt):
+        prompts = list(prompt)
+    else:
+        prompts = _completion_prompts(prompt)
+    return ScoreRequest(prompts, k, bool(body.get("return_tokens_as_token_ids")))
+
+
+def _token_ids(x) -> bool:
+    return isinstance(x, list) and bool(x) and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0
+                                                   for t in x)
 
 
 def _chat(messages) -> list[dict]:
@@ -79,8 +121,8 @@ def _completion_prompts(prompt) -> list[str]:
         return [prompt]
     if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
         return list(prompt)
-    raise ApiError(400, "'prompt' is required: a string or a non-empty list of strings (token ids are not "
-                        "supported)", param="prompt")
+    raise ApiError(400, "'prompt' is required: a string or a non-empty list of strings (token ids only with "
+                        "echo: true, logprobs: K, max_tokens: 0)", param="prompt")
 
 
 def _config(kind: str, body: dict) -> GenerationConfig:
@@ -109,6 +151,26 @@ def _config(kind: str, body: dict) -> GenerationConfig:
 
 def _number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def score_response(model: str, request: ScoreRequest, scored: list[dict], decode) -> dict:
+    """The completions answer to a ScoreRequest: `scored` holds per prompt its `ids`, `logprobs` (per token, None
+    first) and `top` (per token: [(id, logprob), ...] most likely first, None first); `decode(id)` its text."""
+    def name(token: int) -> str:
+        return f"token_id:{token}" if request.token_ids else decode(token)
+
+    choices = []
+    for i, row in enumerate(scored):
+        texts = [decode(t) for t in row["ids"]]
+        offsets = [sum(len(t) for t in texts[:j]) for j in range(len(texts))]
+        top = [None if dist is None else {name(t): lp for t, lp in dist} for dist in row["top"]]
+        choices.append({"index": i, "text": "".join(texts), "finish_reason": "length",
+                        "logprobs": {"tokens": [name(t) for t in row["ids"]], "token_logprobs": row["logprobs"],
+                                     "top_logprobs": top, "text_offset": offsets}})
+    tokens_in = sum(len(r["ids"]) for r in scored)
+    return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
+            "model": model, "choices": choices,
+            "usage": {"prompt_tokens": tokens_in, "completion_tokens": 0, "total_tokens": tokens_in}}
 
 
 def response(kind: str, model: str, gens: list[Generation], config: GenerationConfig) -> dict:

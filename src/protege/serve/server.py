@@ -4,7 +4,8 @@
     protege serve --model hf:path/to/model --adapter runs/tiny/train-ab12cd/adapter
 
 then use it as the model `openai:<id>@http://127.0.0.1:8000/v1` (printed at start), or with any OpenAI client.
-Endpoints: GET /v1/models, GET /health, POST /v1/chat/completions, POST /v1/completions. Concurrent requests
+Endpoints: GET /v1/models, GET /health, POST /v1/chat/completions, POST /v1/completions (also prompt
+log-probabilities for distillation: echo, logprobs K, max_tokens 0; serve/prompt_logprobs.py). Concurrent requests
 are batched (serve/batcher.py), each batch's decoding bounded by --request-seconds (answers cut by it end with
 finish_reason "length"), and requests beyond the model's context get a 400 up front; /health reports the batches formed so far (`max_batch`: the most prompts one
 forward pass answered). Standard library only: ThreadingHTTPServer, one handler thread per connection.
@@ -19,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from protege.serve.batcher import Batcher
-from protege.serve.protocol import ApiError, parse_request, response
+from protege.serve.protocol import ApiError, ScoreRequest, parse_request, response, score_response
 
 MAX_BODY = 32 * 2**20
 
@@ -68,6 +69,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(404, f"no route POST {path}; use /v1/chat/completions or /v1/completions",
                                code="not_found")
             prompts, config = parse_request(kind, body, self.server.model_id)
+            if isinstance(prompts, ScoreRequest):
+                self._score(prompts)
+                return
             self._check_context(prompts, config, kind)
             config = dataclasses.replace(config, max_seconds=self.server.request_seconds)
         except ApiError as e:
@@ -79,6 +83,29 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(ApiError(500, f"generation failed: {type(e).__name__}: {e}", type="server_error"))
             return
         self._send(200, response(kind, self.server.model_id, gens, config))
+
+    def _score(self, request: ScoreRequest) -> None:
+        """Prompt log-probabilities (prompt_logprobs.py), computed on the batcher's thread like every pass."""
+        from protege.serve.prompt_logprobs import prompt_ids, score_prompts
+
+        lm, limit = self.server.lm, self.server.context_tokens
+        vocab = lm.model.config.vocab_size
+        for prompt in request.prompts:
+            ids = prompt_ids(lm, prompt)
+            if limit is not None and len(ids) > limit:
+                raise ApiError(400, f"This model's maximum context length is {limit} tokens. However, the prompt "
+                                    f"has {len(ids)} tokens. Please reduce the length of the prompt.",
+                               param="prompt", code="context_length_exceeded")
+            if max(ids) >= vocab:
+                raise ApiError(400, f"token id {max(ids)} is outside this model's vocabulary of {vocab}",
+                               param="prompt")
+        try:
+            scored = self.server.batcher.call(lambda: score_prompts(lm, request.prompts, request.top_k))
+        except Exception as e:  # a model failure answers this request; the server stays up
+            self._error(ApiError(500, f"scoring failed: {type(e).__name__}: {e}", type="server_error"))
+            return
+        decode = lambda t: lm.tokenizer.decode([t])  # noqa: E731
+        self._send(200, score_response(self.server.model_id, request, scored, decode))
 
     def _check_context(self, prompts, config, kind: str) -> None:
         """A request whose prompt plus max_tokens exceeds the model's context is refused up front with both

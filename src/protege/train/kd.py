@@ -2,9 +2,9 @@
 
     loss = (1 - alpha) * CE(gold) + alpha * T^2 * KD(student_T || teacher_T)     (train/kd_loss.py)
 
-The teacher (train.kd.teacher; by default generate.teacher, or generate.answers_teacher in the answer modes) must
-be a local model with the student's vocabulary; otherwise the error points to text-level distillation
-(train.method=sft) or `protege student prune`.
+The teacher (train.kd.teacher; by default generate.teacher, or generate.answers_teacher in the answer modes) is a
+local model with the student's vocabulary, another tokenizer (train/cross_kd.py), or an OpenAI-compatible endpoint
+serving the student's tokenizer whose prompt log-probabilities fill the cache (train/served_teacher.py).
 `signal: cache` writes the teacher's top-k log-probabilities once per (teacher, examples, k, temperature) to
 runs/<task>/kd-cache-<key>/ (train/logit_cache.py; resumable, reused by every alpha and divergence), and the
 loop reads them back; `signal: online` keeps the teacher in memory and runs it on every batch (no disk, exact
@@ -40,9 +40,12 @@ def load_kd_teacher(cfg: RunConfig, student):
 
     name = cfg.teacher_for("kd")
     if name.startswith("openai:"):
-        raise ValueError(f"train.kd.teacher: {name} is an HTTP endpoint, and logit distillation needs the "
-                         "teacher's logits on this machine; use train.method=sft (distillation through the "
-                         "teacher's text) or set train.kd.teacher to a local model with the student's vocabulary")
+        if cfg.train.kd.signal != "cache":
+            raise ValueError(f"train.kd.teacher: {name} is an HTTP endpoint, whose log-probabilities come into the "
+                             "offline cache; set train.kd.signal: cache (online KD needs the teacher in memory)")
+        from protege.train.served_teacher import ServedTeacher
+
+        return ServedTeacher(load_lm(name), student, student.model.get_output_embeddings().weight.shape[0])
     teacher = load_lm(name)
     check_same_tokenizer(student.tokenizer, teacher.tokenizer, student.name, teacher.name)
     return teacher
@@ -70,9 +73,13 @@ def run_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows: list[
         folder = cache_folder(stage, cfg, examples)
         if not (folder / "meta.json").exists():  # a finished cache (another alpha's) needs no teacher in memory
             teacher = load_kd_teacher(cfg, student)
-            with teacher.autocast():  # the precision the online signal would run in
-                write_logit_cache(folder, teacher.model, examples, kd.top_k, kd.temperature, batch_size=8,
+            if hasattr(teacher, "topk_rows"):  # served: its log-probabilities come over HTTP
+                write_logit_cache(folder, teacher, examples, kd.top_k, kd.temperature, batch_size=8,
                                   progress=progress)
+            else:
+                with teacher.autocast():  # the precision the online signal would run in
+                    write_logit_cache(folder, teacher.model, examples, kd.top_k, kd.temperature, batch_size=8,
+                                      progress=progress)
             teacher = None  # its logits are on disk now; free the memory
         cache = LogitCache(folder, k=kd.top_k, temperature=kd.temperature, examples=examples)
         cache_info = {"cache": str(folder), "cache_bytes_per_token": cache.bytes_per_token}

@@ -1,6 +1,7 @@
 """Offline top-k teacher-logit cache: written once per (teacher, examples, k, temperature), read while training.
 
     write_logit_cache(folder, teacher_model, examples, k=64, temperature=2.0, batch_size=8)
+    write_logit_cache(folder, ServedTeacher(openai_lm, student, V), examples, ...)   # an endpoint's (served_teacher.py)
     cache = LogitCache(folder, k=64, temperature=2.0, vocab_size=V, examples=examples)
     indices, logp = cache.get(i)        # [n_i, k] each: example i's answer positions, in order
     teacher = cache.batch([i, j])       # a TopKTeacher for balanced_kd_loss (train/kd_loss.py)
@@ -101,9 +102,10 @@ def write_logit_cache(folder, teacher_model, examples: list[dict], k: int, tempe
     for e in examples:
         if len(e["input_ids"]) != len(e["labels"]):
             raise ValueError("every example needs as many labels as input_ids (labels -100 on the prompt)")
+    served = hasattr(teacher_model, "topk_rows")  # train/served_teacher.py: an endpoint's log-probabilities
+    name = teacher_model.name if served else str(getattr(teacher_model.config, "name_or_path", ""))
     settings = {"format": FORMAT, "k": k, "temperature": float(temperature), "num_examples": len(examples),
-                "shard_examples": shard_examples, "examples_sha256": _fingerprint(examples),
-                "teacher": str(getattr(teacher_model.config, "name_or_path", ""))}
+                "shard_examples": shard_examples, "examples_sha256": _fingerprint(examples), "teacher": name}
     settings_path = folder / "settings.json"
     if settings_path.exists():
         old = json.loads(settings_path.read_text())
@@ -120,8 +122,10 @@ def write_logit_cache(folder, teacher_model, examples: list[dict], k: int, tempe
     done = [j for j in range(n_shards) if _shard_path(folder, j).exists()]
     bar = tqdm(total=len(examples), desc="teacher top-k logits", unit="ex", disable=not progress,
                initial=sum(len(examples[j * shard_examples:(j + 1) * shard_examples]) for j in done))
-    was_training = teacher_model.training
-    teacher_model.eval()  # dropout would make the cache differ run to run
+    rows_of = teacher_model.topk_rows if served else (lambda b, k, t: _teacher_rows(teacher_model, b, k, t))
+    was_training = not served and teacher_model.training
+    if not served:
+        teacher_model.eval()  # dropout would make the cache differ run to run
     try:
         for j in range(n_shards):
             if j in done:
@@ -129,7 +133,7 @@ def write_logit_cache(folder, teacher_model, examples: list[dict], k: int, tempe
             shard = examples[j * shard_examples:(j + 1) * shard_examples]
             rows = []
             for start in range(0, len(shard), batch_size):
-                got, vocab = _teacher_rows(teacher_model, shard[start:start + batch_size], k, temperature)
+                got, vocab = rows_of(shard[start:start + batch_size], k, temperature)
                 rows.extend(got)
                 bar.update(len(got))
             index_dtype = _index_dtype(vocab)
@@ -140,7 +144,8 @@ def write_logit_cache(folder, teacher_model, examples: list[dict], k: int, tempe
                 "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)}, vocab)
     finally:
         bar.close()
-        teacher_model.train(was_training)
+        if not served:
+            teacher_model.train(was_training)
     return _finish(folder, settings, n_shards)
 
 
