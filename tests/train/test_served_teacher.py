@@ -50,9 +50,11 @@ def _kd_loss(student, examples, cache) -> float:
 
 
 def test_the_served_cache_gives_the_local_teachers_loss(setting, tmp_path):
-    student, examples, endpoint = setting
-    with student.autocast():  # the precision the server process computes in (auto, as here)
-        write_logit_cache(tmp_path / "local", student.model, examples, K, 1.0, batch_size=4, progress=False)
+    teacher, examples, endpoint = setting  # the served model, loaded here too
+    # another student of the same tokenizer (the BPE is trained on the same corpus), other weights: a real loss
+    student = LocalLM.from_dir(build_tiny_model(tmp_path / "student", seed=1))
+    with teacher.autocast():  # the precision the server process computes in (auto, as here)
+        write_logit_cache(tmp_path / "local", teacher.model, examples, K, 1.0, batch_size=4, progress=False)
     vocab = student.model.get_output_embeddings().weight.shape[0]
     write_logit_cache(tmp_path / "served", ServedTeacher(endpoint, student, vocab), examples, K, 1.0,
                       batch_size=4, progress=False)
@@ -63,7 +65,7 @@ def test_the_served_cache_gives_the_local_teachers_loss(setting, tmp_path):
         assert li.shape == si.shape and (li[:, :3] == si[:, :3]).float().mean() > 0.95
         assert torch.allclose(lp.float()[:, 0], sp.float()[:, 0], atol=0.05)
     a, b = _kd_loss(student, examples, local), _kd_loss(student, examples, served)
-    assert abs(a - b) <= 0.02 * abs(a), (a, b)
+    assert a > 1e-4 and abs(a - b) <= 0.02 * a, (a, b)  # measured: 5.72e-4 both (bf16 and fp32 alike)
     assert json.loads((tmp_path / "served" / "settings.json").read_text())["teacher"] == endpoint.name
 
 
