@@ -35,3 +35,13 @@ def teachers_installed() -> bool:
 
 requires_teachers = pytest.mark.skipif(not teachers_installed(),
                                        reason="the Qwen2.5-Coder teachers are not installed: run `make teachers`")
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+requires_cuda = pytest.mark.skipif(not cuda_available(), reason="no GPU here (torch.cuda.is_available() is False): "
+                                                                "scripts/gpu-check.sh runs these where one is")

@@ -10,6 +10,7 @@
     protege train CONFIG --method kd              # logit distillation (settings under train.kd)
     protege student prune --from bundled:smollm2-135m-instruct --keep-layers 20   # a student sharing the tokenizer
     protege --precision fp32 run CONFIG           # any command: how local models compute (auto | fp32 | bf16)
+    protege --device cuda:1 run CONFIG            # any command: where they compute (auto | cpu | cuda | cuda:N)
 """
 from __future__ import annotations
 
@@ -68,15 +69,26 @@ def main(precision: Optional[Precision] = typer.Option(
         None, "--precision",
         help="how local models compute, for every command: auto (bf16 on CPUs with AMX or AVX-512 BF16 and on "
              "GPUs, else fp32), fp32 or bf16. Default: $PROTEGE_PRECISION, else auto. A run config's `precision` "
-             "wins over it.")):
+             "wins over it."),
+         device: Optional[str] = typer.Option(
+        None, "--device", help="where local models compute, for every command: auto (the first GPU, else the CPU), "
+                               "cpu, cuda or cuda:N. Default: $PROTEGE_DEVICE, else auto. A run config's `device` "
+                               "wins over it.")):
     """Distil a small specialised model from a teacher."""
     import os
 
+    from protege.models import device as devices
     from protege.models.precision import ENV
 
     quiet_third_party_warnings()
     if precision is not None:
         os.environ[ENV] = precision  # read by every model this process (and its Ray workers, subprocesses) loads
+    if device is not None:
+        try:
+            devices.check_device(device, "--device")
+        except ValueError as e:
+            fail(str(e))
+        os.environ[devices.ENV] = device
 
 
 def _run(config: Optional[Path], overrides: List[str], until: str) -> None:

@@ -360,6 +360,9 @@ class RunConfig(Strict):
     # fp32), fp32 or bf16. None: $PROTEGE_PRECISION, else auto. Stages that run a local model key on the value
     # it resolves to (pipeline.py).
     precision: Optional[Precision] = None
+    # Where local models compute (models/device.py): auto (the first GPU torch sees, else the CPU), cpu, cuda or
+    # cuda:N. None: $PROTEGE_DEVICE, else auto. Stages key on it off the CPU only.
+    device: Optional[str] = None
     generate: GenerateConfig = GenerateConfig()
     curate: CurateConfig = CurateConfig()
     train: TrainConfig = TrainConfig()
@@ -370,6 +373,10 @@ class RunConfig(Strict):
 
     @model_validator(mode="after")
     def _cross_field(self):
+        if self.device is not None:
+            from protege.models.device import check_device
+
+            check_device(self.device, "device")
         if self.generate.num_examples < 1:
             raise ValueError("generate.num_examples must be at least 1")
         if self.train.epochs < 1:

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from protege.config import RunConfig, key_dump
-from protege.models.precision import describe, key_part, requested, resolve_precision, use_precision
+from protege.models.device import DeviceUnavailable, requested_device, resolve_device, use_device
+from protege.models.precision import describe, requested, resolve_precision, use_precision
 from protege.store import ANSWERS, RESULTS, SAMPLES, TRAIN_LOG, JsonlLog, StageDir, content_key, read_json
 
 STAGES = ["generate", "answers", "curate", "train", "eval", "report"]
@@ -39,8 +40,16 @@ class Pipeline:
         self.progress = progress
         self.echo = echo
         self.precision_setting = setting = cfg.precision or requested()  # the config's, else $PROTEGE_PRECISION
-        self.precision = resolve_precision(setting)  # fp32 or bf16: what every local model of this run runs in
-        self.precision_info = describe(setting)
+        self.device_setting = cfg.device or requested_device()  # the config's, else $PROTEGE_DEVICE
+        try:
+            self.device = resolve_device(self.device_setting)  # cpu or cuda:N: where every local model runs
+        except DeviceUnavailable as e:
+            raise ConfigError("device", [str(e)]) from None
+        self.precision = resolve_precision(setting, self.device)  # fp32 or bf16: what every local model runs in
+        self.precision_info = describe(setting, self.device)
+        # what a stage that runs a local model adds to its key: nothing for fp32 on the CPU (every earlier run)
+        self.compute_key = ({} if self.precision == "fp32" else {"precision": self.precision}) | (
+            {} if self.device == "cpu" else {"device": self.device.split(":")[0]})
         task_key = content_key(self.spec.key_fields())
         keys, upstream = {}, task_key
         for name in STAGES:
@@ -53,7 +62,7 @@ class Pipeline:
         self.stages = {name: StageDir(Path(cfg.runs_dir), self.spec.name, name, keys[name]) for name in STAGES}
 
     def run(self, until: str = "report") -> StageDir:
-        with use_precision(self.precision_setting):
+        with use_precision(self.precision_setting), use_device(self.device_setting):
             return self._run(until)
 
     def _run(self, until: str) -> StageDir:
@@ -80,8 +89,8 @@ class Pipeline:
     def _key_section(self, name: str) -> dict:
         """The settings that determine a stage's output (its key also chains the upstream stage's key)."""
         section = self._settings_key(name)
-        # A stage that runs a local model computes in the resolved precision (fp32 stays out: precision.key_part)
-        return {**section, **key_part(setting=self.precision_setting)} if self._runs_local_model(name) else section
+        # A stage that runs a local model computes in the resolved precision on the resolved device
+        return {**section, **self.compute_key} if self._runs_local_model(name) else section
 
     def _settings_key(self, name: str) -> dict:
         cfg = self.cfg

@@ -65,7 +65,7 @@ class LocalSession:
         eos = lm.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         self.eos_ids = {t for t in eos + [self.tok.eos_token_id] if t is not None}
-        self._gen = torch.Generator().manual_seed(seed)
+        self._gen = torch.Generator(device=lm.device).manual_seed(seed)  # sampling stays on the model's device
         # fed: tokens run through the model (prompt prefill included); compare with generated for KV reuse.
         self.stats = {"generated": 0, "fed": 0, "forwards": 0, "rollbacks": 0, "retokenized": 0}
 

@@ -30,8 +30,11 @@ from protege.models.shared_prefix_decode import decode, sampling_from, shared_de
 class LocalLM:
     """A causal LM held in memory; `name` is how the rest of protege refers to it."""
 
-    def __init__(self, name: str, model, tokenizer, device: str = "cpu", batch_size: int = 16,
+    def __init__(self, name: str, model, tokenizer, device: str | None = None, batch_size: int = 16,
                  prefix_caching: bool = True, precision: str | None = None):
+        from protege.models.device import resolve_device
+
+        device = device or resolve_device()  # None: the device setting in force (models/device.py)
         self.name = name
         self.precision = precision  # None: the setting in force at each call (models/precision.py)
         self.model = model.to(device).eval()

@@ -72,22 +72,30 @@ def requested() -> str:
     return check_setting(env, f"environment variable {ENV}") if env else "auto"
 
 
-def resolve_precision(setting: str | None = None, device: str = "cpu") -> str:
-    """`fp32` or `bf16`: what `setting` (None: the one in force) means on this device."""
+def resolve_precision(setting: str | None = None, device: str | None = None) -> str:
+    """`fp32` or `bf16`: what `setting` (None: the one in force) means on `device` (None: the device setting in
+    force, models/device.py)."""
     setting = requested() if setting is None else check_setting(setting, "precision")
     if setting == "auto":
+        if device is None:
+            from protege.models.device import resolve_device
+
+            device = resolve_device()
         return "bf16" if bf16_fast(device) else "fp32"
     return setting
 
 
 def key_part(model: str | None = None, setting: str | None = None) -> dict:
-    """What a stage or cache key adds for precision: {"precision": "bf16"} where a local model computes in bf16.
+    """What a stage or cache key adds for precision: {"precision": "bf16"} where a local model computes in bf16,
+    and {"device": "cuda"} off the CPU (models/device.py).
     Nothing for fp32, the value every run made before the setting had, so those runs keep their keys; nothing for
     an endpoint (`openai:...`), whose precision is the server's."""
+    from protege.models.device import device_key_part
+
     if model is not None and model.startswith("openai:"):
         return {}
     precision = resolve_precision(setting)
-    return {} if precision == "fp32" else {"precision": precision}
+    return ({} if precision == "fp32" else {"precision": precision}) | device_key_part()
 
 
 @contextlib.contextmanager
@@ -110,11 +118,17 @@ def autocast(precision: str, device: str = "cpu"):
     return contextlib.nullcontext()
 
 
-def describe(setting: str | None = None, device: str = "cpu") -> dict:
+def describe(setting: str | None = None, device: str | None = None) -> dict:
     """What a manifest or report records: the setting, what it resolved to, and the CPU it ran on."""
+    from protege.models.device import resolve_device
+
     setting = requested() if setting is None else setting
-    return {"setting": setting, "resolved": resolve_precision(setting, device), "device": device,
+    device = device or resolve_device()
+    info = {"setting": setting, "resolved": resolve_precision(setting, device), "device": device,
             "cpu": cpu_summary()}
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
 
 
 def machine_line() -> str:

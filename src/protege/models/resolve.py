@@ -169,9 +169,16 @@ def load_lm(name: str, quantize: str | None = None, **kwargs):
         return _load_openai(name, **kwargs)
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize={quantize!r}: choose None or 'int8'")
-    key = name if quantize is None else f"{name}#{quantize}"
+    from protege.models.device import resolve_device
+
+    device = kwargs.pop("device", None) or resolve_device()
+    if quantize == "int8" and device != "cpu":
+        raise ValueError(f"generate.quantize: int8 runs on the CPU only (torch's dynamic int8 kernels), and this "
+                         f"model goes on {device}; drop generate.quantize (bf16 on a GPU is the faster path) or "
+                         "set device: cpu")
+    key = (name if quantize is None else f"{name}#{quantize}") + ("" if device == "cpu" else f"@{device}")
     if key not in _loaded:
-        lm = LocalLM.from_dir(model_dir(name), name=name, **kwargs)
+        lm = LocalLM.from_dir(model_dir(name), name=name, device=device, **kwargs)
         if quantize == "int8":
             from protege.models.quantize import int8_dynamic
 

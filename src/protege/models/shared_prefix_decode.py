@@ -291,7 +291,7 @@ def _pick(logits: torch.Tensor, s: Sampling, generator: torch.Generator | None) 
         probs = ordered.softmax(-1)
         drop = probs.cumsum(-1) - probs > s.top_p  # keep the smallest head whose mass reaches top_p
         logits = logits.scatter(-1, order, ordered.masked_fill(drop, float("-inf")))
-    return torch.multinomial(logits.softmax(-1).cpu(), 1, generator=generator)[:, 0].to(logits.device)
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]  # the generator is on this device
 
 
 def length_banks(lengths: list[int], ratio: float = BANK_RATIO) -> list[list[int]]:
@@ -374,7 +374,7 @@ def decode(model, rows: list[list[int]], sampling: Sampling) -> Decoded:
         for layer, (k, v) in enumerate(own[i]):
             batch.own_keys[layer][j, :, : counts[i]], batch.own_values[layer][j, :, : counts[i]] = k, v
     del own
-    generator = torch.Generator().manual_seed(sampling.seed) if sampling.temperature > 0 else None
+    generator = torch.Generator(device=device).manual_seed(sampling.seed) if sampling.temperature > 0 else None
     new: list[list[int]] = [[] for _ in rows]
     tokens = _pick(torch.stack([first[i] for i in order]), sampling, generator)
     ones = torch.ones(len(order), dtype=torch.long, device=device)

@@ -93,7 +93,7 @@ def run_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows: list[
         keep = targets != -100
         signal = None
         if cache is not None:
-            signal = cache.batch(indices)
+            signal = cache.batch(indices).to(hidden.device)  # read on the host, used where the student runs
         elif teacher is not None:
             with torch.no_grad():
                 signal = teacher.model(input_ids=batch["input_ids"],

@@ -59,6 +59,9 @@ class TopKTeacher:
     def __getitem__(self, rows: slice) -> "TopKTeacher":
         return TopKTeacher(self.indices[rows], self.logp[rows])
 
+    def to(self, device) -> "TopKTeacher":
+        return TopKTeacher(self.indices.to(device), self.logp.to(device))
+
     @classmethod
     def concat(cls, parts: list[tuple[torch.Tensor, torch.Tensor]]) -> "TopKTeacher":
         """One TopKTeacher from per-example (indices, logp) pairs, in order (what LogitCache.get returns)."""

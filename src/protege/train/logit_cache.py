@@ -81,12 +81,12 @@ def _teacher_rows(model, batch: list[dict], k: int, temperature: float) -> tuple
         mask[b, :len(e["input_ids"])] = 1
     # Full logits of the batch (batch_size bounds their [B, L, V] memory); the model's own head applies any
     # soft-capping or scaling it has, which a hand-made hidden @ lm_head would miss.
-    logits = model(input_ids=ids, attention_mask=mask).logits
+    logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
     vocab = logits.shape[-1]
     if k > vocab:
         raise ValueError(f"k = {k} is larger than the teacher's vocabulary of {vocab}")
-    return [topk_teacher(logits[b, answer_positions(e["labels"])], k, temperature)
-            for b, e in enumerate(batch)], vocab
+    rows = [topk_teacher(logits[b, answer_positions(e["labels"])], k, temperature) for b, e in enumerate(batch)]
+    return [TopKTeacher(r.indices.cpu(), r.logp.cpu()) for r in rows], vocab  # the cache is written from the host
 
 
 def write_logit_cache(folder, teacher_model, examples: list[dict], k: int, temperature: float, batch_size: int,
