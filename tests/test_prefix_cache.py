@@ -85,3 +85,17 @@ def test_rows_sharing_nothing_still_decode_as_full_prompts(sharp_lm):
     before = dict(sharp_lm.prompt_tokens)
     assert [g.text for g in sharp_lm.generate(prompts, config)] == [g.text for g in plain]
     assert sharp_lm.prompt_tokens["cached"] == before["cached"]  # nothing shared, nothing counted as saved
+
+
+@pytest.mark.precision("fp32")
+def test_label_scoring_in_groups_gives_the_same_scores_in_bounded_memory(tiny_model_dir):
+    """Many labels after a long prompt are scored in groups of labels (the repeated KV cache bounded by
+    score_slots) with the scores of one pass over all of them."""
+    lm = LocalLM.from_dir(tiny_model_dir)
+    prompts = ["Paris is a location . " * 8, "Who wrote Hamlet ?"]
+    labels = [" a location", " a human , a person", " yes", " no", " Paris", " Hamlet is", " what", " who"]
+    whole = lm.score_many(prompts, labels)
+    lm.score_slots = 1  # one label at a time over the one cache, cropped after each
+    grouped = lm.score_many(prompts, labels)
+    lm.score_slots = 10 ** 9  # all at once again
+    assert grouped == whole == lm.score_many(prompts, labels)

@@ -46,6 +46,7 @@ class LocalLM:
         # ... and keep it once, read once per decoding step (shared_prefix_decode.py); off: transformers' generate
         self.shared_decoding = self.prefix_caching and shared_decoding_supported(self.model)
         self.prompt_tokens = {"sent": 0, "cached": 0, "prefix_computed": 0}  # running totals, for benchmarks
+        self.score_slots = SCORE_SLOTS
         self._twin = None  # (the model it was made from, its bf16-Linear twin)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -188,7 +189,8 @@ class LocalLM:
         """Log-probabilities of the same continuations after each of several prompts.
 
         The prompts are encoded once, left-padded in one batch, and their KV cache is shared by all
-        continuations, so scoring L labels costs about one prompt pass rather than L.
+        continuations, so scoring L labels costs about one prompt pass rather than L. Continuations of one token
+        need only that pass; past `score_slots` cached prompt tokens, longer ones run one continuation at a time.
         """
         tok = self.tokenizer
         prefixes = [self.render(p) for p in prompts]
@@ -205,32 +207,52 @@ class LocalLM:
             ids[i, plen - len(row):] = torch.tensor(row)
             mask[i, plen - len(row):] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        conts = torch.full((n * k, clen), pad)
-        for i in range(n):
-            for j, c in enumerate(cont_ids[i]):
-                conts[i * k + j, : len(c)] = torch.tensor(c)
-        cont_pos = pos[:, -1:].repeat_interleave(k, 0) + 1 + torch.arange(clen)
-        full_mask = torch.cat([mask.repeat_interleave(k, 0), torch.ones(n * k, clen, dtype=torch.long)], 1)
+        # All continuations at once repeat the prompts' cache once per continuation; past SCORE_SLOTS prompt-token
+        # copies (77 Banking77 labels after a 77-shot prompt: 77 copies of ~2,800 tokens per prompt) they run one
+        # at a time over the one cache instead, each cropped off again afterwards.
+        group = k if n * k * plen <= self.score_slots else 1
+        scores = [[0.0] * k for _ in range(n)]
         with torch.inference_mode(), self.autocast():
+            # logits of the last prompt position only: all of them would be prompts x length x vocabulary (2.2 GB
+            # for 8 Banking77 77-shot prompts on SmolLM2)
             out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                             position_ids=pos.to(self.device), use_cache=True)
-            first = torch.log_softmax(out.logits[:, -1].float(), -1).repeat_interleave(k, 0)
-            cache = out.past_key_values
-            cache.batch_repeat_interleave(k)
-            logits = self.model(input_ids=conts.to(self.device), attention_mask=full_mask.to(self.device),
-                                position_ids=cont_pos.to(self.device), past_key_values=cache).logits.float()
-            logp = torch.log_softmax(logits, -1)
-        scores = []
-        for i in range(n):
-            row = []
-            for j, c in enumerate(cont_ids[i]):
-                r = i * k + j
-                total = first[r, c[0]].item()
-                for t in range(1, len(c)):
-                    total += logp[r, t - 1, c[t]].item()
-                row.append(total)
-            scores.append(row)
+                             position_ids=pos.to(self.device), use_cache=True, logits_to_keep=1)
+            first = torch.log_softmax(out.logits[:, -1].float(), -1)
+            croppable = getattr(out.past_key_values, "is_croppable", True)
+            for i in range(n):
+                for j, c in enumerate(cont_ids[i]):
+                    scores[i][j] = first[i, c[0]].item()
+            for start in range(0, k if clen > 1 else 0, group):
+                labels = range(start, min(k, start + group))
+                g = len(labels)
+                conts = torch.full((n * g, clen), pad)
+                for i in range(n):
+                    for jj, j in enumerate(labels):
+                        c = cont_ids[i][j]
+                        conts[i * g + jj, : len(c)] = torch.tensor(c)
+                cache = out.past_key_values
+                if g > 1:
+                    cache.batch_repeat_interleave(g)
+                elif not croppable:  # e.g. sliding-window layers: score on a copy instead
+                    cache = copy.deepcopy(cache)
+                cont_pos = pos[:, -1:].repeat_interleave(g, 0) + 1 + torch.arange(clen)
+                full_mask = torch.cat([mask.repeat_interleave(g, 0), torch.ones(n * g, clen, dtype=torch.long)], 1)
+                logits = self.model(input_ids=conts.to(self.device), attention_mask=full_mask.to(self.device),
+                                    position_ids=cont_pos.to(self.device), past_key_values=cache).logits
+                logp = torch.log_softmax(logits.float(), -1)
+                del logits
+                if g < k and croppable:  # one label at a time: drop its tokens, the prompts' cache is reused
+                    cache.crop(-clen)  # transformers 5 crops by the number of tokens to drop
+                for i in range(n):
+                    for jj, j in enumerate(labels):
+                        c, total = cont_ids[i][j], scores[i][j]
+                        for t in range(1, len(c)):  # summed in the order a single pass sums them
+                            total += logp[i * g + jj, t - 1, c[t]].item()
+                        scores[i][j] = total
         return scores
+
+
+SCORE_SLOTS = 1 << 14  # prompt-token copies one label-scoring pass may hold in its repeated KV cache
 
 
 def _cut_at_stop(text: str, stops: list[str]) -> str:
