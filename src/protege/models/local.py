@@ -24,6 +24,7 @@ from protege.models.base import Generation, GenerationConfig, Prompt
 from protege.models.bf16_twin import bf16_linear_twin, has_float_linears
 from protege.models.precision import autocast, resolve_precision
 from protege.models.prefix_cache import caching_supported, prefilled_batch
+from protege.models.prefix_scoring import PrefixScorer
 from protege.models.shared_prefix_decode import decode, sampling_from, shared_decoding_supported, stop_checker
 
 
@@ -47,6 +48,7 @@ class LocalLM:
         self.shared_decoding = self.prefix_caching and shared_decoding_supported(self.model)
         self.prompt_tokens = {"sent": 0, "cached": 0, "prefix_computed": 0}  # running totals, for benchmarks
         self.score_slots = SCORE_SLOTS
+        self._prefix_scorer = PrefixScorer()
         self._twin = None  # (the model it was made from, its bf16-Linear twin)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -201,6 +203,11 @@ class LocalLM:
         plen = max(len(ids) for ids in prefix_ids)
         clen = max(len(c) for row in cont_ids for c in row)
         pad = tok.pad_token_id
+        if self.prefix_caching:  # a long prefix the prompts share (few-shot) runs once, kept between calls
+            with torch.inference_mode(), self.autocast():
+                shared = self._prefix_scorer.score(self.model, prefix_ids, cont_ids, pad, self.score_slots)
+            if shared is not None:
+                return shared
         ids = torch.full((n, plen), pad)
         mask = torch.zeros((n, plen), dtype=torch.long)
         for i, row in enumerate(prefix_ids):

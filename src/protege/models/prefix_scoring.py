@@ -1,0 +1,110 @@
+"""Label scoring over a long shared prompt prefix, computed once and kept between calls.
+
+    scorer = PrefixScorer()                                  # one per LocalLM (local.py holds it)
+    scores = scorer.score(model, rows, conts, pad_id, slots)   # None: use the plain path
+
+A few-shot prompt is mostly the same text for every test item (the instruction and the shots; Banking77 with one
+shot per label: ~2,700 of ~2,800 tokens). The plain path runs all of it for every item. Here the prefix the
+batch's prompts share runs once, is kept (one entry) and reused by the next batches while their prompts start
+with it; each prompt's own tokens but its last run over it one row at a time, and the rows are laid out
+left-padded as prefilled_batch lays them out for generation (prefix_cache.py). The scoring pass then runs each
+row's last prompt token followed by the continuation: its logits at 0 score the continuation's first token, at t
+the next. Positions are the unsplit prompt's, so scores equal the plain path's up to float rounding (tested).
+Models whose caches drop positions (sliding windows) keep the plain path.
+"""
+from __future__ import annotations
+
+import torch
+
+from protege.models.prefix_cache import _lcp, caching_supported
+
+MIN_PREFIX = 256  # shared tokens below which the plain path is as fast
+
+
+class PrefixScorer:
+    def __init__(self) -> None:
+        self.held: tuple[tuple[int, ...], list] | None = None  # the last shared prefix and its per-layer (k, v)
+        self.stats = {"prefix_runs": 0, "prefix_reused": 0}
+
+    def _prefix_states(self, model, prefix: tuple[int, ...]) -> list:
+        from transformers import DynamicCache
+
+        if self.held is not None:
+            held, states = self.held
+            shared = _lcp(held, prefix)
+            if shared == len(prefix):
+                self.stats["prefix_reused"] += 1
+                return [(k[:, :, :shared], v[:, :, :shared]) for k, v in states]
+        cache = DynamicCache(config=model.config)
+        model.base_model(torch.tensor([list(prefix)], device=model.device), past_key_values=cache, use_cache=True)
+        states = [(layer.keys, layer.values) for layer in cache.layers]
+        self.held = (prefix, states)
+        self.stats["prefix_runs"] += 1
+        return states
+
+    def score(self, model, rows: list[list[int]], conts: list[list[list[int]]], pad_id: int,
+              slots: int) -> list[list[float]] | None:
+        from transformers import DynamicCache
+
+        if not caching_supported(model) or any(len(r) < 2 for r in rows):
+            return None
+        shared = min(len(r) for r in rows) - 1
+        for row in rows[1:]:
+            shared = min(shared, _lcp(rows[0], row))
+        if shared < MIN_PREFIX:
+            return None
+        device = model.device
+        prefix = self._prefix_states(model, tuple(rows[0][:shared]))
+        per_row = []
+        for row in rows:
+            cache = DynamicCache(config=model.config)
+            for layer, (k, v) in enumerate(prefix):
+                cache.update(k, v, layer)
+            if len(row) - 1 > shared:
+                model.base_model(torch.tensor([row[shared:-1]], device=device), past_key_values=cache,
+                                 use_cache=True)
+            per_row.append([(layer.keys, layer.values) for layer in cache.layers])
+        n, k = len(rows), len(conts[0])
+        width = max(len(r) - 1 for r in rows)
+        mask = torch.zeros((n, width), dtype=torch.long, device=device)
+        layout = []
+        for layer, (k0, v0) in enumerate(per_row[0]):
+            keys = k0.new_zeros((n, k0.shape[1], width, k0.shape[3]))
+            values = v0.new_zeros((n, v0.shape[1], width, v0.shape[3]))
+            for i, row in enumerate(rows):
+                kk, vv = per_row[i][layer]
+                keys[i, :, width + 1 - len(row):], values[i, :, width + 1 - len(row):] = kk[0], vv[0]
+            layout.append((keys, values))
+        for i, row in enumerate(rows):
+            mask[i, width + 1 - len(row):] = 1
+        del per_row
+        steps = 1 + max(len(c) for row in conts for c in row)  # the last prompt token, then the continuation
+        group = k if n * k * width <= slots else 1
+        scores = [[0.0] * k for _ in range(n)]
+        for start in range(0, k, group):
+            labels = range(start, min(k, start + group))
+            g = len(labels)
+            cache = DynamicCache(config=model.config)
+            for layer, (keys, values) in enumerate(layout):
+                cache.update(keys.repeat_interleave(g, 0) if g > 1 else keys,
+                             values.repeat_interleave(g, 0) if g > 1 else values, layer)
+            ids = torch.full((n * g, steps), pad_id, dtype=torch.long)
+            positions = torch.zeros((n * g, steps), dtype=torch.long)
+            for i, row in enumerate(rows):
+                for jj, j in enumerate(labels):
+                    seq = [row[-1]] + conts[i][j]
+                    ids[i * g + jj, : len(seq)] = torch.tensor(seq)
+                    positions[i * g + jj] = len(row) - 1 + torch.arange(steps)
+            full_mask = torch.cat([mask.repeat_interleave(g, 0), torch.ones((n * g, steps), dtype=torch.long,
+                                                                               device=device)], 1)
+            logits = model(input_ids=ids.to(device), attention_mask=full_mask, position_ids=positions.to(device),
+                           past_key_values=cache).logits
+            logp = torch.log_softmax(logits.float(), -1)
+            del cache, logits
+            for i in range(n):
+                for jj, j in enumerate(labels):
+                    c, total = conts[i][j], 0.0
+                    for t in range(len(c)):
+                        total += logp[i * g + jj, t, c[t]].item()
+                    scores[i][j] = total
+        return scores
