@@ -13,7 +13,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from protege.cooperative.config import CooperativeConfig
-from protege.choices import Precision, Scoring
+from protege.choices import ExecutorKind, Precision, Scoring
 from protege.errors import ConfigError, Strict, pydantic_problems
 from protege.models.resolve import DEFAULT_MODEL
 from protege.tasks.spec import DataSource
@@ -353,6 +353,17 @@ class TeacherGateConfig(Strict):
 TeacherRole = Literal["items", "answers", "kd", "dpo", "onpolicy"]
 
 
+class ExecutorSettings(Strict):
+    """Where the generate stage's batches run (synth/sharded.py): in this process (local), or on Ray workers, each
+    with its own copy of the teacher. Results are the same either way, so this is no part of any stage key."""
+
+    kind: ExecutorKind = "local"
+    workers: int = 2  # Ray actors, each holding the teacher
+    cpus_per_worker: float = 1
+    address: Optional[str] = None  # None: start a local Ray cluster; else connect ("auto", "ray://host:10001")
+    ray_num_cpus: Optional[int] = None  # size of that local cluster; None: every CPU of this machine
+
+
 class RunConfig(Strict):
     task: str = "trec6"
     runs_dir: str = "runs"
@@ -363,6 +374,7 @@ class RunConfig(Strict):
     # Where local models compute (models/device.py): auto (the first GPU torch sees, else the CPU), cpu, cuda or
     # cuda:N. None: $PROTEGE_DEVICE, else auto. Stages key on it off the CPU only.
     device: Optional[str] = None
+    executor: ExecutorSettings = ExecutorSettings()
     generate: GenerateConfig = GenerateConfig()
     curate: CurateConfig = CurateConfig()
     train: TrainConfig = TrainConfig()
@@ -379,6 +391,8 @@ class RunConfig(Strict):
             check_device(self.device, "device")
         if self.generate.num_examples < 1:
             raise ValueError("generate.num_examples must be at least 1")
+        if self.executor.workers < 1 or self.executor.cpus_per_worker <= 0:
+            raise ValueError("executor.workers must be at least 1 and executor.cpus_per_worker positive")
         if self.train.epochs < 1:
             raise ValueError("train.epochs must be at least 1")
         sizes = {"generate.batch_size": self.generate.batch_size, "train.batch_size": self.train.batch_size,

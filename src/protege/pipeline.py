@@ -149,9 +149,35 @@ class Pipeline:
 
         if self.cfg.generate.prompts_from is not None:  # human-written items: no teacher writes them
             return run_prompts_from(self.spec, self.cfg.generate, stage)
+        if self.cfg.executor.kind == "ray" and not self._budgeted_endpoint():
+            return self._generate_on_ray(stage)
         lm = load_teacher(self.cfg, stage)
         gate = run_teacher_gate(self.spec, self.cfg, stage, lm, progress=self.progress, echo=self.echo)
         summary = run_generate(self.spec, self.cfg.generate, stage, lm, progress=self.progress)
+        return {**summary, "teacher_gate": gate} if gate else summary
+
+    def _budgeted_endpoint(self) -> bool:
+        """An endpoint teacher with a budget stays in this process (one budget cannot be split over workers)."""
+        c = self.cfg.cost
+        if self.cfg.teacher_for("items").startswith("openai:") and (c.budget is not None or c.token_budget):
+            self.echo("[generate] executor ray: the teacher is an endpoint with a budget, which one process keeps; "
+                      "generating here (the endpoint's requests still go out concurrently)")
+            return True
+        return False
+
+    def _generate_on_ray(self, stage: StageDir) -> dict:
+        from protege.synth.sharded import run_generate_sharded
+        from protege.synth.teacher_gate import run_teacher_gate
+
+        gate = None
+        if self.cfg.teacher_gate.min_score is not None:  # the gate asks the teacher here, before the workers
+            from protege.synth.teacher import load_teacher
+
+            gate = run_teacher_gate(self.spec, self.cfg, stage, load_teacher(self.cfg, stage), progress=self.progress,
+                                    echo=self.echo)
+        summary = run_generate_sharded(self.spec, self.cfg.generate, stage, self.cfg.teacher_for("items"),
+                                       self.cfg.executor, self.precision_setting, self.device_setting,
+                                       progress=self.progress)
         return {**summary, "teacher_gate": gate} if gate else summary
 
     def _answers(self, stage: StageDir) -> dict:
