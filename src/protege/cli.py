@@ -285,9 +285,34 @@ def serve_command(model: str = typer.Option(..., help="bundled:..., hf:... or a 
 @app.command()
 def train(config: Path = typer.Argument(..., help="run config YAML"),
           overrides: List[str] = typer.Argument(None, help="key.path=value overrides"),
-          method: Optional[str] = typer.Option(None, help=f"overrides train.method: {registry.help_text()}")):
+          method: Optional[str] = typer.Option(None, help=f"overrides train.method: {registry.help_text()}"),
+          processes: int = typer.Option(1, help="train in this many data-parallel processes (sft and kd; gloo on "
+                                        "CPUs, NCCL with one GPU each); the stages before train run first, here")):
     """Run the flow up to the train stage (finished stages are reused)."""
-    _run(config, (overrides or []) + ([f"train.method={method}"] if method else []), "train")
+    overrides = (overrides or []) + ([f"train.method={method}"] if method else [])
+    if processes > 1:
+        _train_in_processes(config, overrides, processes)
+    _run(config, overrides, "train")
+
+
+def _train_in_processes(config: Path, overrides: list[str], processes: int) -> None:
+    """The stages before train here, then the train stage in `processes` processes under torchrun."""
+    import subprocess
+    import sys
+
+    from protege.config import load_config
+
+    with user_errors():
+        cfg = load_config(config, overrides)
+        if cfg.train.method not in ("sft", "kd"):
+            fail(f"--processes covers train.method sft and kd (protege's LoRA loop); {cfg.train.method} runs in "
+                 "one process (TRL's trainers take `accelerate launch` themselves)")
+    _run(config, overrides, "curate")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+               "-m", "protege.train_launch", str(config), *overrides]
+    if subprocess.run(command).returncode != 0:
+        fail(f"the {processes} training processes failed (their output is above); rerun to resume from the last "
+             "checkpoint")
 
 
 @app.command()

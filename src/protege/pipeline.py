@@ -69,20 +69,33 @@ class Pipeline:
         from protege.errors import ConfigError
         from protege.preflight import eval_problems, model_problems
 
+        from protege.train.distributed import barrier, launched, process_group
+
         todo = [name for name in STAGES[: STAGES.index(until) + 1] if not self.stages[name].complete]
         if todo and (problems := model_problems(self.cfg, todo) + eval_problems(self.spec, self.cfg, todo)):
             raise ConfigError("run config", problems)  # before any stage runs
+        rank, world = process_group() if launched() else (0, 1)
+        if world > 1 and [name for name in todo if name != "train"]:
+            raise ConfigError("run config", [
+                f"{world} processes run the train stage only, and {', '.join(n for n in todo if n != 'train')} "
+                "is not done yet; run `protege train CONFIG --processes N`, which runs the stages before train "
+                "in one process first"])
         for name in STAGES[: STAGES.index(until) + 1]:
             stage = self.stages[name]
             if stage.complete:
                 self.echo(f"[{name}] reused {stage.path}")
                 continue
-            self.echo(f"[{name}] running in {stage.path}")
-            stage.start({"task": self.cfg.task, "stage": name, **self._stage_config(name)})
+            self.echo(f"[{name}] running in {stage.path}" + (f" ({world} processes)" if world > 1 else ""))
+            if rank == 0:  # the other processes of a data-parallel train stage compute and write nothing
+                stage.start({"task": self.cfg.task, "stage": name, **self._stage_config(name)})
+            barrier()
             began = time.perf_counter()
             summary = getattr(self, f"_{name}")(stage)
             # wall time of the run that finished the stage (a resumed stage counts its last run only)
-            stage.finish({**summary, "stage_seconds": round(time.perf_counter() - began, 1)})
+            if rank == 0:
+                stage.finish({**summary, "stage_seconds": round(time.perf_counter() - began, 1),
+                              **({"processes": world} if world > 1 else {})})
+            barrier()
             self.echo(f"[{name}] done: {json.dumps(summary, default=str)[:300]}")
         return self.stages[until]
 

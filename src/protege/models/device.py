@@ -49,9 +49,11 @@ def resolve_device(setting: str | None = None) -> str:
     if setting == "cpu":
         return "cpu"
     available = torch.cuda.is_available()
+    # under a launcher (torchrun, accelerate launch) each process takes the GPU of its LOCAL_RANK
+    local = int(os.environ.get("LOCAL_RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
     if setting == "auto":
-        return "cuda:0" if available else "cpu"
-    index = int(setting.split(":")[1]) if ":" in setting else 0
+        return f"cuda:{local}" if available else "cpu"
+    index = int(setting.split(":")[1]) if ":" in setting else local
     if not available or index >= torch.cuda.device_count():
         seen = f"{torch.cuda.device_count()} GPU(s)" if available else "no GPU (torch.cuda.is_available() is False)"
         raise DeviceUnavailable(f"device {setting}: torch sees {seen}; use device: auto or cpu, or install a CUDA "

@@ -70,8 +70,11 @@ def run_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows: list[
     if kd.alpha > 0 and kd.signal == "cache":
         from protege.train.logit_cache import LogitCache, write_logit_cache
 
+        from protege.train.distributed import barrier, process_group
+
         folder = cache_folder(stage, cfg, examples)
-        if not (folder / "meta.json").exists():  # a finished cache (another alpha's) needs no teacher in memory
+        writer = process_group()[0] == 0  # with several processes, the first writes the cache, the rest wait
+        if writer and not (folder / "meta.json").exists():  # a finished cache needs no teacher in memory
             teacher = load_kd_teacher(cfg, student)
             if hasattr(teacher, "topk_rows"):  # served: its log-probabilities come over HTTP
                 write_logit_cache(folder, teacher, examples, kd.top_k, kd.temperature, batch_size=8,
@@ -81,6 +84,7 @@ def run_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows: list[
                     write_logit_cache(folder, teacher.model, examples, kd.top_k, kd.temperature, batch_size=8,
                                       progress=progress)
             teacher = None  # its logits are on disk now; free the memory
+        barrier()
         cache = LogitCache(folder, k=kd.top_k, temperature=kd.temperature, examples=examples)
         cache_info = {"cache": str(folder), "cache_bytes_per_token": cache.bytes_per_token}
     elif kd.alpha > 0:

@@ -23,6 +23,8 @@ from tqdm.auto import tqdm
 
 from protege.config import TrainConfig
 from protege.store import TRAIN_LOG, JsonlLog, StageDir, atomic_write_json
+from protege.train.distributed import barrier, process_group, sum_gradients
+from protege.train.distributed import total as total_over_processes
 
 LossFn = Callable[[object, dict, list], tuple]
 
@@ -82,38 +84,56 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
         sched.load_state_dict(state["scheduler"])
         step = state["step"]
         torch.set_rng_state(state["rng"])
+    rank, world = process_group()  # several processes: each takes its share of every batch (distributed.py)
+    main = rank == 0
+    if world > cfg.batch_size:
+        raise ValueError(f"train.batch_size {cfg.batch_size} is smaller than the {world} processes; each needs at "
+                         "least one example of every batch: raise train.batch_size or use fewer processes")
     began = time.perf_counter()
-    bar = tqdm(total=total, initial=step, desc=f"{desc} ({lm.name})", disable=not progress, unit="step")
-    board = tensorboard_writer(stage, cfg.report_to)
+    bar = tqdm(total=total, initial=step, desc=f"{desc} ({lm.name})", disable=not progress or not main,
+               unit="step")
+    board = tensorboard_writer(stage, cfg.report_to) if main else None
     stopped_by = None
     while step < total and stopped_by is None:
         epoch, within = divmod(step, steps_per_epoch)
         idx = epoch_order(len(examples), epoch, cfg.seed)[within * cfg.batch_size: (within + 1) * cfg.batch_size]
+        idx = idx[rank::world]
         batch = collate([examples[i] for i in idx], lm.tokenizer.pad_token_id)
         with lm.autocast():
             loss, parts = loss_fn(model, {k: v.to(lm.device) for k, v in batch.items()}, idx)
-        loss.backward()
+        if world > 1:  # weight by this share of the batch's answer tokens: summed gradients = the batch's mean
+            tokens = int((batch["labels"][:, 1:] != -100).sum())
+            weight = tokens / total_over_processes(tokens)
+            (loss * weight).backward()
+            sum_gradients(params)
+            loss_value = total_over_processes(loss.item() * weight)
+        else:
+            loss.backward()
+            loss_value = loss.item()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
         step += 1
-        record = {"id": step, "step": step, "epoch": epoch, "loss": loss.item(), **parts, "lr": sched.get_last_lr()[0]}
-        log.append([record])
+        record = {"id": step, "step": step, "epoch": epoch, "loss": loss_value, **parts, "lr": sched.get_last_lr()[0]}
+        if main:
+            log.append([record])
         if board is not None:
             for name, value in record.items():
                 if name not in ("id", "step") and isinstance(value, (int, float)) and value == value:
                     board.add_scalar(f"train/{name}", value, step)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.set_postfix(loss=f"{loss_value:.3f}")
         stopped_by = stop() if stop is not None else None
-        if step % cfg.checkpoint_every == 0 and step < total and stopped_by is None:
+        if step % cfg.checkpoint_every == 0 and step < total and stopped_by is None and main:
             _save_checkpoint(ckpt, model, opt, sched, step, get_peft_model_state_dict)
     bar.close()
     if board is not None:
         board.close()
-    model.save_pretrained(stage / "adapter")
-    shutil.rmtree(ckpt, ignore_errors=True)
+    if main:
+        model.save_pretrained(stage / "adapter")
+        shutil.rmtree(ckpt, ignore_errors=True)
+    barrier()
     losses = [r["loss"] for r in log.read()]
     summary = {"steps": step, "examples": len(examples), "seconds": time.perf_counter() - began,  # of this call
                # every prompt + answer token goes through forward and backward once per epoch (as train/rl.py
