@@ -12,10 +12,11 @@ Stages key on it only off the CPU ({"device": "cuda"}), so every run made before
 """
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import os
 import re
+
+from protege.models.scoped import scoped
 
 ENV = "PROTEGE_DEVICE"
 SETTING = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -68,14 +69,6 @@ def device_key_part(setting: str | None = None) -> dict:
     return {} if device == "cpu" else {"device": device.split(":")[0]}
 
 
-@contextlib.contextmanager
 def use_device(setting: str | None):
     """Every local model created inside this block goes on `setting` (None: leave the one in force)."""
-    if setting is None:
-        yield
-        return
-    token = _current.set(check_device(setting, "device"))
-    try:
-        yield
-    finally:
-        _current.reset(token)
+    return scoped(_current, None if setting is None else check_device(setting, "device"))

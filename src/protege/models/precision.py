@@ -24,6 +24,7 @@ from typing import get_args
 import torch
 
 from protege.choices import Precision
+from protege.models.scoped import scoped
 
 SETTINGS: tuple[str, ...] = get_args(Precision)
 ENV = "PROTEGE_PRECISION"
@@ -98,17 +99,9 @@ def key_part(model: str | None = None, setting: str | None = None) -> dict:
     return ({} if precision == "fp32" else {"precision": precision}) | device_key_part()
 
 
-@contextlib.contextmanager
 def use_precision(setting: str | None):
     """Every local model computes in `setting` inside this block (None: leave the one in force)."""
-    if setting is None:
-        yield
-        return
-    token = _current.set(check_setting(setting, "precision"))
-    try:
-        yield
-    finally:
-        _current.reset(token)
+    return scoped(_current, None if setting is None else check_setting(setting, "precision"))
 
 
 def autocast(precision: str, device: str = "cpu"):
