@@ -104,7 +104,8 @@ def test_label_scoring_in_groups_gives_the_same_scores_in_bounded_memory(tiny_mo
 @pytest.mark.precision("fp32")
 def test_a_long_shared_prompt_prefix_is_scored_once_with_the_plain_scores(tiny_model_dir):
     """Few-shot label scoring: the shots shared by every prompt run once and are kept for the next batch; the
-    scores equal the plain path's (prefix caching off) up to float rounding, all labels at once or one at a time."""
+    scores equal the plain path's (prefix caching off) up to float rounding, every label in one pass (a tree
+    mask) or, without sdpa, one label at a time."""
     shots = "".join(f"Question : Is {i} even ? Answer : {'yes' if i % 2 == 0 else 'no'} . " for i in range(40))
     prompts = [shots + f"Question : Is {i} an even number ?" for i in range(3)]
     labels = [" yes", " no", " a location", " a human , a person"]
@@ -119,7 +120,11 @@ def test_a_long_shared_prompt_prefix_is_scored_once_with_the_plain_scores(tiny_m
     got = lm.score_many(prompts, labels)
     assert torch.allclose(torch.tensor(got), torch.tensor(expected), atol=1e-4)
     assert lm._prefix_scorer.stats == {"prefix_runs": 1, "prefix_reused": 0}
-    lm.score_slots = 1  # one label at a time
     again = lm.score_many(prompts[1:], labels)
     assert torch.allclose(torch.tensor(again), torch.tensor(expected[1:]), atol=1e-4)
     assert lm._prefix_scorer.stats["prefix_reused"] == 1  # the next batch reused the kept prefix
+    # without a custom-mask attention (eager), the labels run one at a time over the one cache instead
+    lm.model.config._attn_implementation = "eager"
+    lm.score_slots = 1
+    looped = lm.score_many(prompts, labels)
+    assert torch.allclose(torch.tensor(looped), torch.tensor(expected), atol=1e-4)

@@ -78,6 +78,8 @@ class PrefixScorer:
         for i, row in enumerate(rows):
             mask[i, width + 1 - len(row):] = 1
         del per_row
+        if tree_supported(model):
+            return _tree_scores(model, rows, conts, layout, mask, pad_id)
         steps = 1 + max(len(c) for row in conts for c in row)  # the last prompt token, then the continuation
         group = k if n * k * width <= slots else 1
         scores = [[0.0] * k for _ in range(n)]
@@ -108,3 +110,56 @@ class PrefixScorer:
                         total += logp[i * g + jj, t, c[t]].item()
                     scores[i][j] = total
         return scores
+
+
+def tree_supported(model) -> bool:
+    """One pass for every label needs a custom 4D mask (sdpa takes it as given) and a plain output layer."""
+    cfg = model.config
+    return (getattr(cfg, "_attn_implementation", None) == "sdpa"
+            and getattr(cfg, "final_logit_softcapping", None) is None)
+
+
+def _tree_scores(model, rows, conts, layout, mask, pad_id: int, chunk: int = 256) -> list[list[float]]:
+    """Every label of every row in one forward pass over the rows' cached prompts: each label's block (the
+    row's last prompt token, then the label) sees the prompt and its own earlier tokens, never another label's
+    (a tree of continuations, as speculative decoding verifies draft trees). The output layer then runs only on
+    the positions that score a token, `chunk` at a time, so no [rows, blocks, vocabulary] tensor is made."""
+    from transformers import DynamicCache
+
+    device = model.device
+    n, width = mask.shape
+    blocks = [[[row[-1]] + c for c in conts[i]] for i, row in enumerate(rows)]
+    q = max(sum(len(b) for b in row_blocks) for row_blocks in blocks)
+    ids = torch.full((n, q), pad_id, dtype=torch.long)
+    positions = torch.zeros((n, q), dtype=torch.long)
+    allowed = torch.zeros((n, 1, q, width + q), dtype=torch.bool)
+    allowed[:, 0, :, :width] = mask.bool().cpu()[:, None, :]
+    wanted = []  # (row, query position, token it scores, label)
+    for i, row in enumerate(rows):
+        at = 0
+        for j, block in enumerate(blocks[i]):
+            span = len(block)
+            ids[i, at:at + span] = torch.tensor(block)
+            positions[i, at:at + span] = len(row) - 1 + torch.arange(span)
+            allowed[i, 0, at:at + span, width + at:width + at + span] = torch.ones(span, span).tril().bool()
+            wanted += [(i, at + t, block[t + 1], j) for t in range(span - 1)]
+            at += span
+        if at < q:  # padding queries see only themselves, so no row of the mask is empty
+            allowed[i, 0, torch.arange(at, q), width + torch.arange(at, q)] = True
+    cache = DynamicCache(config=model.config)
+    for layer, (keys, values) in enumerate(layout):
+        cache.update(keys, values, layer)
+    hidden = model.base_model(input_ids=ids.to(device), attention_mask=allowed.to(device),
+                              position_ids=positions.to(device), past_key_values=cache, use_cache=True)
+    hidden = hidden.last_hidden_state
+    head = model.get_output_embeddings()
+    scores = [[0.0] * len(conts[i]) for i in range(n)]
+    for start in range(0, len(wanted), chunk):
+        part = wanted[start:start + chunk]
+        rows_at = torch.tensor([w[0] for w in part], device=device)
+        cols_at = torch.tensor([w[1] for w in part], device=device)
+        logp = torch.log_softmax(head(hidden[rows_at, cols_at]).float(), -1)
+        picked = logp[torch.arange(len(part), device=device), torch.tensor([w[2] for w in part], device=device)]
+        for (i, _, _, j), value in zip(part, picked.tolist()):
+            scores[i][j] += value
+    return scores
