@@ -84,7 +84,11 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
             # Each computation reads the test set once, through the access log (final evaluation only).
             items = read_test_set(spec, stage / LOG_NAME, stage, "final evaluation", who=row,
                                   limit=ecfg.max_test_items)
-            if model_name == "finetuned":
+            if model_name == "finetuned" and cfg.executor.kind == "ray":
+                computed[key], memory[key] = _score_on_ray(cfg, spec, student, adapter_dir, items, [], ecfg.scoring,
+                                                           JsonlLog(stage / "samples" / f"{slug}.jsonl"), row,
+                                                           progress)
+            elif model_name == "finetuned":
                 lm = finetuned = load_finetuned(student, adapter_dir)
                 computed[key], memory[key] = _score(lm, spec, items, [], ecfg, ecfg.scoring,
                                                     JsonlLog(stage / "samples" / f"{slug}.jsonl"), row, progress,
@@ -130,6 +134,20 @@ def _score(lm, spec: TaskSpec, items, shots, ecfg, scoring: str, log: JsonlLog, 
                      "scoring": scoring if kind_of(spec).LABELLED else "generate"}
 
 
+def _score_on_ray(cfg: RunConfig, spec: TaskSpec, model: str, adapter: Path | None, items, shots, scoring: str,
+                  log: JsonlLog, row: str, progress: bool) -> tuple[list[dict], dict]:
+    """A local model's row on Ray workers (evaluate/sharded.py); its memory is the workers', not recorded here."""
+    from protege.evaluate.sharded import evaluate_on_ray
+    from protege.models.device import requested_device
+    from protege.models.precision import requested
+
+    records = evaluate_on_ray(model, adapter, spec, items, shots, log, scoring, cfg.eval.allow_code_execution,
+                              cfg.executor, precision=cfg.precision or requested(),
+                              device=cfg.device or requested_device(), progress=progress, desc=f"eval {row}")
+    return records, {"peak_rss_mb": None, "weights_mb": None, "ray_workers": cfg.executor.workers,
+                     "scoring": scoring if kind_of(spec).LABELLED else "generate"}
+
+
 def _shared_row(cfg: RunConfig, spec: TaskSpec, stage: StageDir, model_name: str, shots, items, row: str,
                 progress: bool) -> tuple[list[dict], dict]:
     """A row that does not depend on training (baseline or teacher): computed once per task folder and shared by
@@ -144,8 +162,12 @@ def _shared_row(cfg: RunConfig, spec: TaskSpec, stage: StageDir, model_name: str
     with shared.locked():
         if shared.finished(items):
             return shared.records(items), shared.memory()
-        lm = load_endpoint(cfg, model_name) if remote else load_lm(model_name)
-        records, memory = _score(lm, spec, items, shots, cfg.eval, scoring, shared.log, row, progress, remote)
+        if cfg.executor.kind == "ray" and not remote:
+            records, memory = _score_on_ray(cfg, spec, model_name, None, items, shots, scoring, shared.log, row,
+                                            progress)
+        else:
+            lm = load_endpoint(cfg, model_name) if remote else load_lm(model_name)
+            records, memory = _score(lm, spec, items, shots, cfg.eval, scoring, shared.log, row, progress, remote)
         shared.finish(memory)
         return records, memory
 

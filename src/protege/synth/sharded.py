@@ -16,11 +16,9 @@ from __future__ import annotations
 import os
 
 from protege.config import ExecutorSettings, GenerateConfig
+from protege.ray_workers import RESTARTS, start_ray
 from protege.store import SAMPLES, JsonlLog, StageDir
 from protege.tasks.spec import TaskSpec
-
-RESTARTS = 3  # how often Ray brings back a dead worker (and retries its batch) before the stage fails
-
 
 class GenerateWorker:
     """One Ray actor: a teacher loaded once, answering whole batches of requests."""
@@ -59,7 +57,7 @@ def run_generate_sharded(spec: TaskSpec, cfg: GenerateConfig, stage: StageDir, t
     from protege.synth.generate import summarize_generation
     from protege.synth.plan import planned_requests
 
-    ray = _ray(executor)
+    ray = start_ray(executor)
     log = JsonlLog(stage / SAMPLES)
     done = log.ids()
     todo = [r for r in planned_requests(spec, cfg) if r["id"] not in done]
@@ -103,15 +101,3 @@ def run_generate_sharded(spec: TaskSpec, cfg: GenerateConfig, stage: StageDir, t
                 ray.kill(worker)
     return summarize_generation(log.read())
 
-
-def _ray(executor: ExecutorSettings):
-    try:
-        import ray
-    except ImportError:
-        raise RuntimeError("executor.kind: ray needs Ray: pip install 'protege[ray]'") from None
-    if not ray.is_initialized():
-        if executor.address is None:
-            ray.init(num_cpus=executor.ray_num_cpus, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(address=executor.address, log_to_driver=False)
-    return ray

@@ -1,0 +1,83 @@
+"""Evaluation rows on 2 Ray workers (a local cluster): the eval stage's records equal one process's, and a worker
+killed mid-row is restarted by Ray with its chunk retried: every item once, none lost.
+
+    pytest -q tests/test_sharded_eval.py
+"""
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from protege.config import load_config
+from protege.pipeline import Pipeline
+from tiny import write_tiny_config, write_tiny_task
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _rows(stage) -> dict:
+    results = json.loads((stage.path / "results.json").read_text())
+    out = {}
+    for row in results["rows"]:
+        lines = (stage.path / row["samples"]).read_text().splitlines()
+        out[row["row"]] = sorted((r["id"], r["prediction"], r["correct"]) for r in map(json.loads, lines))
+    return out
+
+
+@pytest.mark.precision("fp32")
+def test_the_eval_stage_on_two_workers_gives_one_processs_records(tmp_path, tiny_model_dir, cluster):
+    task = write_tiny_task(tmp_path / "task", n_test=40)
+    local = Pipeline(load_config(write_tiny_config(tmp_path / "local", tiny_model_dir, task)), progress=False,
+                     echo=lambda m: None).run("eval")
+    config = write_tiny_config(tmp_path / "ray", tiny_model_dir, task)
+    sharded = Pipeline(load_config(config, ["executor.kind=ray", "executor.workers=2"]), progress=False,
+                       echo=lambda m: None)
+    plain = Pipeline(load_config(config), progress=False, echo=lambda m: None)
+    assert sharded.stages["eval"].key == plain.stages["eval"].key  # the executor is no part of the key
+    stage = sharded.run("eval")
+    got, expected = _rows(stage), _rows(local)
+    assert got == expected and len(got["fine-tuned"]) == 40
+    ray_rows = json.loads((stage.path / "results.json").read_text())["rows"]
+    assert all(r["ray_workers"] == 2 for r in ray_rows)
+
+
+@pytest.mark.precision("fp32")
+def test_a_killed_eval_worker_loses_no_item(tmp_path, tiny_model_dir, cluster):
+    from protege.config import ExecutorSettings
+    from protege.evaluate.sharded import evaluate_on_ray
+    from protege.store import JsonlLog
+    from protege.tasks.spec import load_task
+
+    spec = load_task(str(write_tiny_task(tmp_path / "task", n_test=120)))
+    items = spec.test_examples()
+    log = JsonlLog(tmp_path / "row" / "samples.jsonl")
+    killed = []
+
+    def kill_one(workers):
+        pid = ray.get(workers[0].__ray_call__.remote(lambda self: os.getpid()))
+
+        def when_some_are_scored():
+            while not killed:
+                if log.path.exists() and log.path.read_text().count("\n") >= 30:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(log.path.read_text().count("\n"))
+                time.sleep(0.005)
+
+        threading.Thread(target=when_some_are_scored, daemon=True).start()
+
+    records = evaluate_on_ray(f"hf:{tiny_model_dir}", None, spec, items, [], log, "likelihood", False,
+                              ExecutorSettings(kind="ray", workers=2), chunk=2, progress=False, on_workers=kill_one)
+    ids = [json.loads(line)["id"] for line in log.path.read_text().splitlines()]
+    assert killed and killed[0] < 120, killed
+    assert [r["id"] for r in records] == [it.id for it in items]
+    assert len(ids) == len(set(ids)) == 120
