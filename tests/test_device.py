@@ -97,3 +97,13 @@ def test_cooperative_sampling_runs_on_cuda(tiny_model_dir):
     session = LocalSession(LocalLM.from_dir(tiny_model_dir, device="cuda:0"), PROMPTS[0], temperature=1.0, seed=1)
     session.step(4)
     assert len(session.answer_ids()) > 0
+
+
+@requires_cuda
+@pytest.mark.precision("bf16")
+def test_on_a_gpu_weights_load_in_the_compute_dtype(tiny_model_dir):
+    gpu = LocalLM.from_dir(tiny_model_dir, device="cuda:0")
+    assert next(gpu.model.parameters()).dtype == torch.bfloat16
+    assert gpu.generate(PROMPTS[:1], GenerationConfig(max_new_tokens=4))[0].tokens_out > 0
+    cpu = LocalLM.from_dir(tiny_model_dir, device="cpu")
+    assert next(cpu.model.parameters()).dtype == torch.float32  # the CPU keeps fp32 weights under bf16 autocast

@@ -55,9 +55,17 @@ class LocalLM:
 
     @classmethod
     def from_dir(cls, path: str | Path, name: str | None = None, **kwargs) -> "LocalLM":
+        """Weights in fp32 on the CPU (bf16 runs as autocast, with a bf16 twin for decoding); on a GPU in the
+        compute dtype (bf16 where the precision resolves to it; LoRA adapters trained on it stay fp32, as peft
+        keeps them)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+        from protege.models.device import resolve_device
+
+        device = kwargs.get("device") or resolve_device()
+        on_gpu_bf16 = device != "cpu" and resolve_precision(kwargs.get("precision"), device) == "bf16"
+        kwargs["device"] = device
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.bfloat16 if on_gpu_bf16 else torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         return cls(name or str(path), model, tokenizer, **kwargs)
 
