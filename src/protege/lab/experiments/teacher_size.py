@@ -1,7 +1,7 @@
 """A large or a capacity-matched teacher for code: both teachers x both students on one code config.
 
     python -m protege.lab.experiments.teacher_size configs/teacher-size-code.yaml \\
-        --out docs/experiments/teacher-size-code.md [--phase data|all] [overrides...]
+        --out docs/experiments/teacher-size-code.md [--phase data|all] [--report-only] [overrides...]
 
 Teachers: Qwen2.5-Coder-1.5B-Instruct ("large") and -0.5B-Instruct ("capacity-matched"), bundled (make teachers).
 Students: SmolLM2-135M-Instruct (another family and tokenizer) and Qwen2.5-Coder-0.5B depth-pruned to half its
@@ -62,7 +62,9 @@ def data_phase(config: str, overrides: list[str]) -> dict[str, dict]:
     return out
 
 
-def arms(config: str, overrides: list[str], data: dict[str, dict]) -> list[dict]:
+def arms(config: str, overrides: list[str], data: dict[str, dict], run: bool = True) -> list[dict]:
+    """Every student x teacher arm, run to its evaluation; `run=False` reads the arms whose evaluation is done
+    and lists the others as pending (the table of a run still going on in another process)."""
     from protege.benchmark.capacity import run_capacity
 
     n = min(d["kept"] for d in data.values())
@@ -71,8 +73,11 @@ def arms(config: str, overrides: list[str], data: dict[str, dict]) -> list[dict]
         for teacher_label, facts in data.items():
             cfg = load_config(config, list(overrides) + [f"generate.teacher={facts['teacher']}",
                                                         f"train.student={student}", f"train.max_examples={n}"])
-            capacity = run_capacity(cfg)
             pipe = Pipeline(cfg)
+            if not run and not pipe.stages["eval"].complete:
+                results.append({"student": student_label, "teacher": teacher_label, "pending": True})
+                continue
+            capacity = run_capacity(cfg)
             pipe.run("eval")
             results.append({"student": student_label, "teacher": teacher_label, "n": n, "cfg": cfg, "spec": pipe.spec,
                             "capacity_nll": capacity["nll_per_token"], "eval_dir": str(pipe.stages["eval"].path),
@@ -99,6 +104,11 @@ def table(data: dict[str, dict], results: list[dict], command: str) -> str:
              "|---|---|---|---|---|"]
     for label, d in data.items():
         lines.append(f"| {label} | {d['answered']} | {d['kept']} | {d['tokens_out']:,} | {d['seconds']} |")
+    pending = [r for r in results if r.get("pending")]
+    results = [r for r in results if not r.get("pending")]
+    if pending:
+        lines += ["", "Arms still running (their rows appear when their evaluation is done): "
+                  + "; ".join(f"{r['student']} <- {r['teacher']}" for r in pending) + "."]
     if not results:
         return "\n".join(lines) + "\n"
     metric = results[0]["eval"]["metric"]
@@ -130,18 +140,20 @@ def main(argv: list[str]) -> None:
     parser.add_argument("config")
     parser.add_argument("--out", default=None)
     parser.add_argument("--phase", choices=["data", "all"], default="all")
+    parser.add_argument("--report-only", action="store_true", help="run nothing: the table of the arms done so far")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args(argv)
     data = data_phase(args.config, args.overrides)
-    results = arms(args.config, args.overrides, data) if args.phase == "all" else []
-    text = table(data, results, "python -m protege.lab.experiments.teacher_size " + " ".join(argv))
+    results = arms(args.config, args.overrides, data, run=not args.report_only) if args.phase == "all" else []
+    command = " ".join(a for a in argv if a != "--report-only")  # the command that produces the full table
+    text = table(data, results, "python -m protege.lab.experiments.teacher_size " + command)
     print(text)
     if args.out:
         write_table(Path(args.out), text)
         atomic_write_text(Path(args.out).with_suffix(".json"), json.dumps(
             {"data": {k: {**v, "curate": str(v["curate"].path)} for k, v in data.items()},
-             "arms": [{k: v for k, v in r.items() if k not in ("cfg", "spec", "eval")} | {"rows": r["eval"]["rows"]}
-                      for r in results]}, indent=2, default=str))
+             "arms": [{k: v for k, v in r.items() if k not in ("cfg", "spec", "eval")}
+                      | ({"rows": r["eval"]["rows"]} if "eval" in r else {}) for r in results]}, indent=2, default=str))
 
 
 if __name__ == "__main__":
