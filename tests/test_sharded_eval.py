@@ -81,3 +81,18 @@ def test_a_killed_eval_worker_loses_no_item(tmp_path, tiny_model_dir, cluster):
     assert killed and killed[0] < 120, killed
     assert [r["id"] for r in records] == [it.id for it in items]
     assert len(ids) == len(set(ids)) == 120
+
+
+@pytest.mark.precision("fp32")
+def test_protege_eval_model_on_ray_workers(tmp_path, tiny_model_dir, cluster):
+    from typer.testing import CliRunner
+
+    from protege.cli import app
+
+    task = write_tiny_task(tmp_path / "task", n_test=40)
+    args = ["eval", "--model", f"hf:{tiny_model_dir}", "--task", str(task), "--shots", "1"]
+    local = CliRunner().invoke(app, args + ["--runs-dir", str(tmp_path / "local")])
+    sharded = CliRunner().invoke(app, args + ["--runs-dir", str(tmp_path / "ray"), "--executor", "ray"])
+    assert local.exit_code == sharded.exit_code == 0, sharded.output
+    line = [ln for ln in local.output.splitlines() if " accuracy = " in ln][0].split(";")[0]
+    assert line in sharded.output  # the same score, interval and item count

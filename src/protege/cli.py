@@ -170,6 +170,9 @@ def eval_command(config: Optional[Path] = typer.Argument(None, help="run config 
                  allow_code_execution: bool = typer.Option(False, "--allow-code-execution",
                                                            help="run generated code in the sandbox (code tasks)"),
                  package: List[str] = typer.Option([], "--package", help=PACKAGE_HELP + " (with --model)"),
+                 executor: ExecutorKind = typer.Option("local", help="with --model: score here, or on Ray workers "
+                                                       "each holding the model (a run's eval uses executor.kind)"),
+                 workers: int = typer.Option(2, help="Ray workers (with --executor ray)"),
                  runs_dir: Path = typer.Option(Path("runs"), help="where results go")):
     """Evaluate a run's models (with CONFIG), or one model on one task (with --model and --task)."""
     if model is None and task is None:
@@ -179,7 +182,8 @@ def eval_command(config: Optional[Path] = typer.Argument(None, help="run config 
         return
     if model is None or task is None or config is not None:
         fail("--model and --task go together, without a run CONFIG")
-    _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_dir, package)
+    _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_dir, package,
+                executor if executor == "local" else {"kind": executor, "workers": workers})
 
 
 def _task_with_packages(task: str, packages: list[str]):
@@ -196,7 +200,8 @@ def _task_with_packages(task: str, packages: list[str]):
     return spec.model_copy(update={"packages": sorted(set(spec.packages) | set(packages))})
 
 
-def _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_dir, packages=()) -> None:
+def _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_dir, packages=(),
+                executor="local") -> None:
     import json
 
     from protege.evaluate.model_eval import evaluate_model
@@ -204,8 +209,11 @@ def _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_d
     from protege.models.resolve import ModelNotFound
 
     with user_errors(ModelNotFound, CodeExecutionNotAllowed):
+        from protege.config import ExecutorSettings
+
         results = evaluate_model(model, _task_with_packages(task, list(packages)), shots=shots, limit=limit,
-                                 scoring=scoring, allow_code_execution=allow_code_execution, runs_dir=runs_dir)
+                                 scoring=scoring, allow_code_execution=allow_code_execution, runs_dir=runs_dir,
+                                 executor=None if executor == "local" else ExecutorSettings(**executor))
     summary = results["summary"]
     metric = results["metric"]
     lo, hi = summary[f"{metric}_ci"]

@@ -57,7 +57,8 @@ def evaluate_lm(lm, spec: TaskSpec, items: Sequence[Example], shots: Sequence[Ex
 
 def evaluate_model(model: str, spec: TaskSpec, shots: int = 0, limit: int | None = None,
                    scoring: str = "likelihood", allow_code_execution: bool = False, runs_dir: str | Path = "runs",
-                   resamples: int = 1000, progress: bool = True, echo=print) -> dict:
+                   resamples: int = 1000, progress: bool = True, echo=print, executor=None) -> dict:
+    """`executor`: ExecutorSettings of kind ray to score on Ray workers (evaluate/sharded.py); None: here."""
     from protege.errors import ConfigError
     from protege.models.resolve import load_lm
 
@@ -81,10 +82,16 @@ def evaluate_model(model: str, spec: TaskSpec, shots: int = 0, limit: int | None
     stage.start({"task": spec.name, **setting})
     examples = pick_shots(spec, shots)
     items = read_test_set(spec, stage / LOG_NAME, stage, "final evaluation", who=model, limit=limit)
-    lm = load_lm(model, batch_size=32)
-    records = evaluate_lm(lm, spec, items, examples, JsonlLog(stage / SAMPLES), scoring=scoring,
-                          allow_code_execution=allow_code_execution, progress=progress,
-                          desc=f"eval {model} {shots}-shot")
+    if executor is not None and executor.kind == "ray" and not model.startswith("openai:"):
+        from protege.evaluate.sharded import evaluate_on_ray
+
+        records = evaluate_on_ray(model, None, spec, items, examples, JsonlLog(stage / SAMPLES), scoring,
+                                  allow_code_execution, executor, progress=progress, desc=f"eval {model} {shots}-shot")
+    else:
+        lm = load_lm(model, batch_size=32)
+        records = evaluate_lm(lm, spec, items, examples, JsonlLog(stage / SAMPLES), scoring=scoring,
+                              allow_code_execution=allow_code_execution, progress=progress,
+                              desc=f"eval {model} {shots}-shot")
     results = {"task": spec.name, "kind": spec.kind, "metric": spec.headline_metric, **setting,
                "test_items": len(items), "shot_ids": [e.id for e in examples],
                "summary": summarize(spec, records, resamples), **provenance()}
