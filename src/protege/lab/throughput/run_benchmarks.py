@@ -18,13 +18,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from protege.lab.throughput import generation_projection, generation_throughput, sandbox_throughput, training_throughput
+from protege.lab.throughput import (distillation_steps, generation_projection, generation_throughput,
+                                    sandbox_throughput, training_throughput)
 from protege.lab.throughput import cooperative_cost as cooperative_bench
 from protege.models.precision import bf16_fast, cpu_features, describe, machine_line
 from protege.models.resolve import DEFAULT_MODEL
 from protege.store import atomic_write_json
 
 PRUNED_STUDENT = Path("~/.cache/protege/pruned/bundled-smollm2-135m-instruct-keep20").expanduser()
+
+
+def teachers_installed() -> bool:
+    import importlib.util
+
+    from protege.models.gguf_parts import QWEN_CODER_05B
+
+    return all(importlib.util.find_spec(m) for m in QWEN_CODER_05B.modules)
 
 
 def main() -> None:
@@ -40,6 +49,11 @@ def main() -> None:
         print(f"== training throughput, {precision}: protege LoRA SFT vs TRL (defaults, tuned); KD vs SFT ==")
         json = f"runs/bench/training_throughput-{precision}.json"
         training_throughput.main(["--precision", precision, "--json", json])
+    if teachers_installed():
+        print("== distillation steps vs an SFT step: KD (cache, across tokenizers), on-policy (self, across) ==")
+        distillation_steps.main(["--json", "runs/bench/distillation_steps.json"])
+    else:
+        print("== distillation steps: skipped, the Qwen teachers are not installed (make teachers) ==")
     student = f"hf:{PRUNED_STUDENT}" if PRUNED_STUDENT.is_dir() else DEFAULT_MODEL
     print(f"== cooperative generation vs teacher-only (teacher {DEFAULT_MODEL}, student {student}) ==")
     cooperative_bench.main(["--student", student, "--json", "runs/bench/cooperative_cost.json"])
