@@ -151,3 +151,14 @@ def test_rows_shared_between_eval_stages_are_not_shared_across_precisions(tmp_pa
 
     assert path("hf:m", "bf16") != path("hf:m", "fp32") == path("hf:m", "auto")  # auto is fp32 on AVX2
     assert path("openai:m@http://127.0.0.1:9/v1", "bf16") == path("openai:m@http://127.0.0.1:9/v1", "fp32")
+
+
+def test_a_released_model_is_forgotten_and_loads_again(tiny_model_dir):
+    """KD frees its teacher once the cache is written: the resolver no longer holds it."""
+    from protege.models import resolve
+
+    name = f"hf:{tiny_model_dir}"
+    first = resolve.load_lm(name)
+    assert resolve.load_lm(name) is first
+    assert resolve.release(name) == 1 and resolve.release(name) == 0
+    assert resolve.load_lm(name) is not first

@@ -187,6 +187,18 @@ def load_lm(name: str, quantize: str | None = None, **kwargs):
     return _loaded[key]
 
 
+def release(name: str) -> int:
+    """Forget every loaded copy of `name` (plain, int8, per device), so its memory is freed once no caller holds
+    it; returns how many were dropped. The next load_lm loads it again."""
+    import gc
+
+    keys = [k for k in _loaded if k == name or k.startswith((f"{name}#", f"{name}@"))]
+    for key in keys:
+        del _loaded[key]
+    gc.collect()
+    return len(keys)
+
+
 def _load_openai(name: str, api_key_env: str = "OPENAI_API_KEY", batch_size: int | None = None, **kwargs):
     from protege.models.openai_http import OpenAILM, parse_openai_name
 

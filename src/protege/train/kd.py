@@ -83,7 +83,11 @@ def run_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows: list[
                 with teacher.autocast():  # the precision the online signal would run in
                     write_logit_cache(folder, teacher.model, examples, kd.top_k, kd.temperature, batch_size=8,
                                       progress=progress)
-            teacher = None  # its logits are on disk now; free the memory
+            teacher = None  # its logits are on disk now; free the memory (unless the teacher is the student)
+            if cfg.teacher_for("kd") != cfg.train.student:
+                from protege.models.resolve import release
+
+                release(cfg.teacher_for("kd"))
         barrier()
         cache = LogitCache(folder, k=kd.top_k, temperature=kd.temperature, examples=examples)
         cache_info = {"cache": str(folder), "cache_bytes_per_token": cache.bytes_per_token}
