@@ -46,3 +46,12 @@ def tiny_server(tiny_model_dir, tmp_path_factory):
 @pytest.fixture()
 def tiny_task(tmp_path) -> Path:
     return write_tiny_task(tmp_path / "task")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local 2-CPU Ray cluster for one test module (shut down after it, so other modules start their own)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -4,25 +4,13 @@ killed mid-row is restarted by Ray with its chunk retried: every item once, none
     pytest -q tests/test_sharded_eval.py
 """
 import json
-import os
-import signal
-import threading
-import time
 
 import pytest
 
 from protege.config import load_config
 from protege.pipeline import Pipeline
+from ray_kill import kill_first_worker_after
 from tiny import write_tiny_config, write_tiny_task
-
-ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _rows(stage) -> dict:
@@ -35,7 +23,7 @@ def _rows(stage) -> dict:
 
 
 @pytest.mark.precision("fp32")
-def test_the_eval_stage_on_two_workers_gives_one_processs_records(tmp_path, tiny_model_dir, cluster):
+def test_the_eval_stage_on_two_workers_gives_one_processs_records(tmp_path, tiny_model_dir, ray_cluster):
     task = write_tiny_task(tmp_path / "task", n_test=40)
     local = Pipeline(load_config(write_tiny_config(tmp_path / "local", tiny_model_dir, task)), progress=False,
                      echo=lambda m: None).run("eval")
@@ -52,7 +40,7 @@ def test_the_eval_stage_on_two_workers_gives_one_processs_records(tmp_path, tiny
 
 
 @pytest.mark.precision("fp32")
-def test_a_killed_eval_worker_loses_no_item(tmp_path, tiny_model_dir, cluster):
+def test_a_killed_eval_worker_loses_no_item(tmp_path, tiny_model_dir, ray_cluster):
     from protege.config import ExecutorSettings
     from protege.evaluate.sharded import evaluate_on_ray
     from protege.store import JsonlLog
@@ -62,18 +50,7 @@ def test_a_killed_eval_worker_loses_no_item(tmp_path, tiny_model_dir, cluster):
     items = spec.test_examples()
     log = JsonlLog(tmp_path / "row" / "samples.jsonl")
     killed = []
-
-    def kill_one(workers):
-        pid = ray.get(workers[0].__ray_call__.remote(lambda self: os.getpid()))
-
-        def when_some_are_scored():
-            while not killed:
-                if log.path.exists() and log.path.read_text().count("\n") >= 30:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(log.path.read_text().count("\n"))
-                time.sleep(0.005)
-
-        threading.Thread(target=when_some_are_scored, daemon=True).start()
+    kill_one = kill_first_worker_after(ray_cluster, lambda: log.path, 30, killed)
 
     records = evaluate_on_ray(f"hf:{tiny_model_dir}", None, spec, items, [], log, "likelihood", False,
                               ExecutorSettings(kind="ray", workers=2), chunk=2, progress=False, on_workers=kill_one)
@@ -84,7 +61,7 @@ def test_a_killed_eval_worker_loses_no_item(tmp_path, tiny_model_dir, cluster):
 
 
 @pytest.mark.precision("fp32")
-def test_protege_eval_model_on_ray_workers(tmp_path, tiny_model_dir, cluster):
+def test_protege_eval_model_on_ray_workers(tmp_path, tiny_model_dir, ray_cluster):
     from typer.testing import CliRunner
 
     from protege.cli import app

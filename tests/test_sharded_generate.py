@@ -4,25 +4,13 @@ seeds), and after a worker is killed mid-stage, Ray brings it back and retries i
     pytest -q tests/test_sharded_generate.py
 """
 import json
-import os
-import signal
-import threading
-import time
 
 import pytest
 
 from protege.config import load_config
 from protege.pipeline import Pipeline
+from ray_kill import kill_first_worker_after
 from tiny import write_tiny_config
-
-ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _records(stage) -> list[dict]:
@@ -35,7 +23,7 @@ def _config(tmp_path, tiny_model_dir, tiny_task, *overrides):
 
 
 @pytest.mark.precision("fp32")
-def test_two_workers_write_what_one_process_writes(tmp_path, tiny_model_dir, tiny_task, cluster):
+def test_two_workers_write_what_one_process_writes(tmp_path, tiny_model_dir, tiny_task, ray_cluster):
     local = Pipeline(_config(tmp_path / "local", tiny_model_dir, tiny_task), progress=False,
                      echo=lambda m: None).run("generate")
     sharded = Pipeline(_config(tmp_path / "ray", tiny_model_dir, tiny_task, "executor.kind=ray",
@@ -49,33 +37,17 @@ def test_two_workers_write_what_one_process_writes(tmp_path, tiny_model_dir, tin
 
 
 @pytest.mark.precision("fp32")
-def test_a_killed_worker_loses_nothing_and_duplicates_nothing(tmp_path, tiny_model_dir, tiny_task, cluster,
+def test_a_killed_worker_loses_nothing_and_duplicates_nothing(tmp_path, tiny_model_dir, tiny_task, ray_cluster,
                                                               monkeypatch):
     from protege.synth import sharded
 
-    killed = []
-    log = None
-
-    def kill_one(workers):
-        pid = ray.get(workers[0].pid.remote())
-
-        def when_some_are_written():
-            while True:  # a third of the stage in: kill the first worker's process outright
-                lines = log.read_text().count("\n") if log is not None and log.exists() else 0
-                if lines >= 100:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(lines)
-                    return
-                time.sleep(0.005)
-
-        threading.Thread(target=when_some_are_written, daemon=True).start()
-
-    real = sharded.run_generate_sharded
-    monkeypatch.setattr(sharded, "run_generate_sharded", lambda *a, **k: real(*a, **k, on_workers=kill_one))
     cfg = _config(tmp_path, tiny_model_dir, tiny_task, "executor.kind=ray", "executor.workers=2",
                   "generate.num_examples=300")
     pipe = Pipeline(cfg, progress=False, echo=lambda m: None)
-    log = pipe.stages["generate"].path / "samples.jsonl"
+    killed = []
+    kill = kill_first_worker_after(ray_cluster, lambda: pipe.stages["generate"].path / "samples.jsonl", 100, killed)
+    real = sharded.run_generate_sharded
+    monkeypatch.setattr(sharded, "run_generate_sharded", lambda *a, **k: real(*a, **k, on_workers=kill))
     stage = pipe.run("generate")
     ids = [r["id"] for r in _records(stage)]
     assert killed and killed[0] < 300, killed  # killed mid-stage

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from protege.config import ExecutorSettings
-from protege.ray_workers import RESTARTS, start_ray
+from protege.ray_workers import RESTARTS, dispatch, start_ray
 from protege.store import JsonlLog
 from protege.tasks.spec import Example, TaskSpec
 
@@ -69,35 +69,20 @@ def evaluate_on_ray(model: str, adapter: Path | None, spec: TaskSpec, items: Seq
         if on_workers is not None:
             on_workers(workers)
         spec_dump, shot_dumps = spec.model_dump(), [s.model_dump() for s in shots]
-        queue, in_flight = list(reversed(chunks)), {}
-
-        def submit(worker) -> None:
-            if queue:
-                part = queue.pop()
-                ref = worker.run.remote(spec_dump, [it.model_dump() for it in part], shot_dumps, scoring,
-                                        allow_code_execution)
-                in_flight[ref] = (worker, part)
-
         bar = tqdm(total=len(pending), desc=f"{desc} ({len(workers)} Ray workers)", disable=not progress,
                    unit="item")
-        for worker in workers + workers:
-            submit(worker)
+
+        def call(worker, part: list[Example]):
+            return worker.run.remote(spec_dump, [it.model_dump() for it in part], shot_dumps, scoring,
+                                     allow_code_execution)
+
+        def done(part: list[Example], records: list[dict]) -> None:
+            log.append(records)
+            bar.update(len(part))
+
         try:
-            while in_flight:
-                ready, _ = ray.wait(list(in_flight), num_returns=1)
-                worker, part = in_flight.pop(ready[0])
-                try:
-                    records = ray.get(ready[0])
-                except ray.exceptions.RayError as e:
-                    raise RuntimeError(f"an eval worker failed {RESTARTS + 1} times on the items from {part[0].id} "
-                                       f"({type(e).__name__}: {str(e)[:300]}); the records done are kept in "
-                                       f"{log.path}: rerun to go on")
-                log.append(records)
-                bar.update(len(part))
-                submit(worker)
+            dispatch(ray, workers, chunks, call, done, log, "chunk of items")
         finally:
             bar.close()
-            for worker in workers:
-                ray.kill(worker)
     by_id = {r["id"]: r for r in log.read()}
     return [by_id[it.id] for it in items]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from protege.config import ExecutorSettings, GenerateConfig
-from protege.ray_workers import RESTARTS, start_ray
+from protege.ray_workers import RESTARTS, dispatch, start_ray
 from protege.store import SAMPLES, JsonlLog, StageDir
 from protege.tasks.spec import TaskSpec
 
@@ -72,32 +72,14 @@ def run_generate_sharded(spec: TaskSpec, cfg: GenerateConfig, stage: StageDir, t
             on_workers(workers)
         bar = tqdm(total=len(todo), desc=f"generate ({teacher}, {len(workers)} Ray workers)", disable=not progress,
                    unit="example")
-        queue, in_flight = list(reversed(batches)), {}
 
-        def submit(worker) -> None:
-            if queue:
-                batch = queue.pop()
-                in_flight[worker.run.remote(batch)] = (worker, batch)
+        def done(batch: list[dict], records: list[dict]) -> None:
+            log.append(records)
+            bar.update(len(records))
 
-        for worker in workers:  # two batches each in flight: a worker never waits for the driver
-            submit(worker)
-            submit(worker)
         try:
-            while in_flight:
-                ready, _ = ray.wait(list(in_flight), num_returns=1)
-                worker, batch = in_flight.pop(ready[0])
-                try:
-                    records = ray.get(ready[0])
-                except ray.exceptions.RayError as e:
-                    raise RuntimeError(f"a generate worker failed {RESTARTS + 1} times on the batch starting at "
-                                       f"{batch[0]['id']} ({type(e).__name__}: {str(e)[:300]}); the "
-                                       f"{len(log.ids())} records done are kept in {log.path}: rerun to go on")
-                log.append(records)
-                bar.update(len(records))
-                submit(worker)
+            dispatch(ray, workers, batches, lambda worker, batch: worker.run.remote(batch), done, log, "batch")
         finally:
             bar.close()
-            for worker in workers:
-                ray.kill(worker)
     return summarize_generation(log.read())
 
