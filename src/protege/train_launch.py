@@ -1,7 +1,7 @@
 """One process of a data-parallel train stage: what `protege train CONFIG --processes N` starts N of.
 
     python -m torch.distributed.run --standalone --nproc_per_node 2 -m protege.train_launch CONFIG [key=value ...]
-    accelerate launch --num_processes 2 -m protege.train_launch CONFIG [key=value ...]
+    accelerate launch --multi_gpu --num_processes 2 -m protege.train_launch CONFIG   # GPUs (torchrun underneath)
 
 The stages before train must be done (the CLI runs them first, in one process); every process then runs the
 train stage over its share of each batch (train/distributed.py) and rank 0 writes the stage.
