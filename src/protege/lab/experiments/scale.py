@@ -1,0 +1,107 @@
+"""The reference recipe's size: one run config at several numbers of generated examples, each stage in its own
+process, with its wall time, tokens and peak memory (issue 22, docs/experiments/scale.md).
+
+    python -m protege.lab.experiments.scale src/protege/demo-trec6.yaml --sizes 500,2000,10000 \\
+        --out docs/experiments/scale.md [overrides...]
+
+For each size N the run is the config with generate.num_examples=N in its own runs folder (runs/scale-N), and
+each stage runs as `protege <stage> CONFIG` in a child process, so the peak resident memory measured for the
+stage (the child's own, from wait4's rusage) is that stage's and nothing before it. A finished stage is reused
+(its time then reads "reused"), so a killed sweep resumes. The table gives per stage and size: seconds, tokens
+(the stage's manifest: generated tokens in and out, training tokens), peak RSS, and the growth from one size to
+the next against the growth of the work (a stage that grows faster than N is the one to look at).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from protege.lab.experiments.doc_table import write_table
+
+STAGES = ["generate", "curate", "train", "eval"]
+
+
+def run_stage(stage: str, config: str, overrides: list[str]) -> dict:
+    """One stage in a child process: wall seconds, the child's peak RSS (MiB), its exit status."""
+    began = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "protege.cli", stage, config, *overrides],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = child.stdout.read()  # to the end: the child has closed it, then reap it here for its own rusage
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - began
+    peak = usage.ru_maxrss / 1024  # KiB on Linux
+    reused = f"[{stage}] reused" in output
+    return {"stage": stage, "seconds": None if reused else round(seconds, 1), "peak_rss_mib": round(peak),
+            "ok": child.returncode == 0, "tail": output[-800:] if child.returncode else ""}
+
+
+def stage_tokens(runs: Path, stage: str) -> int | None:
+    manifests = sorted(runs.rglob(f"{stage}-*/MANIFEST.json"), key=lambda p: p.stat().st_mtime)
+    if not manifests:
+        return None
+    summary = json.loads(manifests[-1].read_text()).get("summary", {})
+    if stage == "generate":
+        return (summary.get("tokens_in") or 0) + (summary.get("tokens_out") or 0)
+    tokens = summary.get("tokens")
+    return tokens.get("total") if isinstance(tokens, dict) else None
+
+
+def sweep(config: str, sizes: list[int], overrides: list[str]) -> list[dict]:
+    rows = []
+    for n in sizes:
+        runs = Path("runs") / f"scale-{n}"
+        extra = [*overrides, f"generate.num_examples={n}", f"runs_dir={runs}"]
+        for stage in STAGES:
+            result = run_stage(stage, config, extra)
+            if not result["ok"]:
+                raise SystemExit(f"{stage} at N={n} failed:\n{result['tail']}")
+            rows.append({"n": n, **result, "tokens": stage_tokens(runs, stage)})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def table(rows: list[dict], command: str) -> str:
+    sizes = sorted({r["n"] for r in rows})
+    lines = [f"Command: `{command}`", "",
+             "| stage | " + " | ".join(f"N = {n:,}: s / tokens / peak MiB" for n in sizes) + " | growth (time) |",
+             "|---|" + "---|" * (len(sizes) + 1)]
+    for stage in STAGES:
+        cells, times = [], []
+        for n in sizes:
+            r = next((x for x in rows if x["n"] == n and x["stage"] == stage), None)
+            if r is None:
+                cells.append("n/a")
+                continue
+            times.append((n, r["seconds"]))
+            seconds = "reused" if r["seconds"] is None else f"{r['seconds']:,.0f}"
+            tokens = "" if r["tokens"] is None else f"{r['tokens']:,}"
+            cells.append(f"{seconds} / {tokens} / {r['peak_rss_mib']:,}")
+        growth = ", ".join(f"x{b[1] / a[1]:.1f} for x{b[0] / a[0]:.0f} N" for a, b in zip(times, times[1:])
+                           if a[1] and b[1])
+        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {growth or 'n/a'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--sizes", default="500,2000,10000")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_intermixed_args(argv)
+    rows = sweep(args.config, [int(s) for s in args.sizes.split(",")], args.overrides)
+    text = table(rows, "python -m protege.lab.experiments.scale " + " ".join(argv))
+    print(text)
+    if args.out:
+        write_table(Path(args.out), text)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
