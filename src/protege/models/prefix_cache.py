@@ -89,7 +89,7 @@ def prefix_states(model, prefixes: list[tuple[int, ...]], device,
     return states, computed
 
 
-def _row_states(model, row: list[int], prefix: list, device) -> list:
+def row_states(model, row: list[int], prefix: list, device) -> list:
     """Per-layer (keys, values) of `row` without its last token, continuing from its prefix's."""
     from transformers import DynamicCache
 
@@ -100,6 +100,20 @@ def _row_states(model, row: list[int], prefix: list, device) -> list:
     if len(row) - 1 > done:
         model.base_model(torch.tensor([row[done:-1]], device=device), past_key_values=cache, use_cache=True)
     return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def left_padded(per_row: list[list], rows: list[list[int]], width: int) -> list[tuple]:
+    """Per layer, the rows' cached (keys, values) of every token but the last, right-aligned in [rows, heads,
+    width, dim] tensors with zeros to the left (the attention mask leaves those out)."""
+    layout = []
+    for layer, (k0, v0) in enumerate(per_row[0]):
+        keys = k0.new_zeros((len(rows), k0.shape[1], width, k0.shape[3]))
+        values = v0.new_zeros((len(rows), v0.shape[1], width, v0.shape[3]))
+        for i, row in enumerate(rows):
+            k, v = per_row[i][layer]
+            keys[i, :, width + 1 - len(row) :], values[i, :, width + 1 - len(row) :] = k[0], v[0]
+        layout.append((keys, values))
+    return layout
 
 
 def prefilled_batch(model, rows: list[list[int]], pad_id: int, max_new_tokens: int,
@@ -119,7 +133,7 @@ def prefilled_batch(model, rows: list[list[int]], pad_id: int, max_new_tokens: i
     states, computed = prefix_states(model, [tuple(r[:n]) for r, n in zip(rows, split) if n], device)
     # Each row's remainder runs on its own over its prefix: batching remainders of different lengths would run
     # the padding too, which cost more than the prefixes saved when one row shared little.
-    per_row = [_row_states(model, r, states[tuple(r[:n])] if n else [], device) for r, n in zip(rows, split)]
+    per_row = [row_states(model, r, states[tuple(r[:n])] if n else [], device) for r, n in zip(rows, split)]
     width = max(len(r) - 1 for r in rows)
     ids = torch.full((len(rows), width + 1), pad_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
@@ -129,11 +143,6 @@ def prefilled_batch(model, rows: list[list[int]], pad_id: int, max_new_tokens: i
     # and values per token (decoding measured 1.4x faster static here, the same tokens).
     cache = StaticCache(config=model.config, max_cache_len=width + 1 + max_new_tokens)
     positions = torch.arange(width, device=device)
-    for layer, (k0, v0) in enumerate(per_row[0]):
-        keys = k0.new_zeros((len(rows), k0.shape[1], width, k0.shape[3]))
-        values = v0.new_zeros((len(rows), v0.shape[1], width, v0.shape[3]))
-        for i, row in enumerate(rows):
-            k, v = per_row[i][layer]
-            keys[i, :, width + 1 - len(row) :], values[i, :, width + 1 - len(row) :] = k[0], v[0]
+    for layer, (keys, values) in enumerate(left_padded(per_row, rows, width)):
         cache.update(keys, values, layer, {"cache_position": positions})
     return PrefilledBatch(ids.to(device), mask.to(device), cache, cached_tokens=sum(split), computed_tokens=computed)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from protege.models.prefix_cache import _lcp, caching_supported
+from protege.models.prefix_cache import _lcp, caching_supported, left_padded, prefix_states, row_states
 
 MIN_PREFIX = 256  # shared tokens below which the plain path is as fast
 
@@ -27,17 +27,13 @@ class PrefixScorer:
         self.stats = {"prefix_runs": 0, "prefix_reused": 0}
 
     def _prefix_states(self, model, prefix: tuple[int, ...]) -> list:
-        from transformers import DynamicCache
-
         if self.held is not None:
             held, states = self.held
             shared = _lcp(held, prefix)
             if shared == len(prefix):
                 self.stats["prefix_reused"] += 1
                 return [(k[:, :, :shared], v[:, :, :shared]) for k, v in states]
-        cache = DynamicCache(config=model.config)
-        model.base_model(torch.tensor([list(prefix)], device=model.device), past_key_values=cache, use_cache=True)
-        states = [(layer.keys, layer.values) for layer in cache.layers]
+        states = prefix_states(model, [prefix], model.device)[0][prefix]
         self.held = (prefix, states)
         self.stats["prefix_runs"] += 1
         return states
@@ -55,29 +51,14 @@ class PrefixScorer:
             return None
         device = model.device
         prefix = self._prefix_states(model, tuple(rows[0][:shared]))
-        per_row = []
-        for row in rows:
-            cache = DynamicCache(config=model.config)
-            for layer, (k, v) in enumerate(prefix):
-                cache.update(k, v, layer)
-            if len(row) - 1 > shared:
-                model.base_model(torch.tensor([row[shared:-1]], device=device), past_key_values=cache,
-                                 use_cache=True)
-            per_row.append([(layer.keys, layer.values) for layer in cache.layers])
+        per_row = [row_states(model, row, prefix, device) for row in rows]
         n, k = len(rows), len(conts[0])
         width = max(len(r) - 1 for r in rows)
+        layout = left_padded(per_row, rows, width)
+        del per_row
         mask = torch.zeros((n, width), dtype=torch.long, device=device)
-        layout = []
-        for layer, (k0, v0) in enumerate(per_row[0]):
-            keys = k0.new_zeros((n, k0.shape[1], width, k0.shape[3]))
-            values = v0.new_zeros((n, v0.shape[1], width, v0.shape[3]))
-            for i, row in enumerate(rows):
-                kk, vv = per_row[i][layer]
-                keys[i, :, width + 1 - len(row):], values[i, :, width + 1 - len(row):] = kk[0], vv[0]
-            layout.append((keys, values))
         for i, row in enumerate(rows):
             mask[i, width + 1 - len(row):] = 1
-        del per_row
         if tree_supported(model):
             return _tree_scores(model, rows, conts, layout, mask, pad_id)
         steps = 1 + max(len(c) for row in conts for c in row)  # the last prompt token, then the continuation
