@@ -15,7 +15,7 @@ from pathlib import Path
 
 from protege.config import RunConfig, key_dump
 from protege.models.device import DeviceUnavailable, requested_device, resolve_device, use_device
-from protege.models.precision import describe, requested, resolve_precision, use_precision
+from protege.models.precision import describe, key_part, requested, resolve_precision, use_precision
 from protege.store import ANSWERS, RESULTS, SAMPLES, TRAIN_LOG, JsonlLog, StageDir, content_key, read_json
 
 STAGES = ["generate", "answers", "curate", "train", "eval", "report"]
@@ -48,8 +48,7 @@ class Pipeline:
         self.precision = resolve_precision(setting, self.device)  # fp32 or bf16: what every local model runs in
         self.precision_info = describe(setting, self.device)
         # what a stage that runs a local model adds to its key: nothing for fp32 on the CPU (every earlier run)
-        self.compute_key = ({} if self.precision == "fp32" else {"precision": self.precision}) | (
-            {} if self.device == "cpu" else {"device": self.device.split(":")[0]})
+        self.compute_key = key_part(setting=setting, device=self.device)
         task_key = content_key(self.spec.key_fields())
         keys, upstream = {}, task_key
         for name in STAGES:

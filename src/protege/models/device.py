@@ -62,10 +62,9 @@ def resolve_device(setting: str | None = None) -> str:
     return f"cuda:{index}"
 
 
-def device_key_part(setting: str | None = None) -> dict:
-    """What a stage key adds for the device: nothing on the CPU (every earlier run's value), the device type
-    elsewhere (which GPU of a kind does not change a result)."""
-    device = resolve_device(setting)
+def device_key_part(device: str) -> dict:
+    """What a stage key adds for a resolved device: nothing on the CPU (every earlier run's value), the device
+    type elsewhere (which GPU of a kind does not change a result)."""
     return {} if device == "cpu" else {"device": device.split(":")[0]}
 
 

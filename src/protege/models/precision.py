@@ -86,17 +86,18 @@ def resolve_precision(setting: str | None = None, device: str | None = None) -> 
     return setting
 
 
-def key_part(model: str | None = None, setting: str | None = None) -> dict:
+def key_part(model: str | None = None, setting: str | None = None, device: str | None = None) -> dict:
     """What a stage or cache key adds for precision: {"precision": "bf16"} where a local model computes in bf16,
     and {"device": "cuda"} off the CPU (models/device.py).
     Nothing for fp32, the value every run made before the setting had, so those runs keep their keys; nothing for
     an endpoint (`openai:...`), whose precision is the server's."""
-    from protege.models.device import device_key_part
+    from protege.models.device import device_key_part, resolve_device
 
     if model is not None and model.startswith("openai:"):
         return {}
-    precision = resolve_precision(setting)
-    return ({} if precision == "fp32" else {"precision": precision}) | device_key_part()
+    device = device or resolve_device()  # None: the device setting in force
+    precision = resolve_precision(setting, device)
+    return ({} if precision == "fp32" else {"precision": precision}) | device_key_part(device)
 
 
 def use_precision(setting: str | None):
