@@ -172,7 +172,7 @@ def eval_command(config: Optional[Path] = typer.Argument(None, help="run config 
                  package: List[str] = typer.Option([], "--package", help=PACKAGE_HELP + " (with --model)"),
                  executor: ExecutorKind = typer.Option("local", help="with --model: score here, or on Ray workers "
                                                        "each holding the model (a run's eval uses executor.kind)"),
-                 workers: int = typer.Option(2, help="Ray workers (with --executor ray)"),
+                 workers: int = typer.Option(2, min=1, help="Ray workers (with --executor ray)"),
                  runs_dir: Path = typer.Option(Path("runs"), help="where results go")):
     """Evaluate a run's models (with CONFIG), or one model on one task (with --model and --task)."""
     if model is None and task is None:
@@ -182,8 +182,10 @@ def eval_command(config: Optional[Path] = typer.Argument(None, help="run config 
         return
     if model is None or task is None or config is not None:
         fail("--model and --task go together, without a run CONFIG")
+    from protege.config import ExecutorSettings
+
     _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_dir, package,
-                executor if executor == "local" else {"kind": executor, "workers": workers})
+                ExecutorSettings(kind="ray", workers=workers) if executor == "ray" else None)
 
 
 def _task_with_packages(task: str, packages: list[str]):
@@ -201,7 +203,7 @@ def _task_with_packages(task: str, packages: list[str]):
 
 
 def _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_dir, packages=(),
-                executor="local") -> None:
+                executor=None) -> None:
     import json
 
     from protege.evaluate.model_eval import evaluate_model
@@ -209,11 +211,9 @@ def _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_d
     from protege.models.resolve import ModelNotFound
 
     with user_errors(ModelNotFound, CodeExecutionNotAllowed):
-        from protege.config import ExecutorSettings
-
         results = evaluate_model(model, _task_with_packages(task, list(packages)), shots=shots, limit=limit,
                                  scoring=scoring, allow_code_execution=allow_code_execution, runs_dir=runs_dir,
-                                 executor=None if executor == "local" else ExecutorSettings(**executor))
+                                 executor=executor)
     summary = results["summary"]
     metric = results["metric"]
     lo, hi = summary[f"{metric}_ci"]

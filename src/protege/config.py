@@ -363,6 +363,12 @@ class ExecutorSettings(Strict):
     address: Optional[str] = None  # None: start a local Ray cluster; else connect ("auto", "ray://host:10001")
     ray_num_cpus: Optional[int] = None  # size of that local cluster; None: every CPU of this machine
 
+    @model_validator(mode="after")
+    def _sizes(self):
+        if self.workers < 1 or self.cpus_per_worker <= 0:
+            raise ValueError("executor.workers must be at least 1 and executor.cpus_per_worker positive")
+        return self
+
 
 class RunConfig(Strict):
     task: str = "trec6"
@@ -391,8 +397,6 @@ class RunConfig(Strict):
             check_device(self.device, "device")
         if self.generate.num_examples < 1:
             raise ValueError("generate.num_examples must be at least 1")
-        if self.executor.workers < 1 or self.executor.cpus_per_worker <= 0:
-            raise ValueError("executor.workers must be at least 1 and executor.cpus_per_worker positive")
         if self.train.epochs < 1:
             raise ValueError("train.epochs must be at least 1")
         sizes = {"generate.batch_size": self.generate.batch_size, "train.batch_size": self.train.batch_size,
