@@ -156,26 +156,32 @@ class OpenAILM:
         stop = threading.Event()
 
         def one(ids: list[int]) -> list[dict[int, float] | None]:
-            body = {"model": self.model, "prompt": list(ids), "echo": True, "logprobs": top_k, "max_tokens": 0,
-                    "temperature": 0, "return_tokens_as_token_ids": True}
-            try:
-                answer = self._request("/completions", body, stop)
-            except _Stopped:
-                raise BudgetExhausted(f"{self.name}: budget spent ({self._spent_text()}) while scoring prompts; "
-                                      "raise the budget to go on", []) from None
-            logprobs = answer["choices"][0].get("logprobs") or {}
-            top = logprobs.get("top_logprobs")
+            top = self._echo(list(ids), top_k, stop).get("top_logprobs")
             if not isinstance(top, list) or len(top) != len(ids):
                 raise EndpointError(f"{self.name}/completions: asked for the log-probabilities of {len(ids)} prompt "
                                     f"tokens, got {'none' if not isinstance(top, list) else len(top)}; the server "
                                     "must support echo with logprobs and max_tokens 0 (vLLM and protege serve do)")
-            with self._lock:
-                self.usage["tokens_in"] += len(ids)
-                self.usage["cost"] += len(ids) * self.price_in_per_m / 1e6
             return [None if dist is None else {_token_id(t): float(lp) for t, lp in dist.items()} for dist in top]
 
         with ThreadPoolExecutor(max_workers=min(self.max_concurrency, max(1, len(rows)))) as pool:
             return list(pool.map(one, rows))
+
+    def echo_token_ids(self, text: str) -> list[int]:
+        """How the server tokenizes `text` (its echoed prompt tokens, as ids)."""
+        return [_token_id(t) for t in self._echo(text, 0, threading.Event()).get("tokens") or []]
+
+    def _echo(self, prompt: str | list[int], top_k: int, stop: threading.Event) -> dict:
+        """The `logprobs` object of an echo request for `prompt` (nothing generated), its prompt tokens charged."""
+        body = {"model": self.model, "prompt": prompt, "echo": True, "logprobs": top_k, "max_tokens": 0,
+                "temperature": 0, "return_tokens_as_token_ids": True}
+        try:
+            answer = self._request("/completions", body, stop)
+        except _Stopped:
+            raise BudgetExhausted(f"{self.name}: budget spent ({self._spent_text()}) while scoring prompts; "
+                                  "raise the budget to go on", []) from None
+        logprobs = answer["choices"][0].get("logprobs") or {}
+        self._charge(len(logprobs.get("tokens") or []), 0)
+        return logprobs
 
     # -- budget -------------------------------------------------------------------------------------------
     def budget_spent(self) -> bool:
@@ -273,13 +279,16 @@ class OpenAILM:
             tokens_in, tokens_out = max(1, chars // 4), max(1, len(text) // 4)
         else:
             tokens_in, tokens_out = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+        self._charge(tokens_in, tokens_out, estimated)
+        return Generation(text=text, tokens_in=tokens_in, tokens_out=tokens_out)
+
+    def _charge(self, tokens_in: int, tokens_out: int, estimated: bool = False) -> None:
         with self._lock:
             u = self.usage
             u["tokens_in"] += tokens_in
             u["tokens_out"] += tokens_out
             u["cost"] += (tokens_in * self.price_in_per_m + tokens_out * self.price_out_per_m) / 1e6
             u["estimated"] += int(estimated)
-        return Generation(text=text, tokens_in=tokens_in, tokens_out=tokens_out)
 
 
 def _token_id(token: str) -> int:

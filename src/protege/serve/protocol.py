@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from itertools import accumulate
 from dataclasses import dataclass
 
 from protege.models.base import Generation, GenerationConfig
@@ -162,7 +163,7 @@ def score_response(model: str, request: ScoreRequest, scored: list[dict], decode
     choices = []
     for i, row in enumerate(scored):
         texts = [decode(t) for t in row["ids"]]
-        offsets = [sum(len(t) for t in texts[:j]) for j in range(len(texts))]
+        offsets = [0, *accumulate(len(t) for t in texts[:-1])]
         top = [None if dist is None else {name(t): lp for t, lp in dist} for dist in row["top"]]
         choices.append({"index": i, "text": "".join(texts), "finish_reason": "length",
                         "logprobs": {"tokens": [name(t) for t in row["ids"]], "token_logprobs": row["logprobs"],

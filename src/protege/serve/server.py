@@ -90,8 +90,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         lm, limit = self.server.lm, self.server.context_tokens
         vocab = lm.model.config.vocab_size
-        for prompt in request.prompts:
-            ids = prompt_ids(lm, prompt)
+        rows = [prompt_ids(lm, prompt) for prompt in request.prompts]  # tokenized once, scored as ids
+        for ids in rows:
             if limit is not None and len(ids) > limit:
                 raise ApiError(400, f"This model's maximum context length is {limit} tokens. However, the prompt "
                                     f"has {len(ids)} tokens. Please reduce the length of the prompt.",
@@ -100,7 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, f"token id {max(ids)} is outside this model's vocabulary of {vocab}",
                                param="prompt")
         try:
-            scored = self.server.batcher.call(lambda: score_prompts(lm, request.prompts, request.top_k))
+            scored = self.server.batcher.call(lambda: score_prompts(lm, rows, request.top_k))
         except Exception as e:  # a model failure answers this request; the server stays up
             self._error(ApiError(500, f"scoring failed: {type(e).__name__}: {e}", type="server_error"))
             return

@@ -28,7 +28,7 @@ class ServedTeacher:
         self._check_tokenizer(student)
 
     def _check_tokenizer(self, student) -> None:
-        theirs = self._probe_ids()
+        theirs = self.lm.echo_token_ids(PROBE)
         ours = student.tokenizer(PROBE)["input_ids"]
         if theirs != ours:
             raise TokenizerMismatch(
@@ -37,14 +37,6 @@ class ServedTeacher:
                 f"{next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))}); "
                 "logit distillation from an endpoint needs the student's tokenizer. Use train.method=sft "
                 "(distillation through the teacher's text), or serve a teacher of the student's family")
-
-    def _probe_ids(self) -> list[int]:
-        body = {"model": self.lm.model, "prompt": PROBE, "echo": True, "logprobs": 0, "max_tokens": 0,
-                "temperature": 0, "return_tokens_as_token_ids": True}
-        import threading
-
-        tokens = self.lm._request("/completions", body, threading.Event())["choices"][0]["logprobs"]["tokens"]
-        return [int(t.split(":", 1)[1]) for t in tokens]
 
     def topk_rows(self, batch: list[dict], k: int, temperature: float) -> tuple[list[TopKTeacher], int]:
         """The cache rows of a batch of {"input_ids", "labels"} examples, as _teacher_rows gives them locally."""
