@@ -46,6 +46,7 @@ def package_view(names: Sequence[str] | None) -> str | None:
 
 def _build(names: tuple[str, ...]) -> str:
     entries = {}  # link name -> real path
+    owners = metadata.packages_distributions()  # top-level name -> distributions: one scan of site-packages
     for name in names:
         if not NAME.match(name):
             raise ConfigError("packages", [f"{name!r} is not an importable top-level name; write e.g. numpy, "
@@ -54,7 +55,7 @@ def _build(names: tuple[str, ...]) -> str:
         if spec is None:
             raise ConfigError("packages", [f"{name} is not installed in this environment ({sys.executable}); "
                                            f"install it (pip install {name}) or drop it from packages"])
-        dists = metadata.packages_distributions().get(name)
+        dists = owners.get(name)
         if not dists:  # a module outside any distribution: show just it
             entries[name] = _module_root(spec)
             continue
