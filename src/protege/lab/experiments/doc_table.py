@@ -22,17 +22,21 @@ def write_table(path: Path, table: str) -> None:
     write_marked_section(path, START, END, table)
 
 
-def config_command(argv: list[str], doc: str, module: str, make_table: Callable[[str, list[str], str], str]) -> None:
-    """The command line of an experiment over one run config: `CONFIG [--out DOC] [overrides...]`. Prints the
-    table `make_table(config, overrides, command)` returns and writes it into DOC."""
+def config_command(argv: list[str], doc: str, module: str, make_table: Callable[..., str],
+                   options: dict[str, str] | None = None) -> None:
+    """The command line of an experiment over one run config: `CONFIG [--out DOC] [--OPTION VALUE] [overrides...]`.
+    Prints the table `make_table(config, overrides, command, **options)` returns and writes it into DOC."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("config")
     parser.add_argument("--out", default=None)
+    for name, default in (options or {}).items():
+        parser.add_argument(f"--{name}", default=default)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args(argv)
-    table = make_table(args.config, args.overrides, f"python -m {module} " + " ".join(argv))
+    chosen = {name: getattr(args, name) for name in options or {}}
+    table = make_table(args.config, args.overrides, f"python -m {module} " + " ".join(argv), **chosen)
     print(table)
     if args.out:
         write_table(Path(args.out), table)

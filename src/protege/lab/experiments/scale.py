@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from protege.lab.experiments.doc_table import write_table
+from protege.lab.experiments.doc_table import config_command
 
 STAGES = ["generate", "curate", "train", "eval"]
 
@@ -88,19 +88,10 @@ def table(rows: list[dict], command: str) -> str:
 
 
 def main(argv: list[str]) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config")
-    parser.add_argument("--sizes", default="500,2000,10000")
-    parser.add_argument("--out", default=None)
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_intermixed_args(argv)
-    rows = sweep(args.config, [int(s) for s in args.sizes.split(",")], args.overrides)
-    text = table(rows, "python -m protege.lab.experiments.scale " + " ".join(argv))
-    print(text)
-    if args.out:
-        write_table(Path(args.out), text)
+    config_command(argv, __doc__, "protege.lab.experiments.scale",
+                   lambda config, overrides, command, sizes: table(
+                       sweep(config, [int(n) for n in sizes.split(",")], overrides), command),
+                   options={"sizes": "500,2000,10000"})
 
 
 if __name__ == "__main__":
