@@ -29,10 +29,12 @@ def process_group() -> tuple[int, int]:
     if not launched():
         return 0, 1
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() and os.environ.get("PROTEGE_DEVICE", "auto") != "cpu" else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend)
+        from protege.models.device import resolve_device
+
+        device = resolve_device()  # the device setting in force; under a launcher, the GPU of this LOCAL_RANK
+        if device.startswith("cuda"):
+            torch.cuda.set_device(torch.device(device))
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return dist.get_rank(), dist.get_world_size()
 
 
