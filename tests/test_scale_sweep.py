@@ -19,3 +19,17 @@ def test_a_tiny_sweep_measures_each_stage_and_resumes(tmp_path, tiny_model_dir, 
     text = scale.table(rows, "cmd")
     assert "| generate |" in text and "N = 24" in text
     json.dumps(rows)
+
+
+def test_kept_rows_survive_a_rerun_that_reuses_them_and_gain_the_new_sizes(tmp_path, tiny_model_dir, tiny_task,
+                                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = str(write_tiny_config(tmp_path, tiny_model_dir, tiny_task))
+    keep = tmp_path / "scale.json"
+    first = scale.sweep(config, [12], [], keep)
+    assert json.loads(keep.read_text()) == first and all(r["seconds"] > 0 and r["machine"] for r in first)
+    rows = scale.sweep(config, [12, 24], [], keep)  # 12 reused: its measured seconds stay
+    assert [(r["n"], r["stage"]) for r in rows] == [(n, s) for n in (12, 24) for s in scale.STAGES]
+    assert rows[:len(scale.STAGES)] == first and all(r["seconds"] > 0 for r in rows)
+    assert json.loads(keep.read_text()) == rows
+    assert "Measured on: " in scale.table(rows, "cmd") and "x" in scale.table(rows, "cmd").split("| generate |")[1]

@@ -2,7 +2,7 @@
 process, with its wall time, tokens and peak memory (issue 22, docs/experiments/scale.md).
 
     python -m protege.lab.experiments.scale src/protege/demo-trec6.yaml --sizes 500,2000,10000 \\
-        --out docs/experiments/scale.md [overrides...]
+        --out docs/experiments/scale.md --rows docs/experiments/scale.json [overrides...]
 
 For each size N the run is the config with generate.num_examples=N in its own runs folder (runs/scale-N), and
 each stage runs as `protege <stage> CONFIG` in a child process, so the peak resident memory measured for the
@@ -10,6 +10,11 @@ stage (the child's own, from wait4's rusage) is that stage's and nothing before 
 (its time then reads "reused"), so a killed sweep resumes. The table gives per stage and size: seconds, tokens
 (the stage's manifest: generated tokens in and out, training tokens), peak RSS, and the growth from one size to
 the next against the growth of the work (a stage that grows faster than N is the one to look at).
+
+With --rows, every measured row is also kept in that JSON file, with the CPU it ran on, as soon as its stage
+ends: a later sweep (another session, other sizes) adds its rows to the same table, a stage that a later run
+merely reuses keeps the seconds measured when it ran, and growth is computed only between sizes measured on the
+same CPU.
 """
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ import time
 from pathlib import Path
 
 from protege.lab.experiments.doc_table import config_command
+from protege.models.precision import cpu_summary, resolve_precision
+from protege.store import atomic_write_json
 
 STAGES = ["generate", "curate", "train", "eval"]
 
@@ -51,8 +58,13 @@ def stage_tokens(runs: Path, stage: str) -> int | None:
     return tokens.get("total") if isinstance(tokens, dict) else None
 
 
-def sweep(config: str, sizes: list[int], overrides: list[str]) -> list[dict]:
-    rows = []
+def machine() -> str:
+    return f"{cpu_summary()}, {os.cpu_count()} cores, {resolve_precision('auto')}"
+
+
+def sweep(config: str, sizes: list[int], overrides: list[str], keep: Path | None = None) -> list[dict]:
+    """Every stage at every size; the rows of all sizes ever measured into `keep` (None: the rows of this run)."""
+    rows = json.loads(keep.read_text()) if keep is not None and keep.exists() else []
     for n in sizes:
         runs = Path("runs") / f"scale-{n}"
         extra = [*overrides, f"generate.num_examples={n}", f"runs_dir={runs}"]
@@ -60,14 +72,24 @@ def sweep(config: str, sizes: list[int], overrides: list[str]) -> list[dict]:
             result = run_stage(stage, config, extra)
             if not result["ok"]:
                 raise SystemExit(f"{stage} at N={n} failed:\n{result['tail']}")
-            rows.append({"n": n, **result, "tokens": stage_tokens(runs, stage)})
-            print(json.dumps(rows[-1]), flush=True)
+            row = {"n": n, **result, "tokens": stage_tokens(runs, stage), "machine": machine()}
+            earlier = next((r for r in rows if (r["n"], r["stage"]) == (n, stage)), None)
+            if earlier is not None and row["seconds"] is None:
+                continue  # reused: the row measured when the stage ran stays
+            rows = [r for r in rows if r is not earlier] + [row]
+            print(json.dumps(row), flush=True)
+            if keep is not None:
+                atomic_write_json(keep, rows)
     return rows
 
 
 def table(rows: list[dict], command: str) -> str:
     sizes = sorted({r["n"] for r in rows})
+    machines = sorted({r.get("machine", "not recorded") for r in rows})
     lines = [f"Command: `{command}`", "",
+             "Measured on: " + "; ".join(
+                 f"{m} (N = {', '.join(f'{n:,}' for n in sorted({r['n'] for r in rows if r.get('machine', 'not recorded') == m}))})"
+                 for m in machines), "",
              "| stage | " + " | ".join(f"N = {n:,}: s / tokens / peak MiB" for n in sizes) + " | growth (time) |",
              "|---|" + "---|" * (len(sizes) + 1)]
     for stage in STAGES:
@@ -77,21 +99,22 @@ def table(rows: list[dict], command: str) -> str:
             if r is None:
                 cells.append("n/a")
                 continue
-            times.append((n, r["seconds"]))
+            times.append((n, r["seconds"], r.get("machine")))
             seconds = "reused" if r["seconds"] is None else f"{r['seconds']:,.0f}"
             tokens = "" if r["tokens"] is None else f"{r['tokens']:,}"
             cells.append(f"{seconds} / {tokens} / {r['peak_rss_mib']:,}")
         growth = ", ".join(f"x{b[1] / a[1]:.1f} for x{b[0] / a[0]:.0f} N" for a, b in zip(times, times[1:])
-                           if a[1] and b[1])
+                           if a[1] and b[1] and a[2] == b[2])  # one machine's times only
         lines.append(f"| {stage} | " + " | ".join(cells) + f" | {growth or 'n/a'} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> None:
     config_command(argv, __doc__, "protege.lab.experiments.scale",
-                   lambda config, overrides, command, sizes: table(
-                       sweep(config, [int(n) for n in sizes.split(",")], overrides), command),
-                   options={"sizes": "500,2000,10000"})
+                   lambda config, overrides, command, sizes, rows: table(
+                       sweep(config, [int(n) for n in sizes.split(",")], overrides, Path(rows) if rows else None),
+                       command),
+                   options={"sizes": "500,2000,10000", "rows": ""})
 
 
 if __name__ == "__main__":
