@@ -21,3 +21,15 @@ def test_a_doc_without_markers_keeps_its_text_and_gets_the_table_appended():
         doc.write_text("an old table, no markers\n")
         write_table(doc, "| b |")
         assert doc.read_text() == f"an old table, no markers\n\n{START}\n| b |\n{END}\n"
+
+
+def test_a_named_table_is_a_second_table_and_neither_rewrites_the_other(tmp_path):
+    doc = tmp_path / "exp.md"
+    write_table(doc, "| first |")
+    write_table(doc, "| second |", name="qwen")
+    write_table(doc, "| first, rerun |")
+    write_table(doc, "| second, rerun |", name="qwen")
+    text = doc.read_text()
+    assert text.count("| first, rerun |") == 1 and text.count("| second, rerun |") == 1
+    assert "| first |" not in text and "| second |" not in text
+    assert text.index("first, rerun") < text.index("protege:table:qwen:start") < text.index("second, rerun")

@@ -18,8 +18,13 @@ START = "<!-- protege:table:start (written by the experiment command; edit outsi
 END = "<!-- protege:table:end -->"
 
 
-def write_table(path: Path, table: str) -> None:
-    write_marked_section(path, START, END, table)
+def write_table(path: Path, table: str, name: str | None = None) -> None:
+    """`name` gives a doc a second table with markers of its own (protege:table:NAME:start ...)."""
+    if name is None:
+        write_marked_section(path, START, END, table)
+    else:
+        write_marked_section(path, START.replace("table:", f"table:{name}:"), END.replace("table:", f"table:{name}:"),
+                             table)
 
 
 def config_command(argv: list[str], doc: str, module: str, make_table: Callable[..., str],

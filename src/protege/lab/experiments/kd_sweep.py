@@ -2,15 +2,21 @@
 
     python -m protege.lab.experiments.kd_sweep --out docs/experiments/kd-sweep.md            # the committed table
     python -m protege.lab.experiments.kd_sweep --alphas 0,0.5,1 --train-blocks 32 --out /tmp/kd.md   # quicker
+    python -m protege.lab.experiments.kd_sweep --family qwen --train-blocks 256 --held-out-blocks 64 \
+        --lines-per-block 1 --out docs/experiments/kd-sweep.md        # the second table (make teachers first)
 
-Student: SmolLM2-135M-Instruct depth-pruned to --student-layers (20 of 30) by `protege student prune`'s NLL
-importance. Strong teacher: the full 30-layer model. Weak teacher: the same model pruned to --weak-layers (17),
-unhealed: worse than the student it teaches. All three share one tokenizer. Each run fully
-fine-tunes the student (AdamW, linear decay) on the same --train-blocks blocks of --block-tokens tokens, in the same
-order; the teachers' top-k log-probabilities are cached once per teacher (train/logit_cache.py) and shared by
-every alpha. alpha = 0 uses no teacher, so it is run once and shown in both groups. Held-out: blocks of files
-that never lend a block to training (lab/experiments/stdlib_corpus.py), scored by per-token NLL (bootstrap CI over
-blocks), top-1 next-token accuracy and line completion exact match (lab/experiments/raw_text_metrics.py).
+--family smollm2 (the first table): the student is SmolLM2-135M-Instruct depth-pruned to --student-layers (20 of
+30) by `protege student prune`'s NLL importance; the strong teacher is the full 30-layer model, the weak one the
+same model pruned to --weak-layers (17), unhealed: worse than the student it teaches.
+--family qwen (the second table, issue 20): the student is Qwen2.5-Coder-0.5B-Instruct pruned to --student-layers
+(12 of 24); the strong teacher is Qwen2.5-Coder-1.5B-Instruct, the weak one the full 0.5B (the bundled 4-bit
+models, de-quantised). In both, all three share one tokenizer.
+Each run fully fine-tunes the student (AdamW, linear decay) on the same --train-blocks blocks of --block-tokens
+tokens, in the same order; the teachers' top-k log-probabilities are cached once per teacher
+(train/logit_cache.py) and shared by every alpha. alpha = 0 uses no teacher, so it is run once and shown in both
+groups. Held-out: blocks of files that never lend a block to training (lab/experiments/stdlib_corpus.py), scored
+by per-token NLL (bootstrap CI over blocks; each trained student also against alpha 0 on the same blocks, a
+paired CI), top-1 next-token accuracy and line completion exact match (lab/experiments/raw_text_metrics.py).
 """
 from __future__ import annotations
 
@@ -23,27 +29,33 @@ from pathlib import Path
 import torch
 
 from protege.lab.experiments.doc_table import write_table
-from protege.lab.experiments.raw_text_metrics import held_out_metrics
+from protege.lab.experiments.raw_text_metrics import held_out_metrics, paired_nll_delta
 from protege.lab.experiments.stdlib_corpus import stdlib_blocks
 from protege.models.resolve import DEFAULT_MODEL, cache_dir, model_dir
 from protege.store import RESULTS, atomic_write_json
 from protege.train.kd_loss import balanced_kd_loss
 
 
-def pruned(keep: int, scores_from: int = 20) -> Path:
-    """SmolLM2 pruned to `keep` layers; one NLL importance scoring (of the `scores_from`-layer prune) serves all."""
+QWEN_SMALL, QWEN_LARGE = "bundled:qwen2.5-coder-0.5b-instruct", "bundled:qwen2.5-coder-1.5b-instruct"
+# family: (the model the student is pruned from, its layers, default student layers)
+FAMILIES = {"smollm2": (DEFAULT_MODEL, 30, 20), "qwen": (QWEN_SMALL, 24, 12)}
+
+
+def pruned(keep: int, scores_from: int = 20, source: str = DEFAULT_MODEL) -> Path:
+    """`source` pruned to `keep` layers; one NLL importance scoring (of the `scores_from`-layer prune) serves all.
+    The folders are the cache's pruned/<model>-keep<N>, which `protege student prune` and teacher_size share."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from protege.models.prune import prune_layers, prune_model
 
     root = cache_dir() / "pruned"
-    first = root / f"{DEFAULT_MODEL.replace(':', '-')}-keep{scores_from}"
-    if not first.exists():
-        prune_model(model_dir(DEFAULT_MODEL), first, scores_from)
-    target = root / f"{DEFAULT_MODEL.replace(':', '-')}-keep{keep}"
+    first = root / f"{source.replace(':', '-')}-keep{scores_from}"
+    if not (first / "config.json").exists():
+        prune_model(model_dir(source), first, scores_from)
+    target = root / f"{source.replace(':', '-')}-keep{keep}"
     if not target.exists():
         info = json.loads((first / "prune.json").read_text())
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir(DEFAULT_MODEL)), dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir(source)), dtype=torch.float32)
         prune_layers(model, keep, info["scores"])
         model.save_pretrained(str(target))
         AutoTokenizer.from_pretrained(str(first)).save_pretrained(str(target))
@@ -92,11 +104,17 @@ def teacher_cache(name: str, folder: Path, blocks, args):
     return LogitCache(folder, k=args.top_k, temperature=args.temperature, examples=examples)
 
 
+def family_models(args) -> tuple[Path, dict[str, str]]:
+    """(the pruned student's folder, {"strong": teacher, "weak": teacher}) for args.family."""
+    if args.family == "qwen":
+        return pruned(args.student_layers, args.student_layers, QWEN_SMALL), {"strong": QWEN_LARGE, "weak": QWEN_SMALL}
+    return pruned(args.student_layers), {"strong": DEFAULT_MODEL, "weak": f"hf:{pruned(args.weak_layers)}"}
+
+
 def run(args) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    student = pruned(args.student_layers)
-    teachers = {"strong": DEFAULT_MODEL, "weak": f"hf:{pruned(args.weak_layers)}"}
+    student, teachers = family_models(args)
     tok = AutoTokenizer.from_pretrained(str(student))
     train, held = stdlib_blocks(tok, args.block_tokens, args.train_blocks, args.held_out_blocks)
     out = Path(args.work)
@@ -107,7 +125,7 @@ def run(args) -> dict:
         if key not in results:
             began = time.perf_counter()
             model, extra = load()
-            results[key] = {**held_out_metrics(model, tok, held), **extra,
+            results[key] = {**held_out_metrics(model, tok, held, args.lines_per_block), **extra,
                             "eval_seconds": time.perf_counter() - began}
             atomic_write_json(results_path, results)
             print(key, {k: v for k, v in results[key].items() if k != "losses"}, flush=True)
@@ -138,30 +156,41 @@ def _trained(student, train, cache, alpha, args):
 
 def table(report: dict, command: str, args) -> str:
     r = report["results"]
+    base = r.get("alpha 0 (no teacher)", {}).get("block_nll")
     lines = [f"Command: `{command}`", "",
-             f"Student: `{report['student']}` ({args.student_layers} of 30 layers). Teachers: strong = "
+             f"Student: `{report['student']}` ({args.student_layers} of {FAMILIES[args.family][1]} layers). "
+             "Teachers: strong = "
              f"`{report['teachers']['strong']}`, weak = `{report['teachers']['weak']}`. Train: "
              f"{report['train_tokens']:,} tokens, {args.epochs} epoch(s), full fine-tuning, lr {args.lr}, batch "
              f"{args.batch}; KD = {args.divergence}, T = {args.temperature}, top-{args.top_k} cache. Held out: "
              f"{report['held_out_tokens']:,} tokens from other files.", "",
-             "| model | held-out NLL | 95% CI | top-1 | line EM | 95% CI | train s |", "|---|---|---|---|---|---|---|"]
+             "| model | held-out NLL | 95% CI | NLL - alpha 0 [paired 95% CI] | top-1 | 95% CI | line EM | 95% CI "
+             "| train s |", "|---|---|---|---|---|---|---|---|---|"]
     for key, m in r.items():
         lo, hi = m["nll_ci"]
         elo, ehi = m["line_em_ci"]
+        tlo, thi = m.get("top1_ci", (float("nan"),) * 2)
         secs = f"{m['train_seconds']:.0f}" if "train_seconds" in m else ""
-        lines.append(f"| {key} | {m['nll']:.3f} | [{lo:.3f}, {hi:.3f}] | {100 * m['top1']:.1f} | "
-                     f"{100 * m['line_em']:.1f} | [{100 * elo:.1f}, {100 * ehi:.1f}] | {secs} |")
+        delta = ""
+        if base is not None and "block_nll" in m and key != "alpha 0 (no teacher)":
+            d, (dlo, dhi) = paired_nll_delta(m["block_nll"], base)
+            delta = f"{d:+.3f} [{dlo:+.3f}, {dhi:+.3f}]"
+        lines.append(f"| {key} | {m['nll']:.3f} | [{lo:.3f}, {hi:.3f}] | {delta} | {100 * m['top1']:.1f} | "
+                     f"[{100 * tlo:.1f}, {100 * thi:.1f}] | {100 * m['line_em']:.1f} | [{100 * elo:.1f}, "
+                     f"{100 * ehi:.1f}] | {secs} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--family", choices=sorted(FAMILIES), default="smollm2")
     p.add_argument("--alphas", default="0,0.2,0.5,0.8,1.0")
-    p.add_argument("--student-layers", type=int, default=20)
+    p.add_argument("--student-layers", type=int, default=None, help="default: 20 (smollm2), 12 (qwen)")
     p.add_argument("--weak-layers", type=int, default=17)
     p.add_argument("--train-blocks", type=int, default=64)
     p.add_argument("--held-out-blocks", type=int, default=16)
     p.add_argument("--block-tokens", type=int, default=128)
+    p.add_argument("--lines-per-block", type=int, default=4, help="line-completion prompts per held-out block")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-4)
@@ -169,15 +198,17 @@ def main(argv: list[str]) -> None:
     p.add_argument("--divergence", default="forward_kl")
     p.add_argument("--top-k", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--work", default="runs/experiments/kd-sweep")
+    p.add_argument("--work", default=None, help="default: runs/experiments/kd-sweep (-qwen)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     args.alphas = [float(a) for a in args.alphas.split(",")]
+    args.student_layers = args.student_layers or FAMILIES[args.family][2]
+    args.work = args.work or "runs/experiments/kd-sweep" + ("" if args.family == "smollm2" else f"-{args.family}")
     report = run(args)
     text = table(report, "python -m protege.lab.experiments.kd_sweep " + " ".join(argv), args)
     print(text)
-    if args.out:
-        write_table(Path(args.out), text)
+    if args.out:  # each family has its own table in the doc
+        write_table(Path(args.out), text, name=None if args.family == "smollm2" else args.family)
 
 
 if __name__ == "__main__":

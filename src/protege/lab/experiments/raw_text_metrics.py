@@ -67,15 +67,25 @@ def _boot(values_fn, n: int, resamples: int = 1000, seed: int = 0) -> tuple[floa
     return float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
 
 
+def paired_nll_delta(a: list[float], b: list[float]) -> tuple[float, tuple[float, float]]:
+    """Mean per-token NLL of `a` minus `b` on the same blocks (equal-sized blocks), with a paired bootstrap CI
+    over blocks: the test of one training run against another that the two separate CIs are too wide for."""
+    diff = np.array(a) - np.array(b)
+    return float(diff.mean()), _boot(lambda idx: diff[idx].mean(), len(diff))
+
+
 def held_out_metrics(model, tokenizer, blocks: list[list[int]], lines_per_block: int = 4) -> dict:
     model.eval()
     nll, correct = block_stats(model, blocks)
     per_block = len(blocks[0]) - 1
-    lines = line_completion(model, tokenizer, line_prompts(tokenizer, blocks, lines_per_block))
+    lines = line_completion(model, tokenizer, line_prompts(tokenizer, blocks, lines_per_block)) \
+        if lines_per_block else np.array([])
     return {
         "nll": float(nll.sum() / (per_block * len(blocks))),
         "nll_ci": _boot(lambda idx: nll[idx].sum() / (per_block * len(idx)), len(blocks)),
+        "block_nll": (nll / per_block).tolist(),  # per block, for paired comparisons (paired_nll_delta)
         "top1": float(correct.sum() / (per_block * len(blocks))),
+        "top1_ci": _boot(lambda idx: correct[idx].sum() / (per_block * len(idx)), len(blocks)),
         "line_em": float(lines.mean()) if len(lines) else float("nan"),
         "line_em_ci": _boot(lambda idx: lines[idx].mean(), len(lines)) if len(lines) else (float("nan"),) * 2,
         "lines": int(len(lines)), "tokens": per_block * len(blocks),
