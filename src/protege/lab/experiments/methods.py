@@ -2,6 +2,8 @@
 
     python -m protege.lab.experiments.methods src/protege/demo-trec6.yaml --methods sft,dpo,sft+dpo,rl \\
         --out docs/experiments/methods-trec6.md eval.forgetting.tasks=[]
+    python -m protege.lab.experiments.methods configs/methods-code.yaml --methods sft,kd,onpolicy,rl \\
+        --out docs/experiments/methods-code.md --table qwen-student train.student=...   # a second table
 
 Each method is the run config with `train.method=<m>` (plus the overrides), run to the eval stage; generate and
 curate are shared. `sft+dpo` is DPO starting from the SFT run's adapter (train.dpo.start=sft). RL runs by
@@ -21,7 +23,8 @@ from protege.lab.experiments.doc_table import write_table
 from protege.store import atomic_write_text
 
 # method name -> its overrides; "sft+dpo" is DPO from this run's SFT adapter (train.dpo.start=sft)
-VARIANTS = {"sft": ["train.method=sft"], "kd": ["train.method=kd"], "dpo": ["train.method=dpo"],
+VARIANTS = {"sft": ["train.method=sft"], "kd": ["train.method=kd"], "onpolicy": ["train.method=onpolicy"],
+            "dpo": ["train.method=dpo"],
             "sft+dpo": ["train.method=dpo", "train.dpo.start=sft"], "rl": ["train.method=rl"],
             "sft+rl": ["train.method=rl", "train.rl.start=sft"]}
 
@@ -64,6 +67,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("config")
     parser.add_argument("--methods", default="sft,dpo,rl")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--table", default=None, help="a second table in the same doc (e.g. one per student), "
+                        "with markers of its own; the .json beside it gets the same suffix")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args(argv)
     results = run_methods(args.config, args.methods.split(","), args.overrides)
@@ -71,8 +76,9 @@ def main(argv: list[str]) -> None:
     table = methods_table(results, command)
     print(table)
     if args.out:
-        write_table(Path(args.out), table)
-        atomic_write_text(Path(args.out).with_suffix(".json"), json.dumps(
+        write_table(Path(args.out), table, name=args.table)
+        suffix = f"-{args.table}.json" if args.table else ".json"
+        atomic_write_text(Path(args.out).with_name(Path(args.out).stem + suffix), json.dumps(
             [{"method": r["name"], "train_dir": str(r["stages"]["train"].path), "eval_dir": r["eval_dir"],
               "train": r["train"]} for r in results], indent=2, default=str))
 
