@@ -2,8 +2,8 @@
 
     python -m protege.lab.experiments.kd_sweep --out docs/experiments/kd-sweep.md            # the committed table
     python -m protege.lab.experiments.kd_sweep --alphas 0,0.5,1 --train-blocks 32 --out /tmp/kd.md   # quicker
-    python -m protege.lab.experiments.kd_sweep --family qwen --train-blocks 256 --held-out-blocks 64 \
-        --lines-per-block 1 --out docs/experiments/kd-sweep.md        # the second table (make teachers first)
+    python -m protege.lab.experiments.kd_sweep --family qwen --train-blocks 64 --held-out-blocks 48 \
+        --lines-per-block 0 --out docs/experiments/kd-sweep.md        # the second table (make teachers first)
 
 --family smollm2 (the first table): the student is SmolLM2-135M-Instruct depth-pruned to --student-layers (20 of
 30) by `protege student prune`'s NLL importance; the strong teacher is the full 30-layer model, the weak one the
@@ -175,9 +175,9 @@ def table(report: dict, command: str, args) -> str:
         if base is not None and "block_nll" in m and key != "alpha 0 (no teacher)":
             d, (dlo, dhi) = paired_nll_delta(m["block_nll"], base)
             delta = f"{d:+.3f} [{dlo:+.3f}, {dhi:+.3f}]"
+        em = f"{100 * m['line_em']:.1f} | [{100 * elo:.1f}, {100 * ehi:.1f}]" if m.get("lines") else "n/a | "
         lines.append(f"| {key} | {m['nll']:.3f} | [{lo:.3f}, {hi:.3f}] | {delta} | {100 * m['top1']:.1f} | "
-                     f"[{100 * tlo:.1f}, {100 * thi:.1f}] | {100 * m['line_em']:.1f} | [{100 * elo:.1f}, "
-                     f"{100 * ehi:.1f}] | {secs} |")
+                     f"[{100 * tlo:.1f}, {100 * thi:.1f}] | {em} | {secs} |")
     return "\n".join(lines) + "\n"
 
 
