@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from protege.models.prune import decoder_layers, layer_importance, prune_layers, prune_model
+from protege.models.prune import (cached_prune, decoder_layers, layer_importance, prune_layers, prune_model,
+                                  pruned_dir)
 from tiny import CORPUS, build_tiny_model
 
 LAYERS = 6
@@ -174,3 +175,19 @@ def test_prune_json_and_folder_layout(deep_dir, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["student"]  # no temp folder left behind
     with pytest.raises(FileExistsError, match="already exists"):
         prune_model(deep_dir, out, keep_layers=2, method="cosine")
+
+
+def test_cached_prune_scores_once_then_reuses_the_folder_and_finishes_an_incomplete_one(deep_dir, tmp_path,
+                                                                                       monkeypatch):
+    monkeypatch.setenv("PROTEGE_CACHE", str(tmp_path))
+    source = str(deep_dir)
+    target = cached_prune(source, 2)
+    assert target == pruned_dir(source, 2) and target.parent == tmp_path / "pruned"
+    assert "/" not in target.name and ":" not in target.name
+    written = (target / "prune.json").read_text()
+    monkeypatch.setattr("protege.models.prune.prune_model", lambda *a, **k: pytest.fail("pruned again"))
+    assert cached_prune(source, 2) == target and (target / "prune.json").read_text() == written
+    monkeypatch.undo()
+    monkeypatch.setenv("PROTEGE_CACHE", str(tmp_path))
+    (target / "prune.json").unlink()  # a folder a kill left without its last file is pruned again
+    assert json.loads((cached_prune(source, 2) / "prune.json").read_text())["layers_after"] == 2

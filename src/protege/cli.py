@@ -384,12 +384,12 @@ def prune_command(source: str = typer.Option(..., "--from", help="the model to p
                                                         "nll (loss increase when skipped) or cosine (block "
                                                         "influence)")):
     """Depth-prune a model into a smaller student that shares its tokenizer; use it as train.student=hf:OUT."""
-    from protege.models.prune import prune_model
-    from protege.models.resolve import ModelNotFound, cache_dir, model_dir
+    from protege.models.prune import prune_model, pruned_dir
+    from protege.models.resolve import ModelNotFound, model_dir
 
     with user_errors(ModelNotFound, ValueError, FileExistsError):
         folder = model_dir(source)
-        target = out or cache_dir() / "pruned" / f"{source.replace(':', '-').replace('/', '-')}-keep{keep_layers}"
+        target = out or pruned_dir(source, keep_layers)
         summary = prune_model(folder, target, keep_layers, method=importance)
     typer.echo(f"kept layers {summary.get('kept')} of {summary.get('layers_before', '?')}; "
                f"parameters {summary.get('params_before', 0):,} -> {summary.get('params_after', 0):,}")

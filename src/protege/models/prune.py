@@ -249,3 +249,20 @@ def prune_model(source, out_dir, keep_layers: int, calibration_texts: list[str] 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return info
+
+
+def pruned_dir(source: str, keep_layers: int) -> Path:
+    """Where `protege student prune` (and the experiments) keep `source` pruned to `keep_layers` by default: the
+    cache's pruned/<source>-keep<N>."""
+    from protege.models.resolve import cache_dir
+
+    return cache_dir() / "pruned" / f"{source.replace(':', '-').replace('/', '-')}-keep{keep_layers}"
+
+
+def cached_prune(source: str, keep_layers: int) -> Path:
+    """`source` pruned to `keep_layers` by NLL importance once, then reused from pruned_dir (prune.json is written
+    last, so a folder with it is complete)."""
+    target = pruned_dir(source, keep_layers)
+    if not (target / "prune.json").exists():
+        prune_model(source, target, keep_layers, overwrite=True)
+    return target

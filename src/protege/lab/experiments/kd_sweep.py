@@ -31,28 +31,25 @@ import torch
 from protege.lab.experiments.doc_table import write_table
 from protege.lab.experiments.raw_text_metrics import held_out_metrics, paired_nll_delta
 from protege.lab.experiments.stdlib_corpus import stdlib_blocks
-from protege.models.resolve import DEFAULT_MODEL, cache_dir, model_dir
+from protege.models.resolve import DEFAULT_MODEL, model_dir
 from protege.store import RESULTS, atomic_write_json
 from protege.train.kd_loss import balanced_kd_loss
 
 
 QWEN_SMALL, QWEN_LARGE = "bundled:qwen2.5-coder-0.5b-instruct", "bundled:qwen2.5-coder-1.5b-instruct"
-# family: (the model the student is pruned from, its layers, default student layers)
-FAMILIES = {"smollm2": (DEFAULT_MODEL, 30, 20), "qwen": (QWEN_SMALL, 24, 12)}
+# family: (the layers of the model the student is pruned from, the student's default layers)
+FAMILIES = {"smollm2": (30, 20), "qwen": (24, 12)}
 
 
 def pruned(keep: int, scores_from: int = 20, source: str = DEFAULT_MODEL) -> Path:
     """`source` pruned to `keep` layers; one NLL importance scoring (of the `scores_from`-layer prune) serves all.
-    The folders are the cache's pruned/<model>-keep<N>, which `protege student prune` and teacher_size share."""
+    The folders are models/prune.py's pruned_dir, which `protege student prune` and teacher_size share."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from protege.models.prune import prune_layers, prune_model
+    from protege.models.prune import cached_prune, prune_layers, pruned_dir
 
-    root = cache_dir() / "pruned"
-    first = root / f"{source.replace(':', '-')}-keep{scores_from}"
-    if not (first / "config.json").exists():
-        prune_model(model_dir(source), first, scores_from)
-    target = root / f"{source.replace(':', '-')}-keep{keep}"
+    first = cached_prune(source, scores_from)
+    target = pruned_dir(source, keep)
     if not target.exists():
         info = json.loads((first / "prune.json").read_text())
         model = AutoModelForCausalLM.from_pretrained(str(model_dir(source)), dtype=torch.float32)
@@ -158,7 +155,7 @@ def table(report: dict, command: str, args) -> str:
     r = report["results"]
     base = r.get("alpha 0 (no teacher)", {}).get("block_nll")
     lines = [f"Command: `{command}`", "",
-             f"Student: `{report['student']}` ({args.student_layers} of {FAMILIES[args.family][1]} layers). "
+             f"Student: `{report['student']}` ({args.student_layers} of {FAMILIES[args.family][0]} layers). "
              "Teachers: strong = "
              f"`{report['teachers']['strong']}`, weak = `{report['teachers']['weak']}`. Train: "
              f"{report['train_tokens']:,} tokens, {args.epochs} epoch(s), full fine-tuning, lr {args.lr}, batch "
@@ -202,7 +199,7 @@ def main(argv: list[str]) -> None:
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     args.alphas = [float(a) for a in args.alphas.split(",")]
-    args.student_layers = args.student_layers or FAMILIES[args.family][2]
+    args.student_layers = args.student_layers or FAMILIES[args.family][1]
     args.work = args.work or "runs/experiments/kd-sweep" + ("" if args.family == "smollm2" else f"-{args.family}")
     report = run(args)
     text = table(report, "python -m protege.lab.experiments.kd_sweep " + " ".join(argv), args)

@@ -65,6 +65,7 @@ def machine() -> str:
 def sweep(config: str, sizes: list[int], overrides: list[str], keep: Path | None = None) -> list[dict]:
     """Every stage at every size; the rows of all sizes ever measured into `keep` (None: the rows of this run)."""
     rows = json.loads(keep.read_text()) if keep is not None and keep.exists() else []
+    here = machine()
     for n in sizes:
         runs = Path("runs") / f"scale-{n}"
         extra = [*overrides, f"generate.num_examples={n}", f"runs_dir={runs}"]
@@ -72,7 +73,7 @@ def sweep(config: str, sizes: list[int], overrides: list[str], keep: Path | None
             result = run_stage(stage, config, extra)
             if not result["ok"]:
                 raise SystemExit(f"{stage} at N={n} failed:\n{result['tail']}")
-            row = {"n": n, **result, "tokens": stage_tokens(runs, stage), "machine": machine()}
+            row = {"n": n, **result, "tokens": stage_tokens(runs, stage), "machine": here}
             earlier = next((r for r in rows if (r["n"], r["stage"]) == (n, stage)), None)
             if earlier is not None and row["seconds"] is None:
                 continue  # reused: the row measured when the stage ran stays
@@ -85,11 +86,12 @@ def sweep(config: str, sizes: list[int], overrides: list[str], keep: Path | None
 
 def table(rows: list[dict], command: str) -> str:
     sizes = sorted({r["n"] for r in rows})
-    machines = sorted({r.get("machine", "not recorded") for r in rows})
+    sizes_on: dict[str, set[int]] = {}  # machine -> the sizes measured on it
+    for r in rows:
+        sizes_on.setdefault(r.get("machine", "not recorded"), set()).add(r["n"])
     lines = [f"Command: `{command}`", "",
-             "Measured on: " + "; ".join(
-                 f"{m} (N = {', '.join(f'{n:,}' for n in sorted({r['n'] for r in rows if r.get('machine', 'not recorded') == m}))})"
-                 for m in machines), "",
+             "Measured on: " + "; ".join(f"{m} (N = {', '.join(f'{n:,}' for n in sorted(ns))})"
+                                         for m, ns in sorted(sizes_on.items())), "",
              "| stage | " + " | ".join(f"N = {n:,}: s / tokens / peak MiB" for n in sizes) + " | growth (time) |",
              "|---|" + "---|" * (len(sizes) + 1)]
     for stage in STAGES:

@@ -32,13 +32,9 @@ PRUNE_FROM, PRUNE_KEEP = "bundled:qwen2.5-coder-0.5b-instruct", 12  # of 24 deco
 
 def pruned_student() -> str:
     """The half-depth Qwen2.5-Coder-0.5B (pruned once, then reused from the cache)."""
-    from protege.models.prune import prune_model
-    from protege.models.resolve import cache_dir, model_dir
+    from protege.models.prune import cached_prune
 
-    target = cache_dir() / "pruned" / f"{PRUNE_FROM.replace(':', '-')}-keep{PRUNE_KEEP}"
-    if not (target / "config.json").exists():
-        prune_model(model_dir(PRUNE_FROM), target, PRUNE_KEEP)
-    return f"hf:{target}"
+    return f"hf:{cached_prune(PRUNE_FROM, PRUNE_KEEP)}"
 
 
 def students() -> dict[str, str]:
