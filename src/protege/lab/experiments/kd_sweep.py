@@ -3,7 +3,12 @@
     python -m protege.lab.experiments.kd_sweep --out docs/experiments/kd-sweep.md            # the committed table
     python -m protege.lab.experiments.kd_sweep --alphas 0,0.5,1 --train-blocks 32 --out /tmp/kd.md   # quicker
     python -m protege.lab.experiments.kd_sweep --family qwen --train-blocks 64 --held-out-blocks 48 \
-        --lines-per-block 0 --out docs/experiments/kd-sweep.md        # the second table (make teachers first)
+        --lines-per-block 0 --out docs/experiments/kd-sweep.md \
+        --rows docs/experiments/kd-sweep-qwen.json                    # the second table (make teachers first)
+
+With --rows FILE.json every measured row is kept there (with its settings and the CPU it ran on) as soon as it
+ends, so a later session, on a fresh machine, runs only the rows still missing; a file kept under other settings
+is refused rather than mixed in.
 
 --family smollm2 (the first table): the student is SmolLM2-135M-Instruct depth-pruned to --student-layers (20 of
 30) by `protege student prune`'s NLL importance; the strong teacher is the full 30-layer model, the weak one the
@@ -30,6 +35,7 @@ import torch
 
 from protege.lab.experiments.doc_table import write_table
 from protege.lab.experiments.raw_text_metrics import held_out_metrics, paired_nll_delta
+from protege.lab.experiments.scale import machine
 from protege.lab.experiments.stdlib_corpus import stdlib_blocks
 from protege.models.resolve import DEFAULT_MODEL, model_dir
 from protege.store import RESULTS, atomic_write_json
@@ -111,20 +117,22 @@ def family_models(args) -> tuple[Path, dict[str, str]]:
 def run(args) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    out = Path(args.work)
+    results_path = Path(args.rows) if args.rows else out / RESULTS
+    settings = sweep_settings(args)
+    results = kept_results(results_path, settings)  # resumable per row; refused before any model loads
+    here = machine()
     student, teachers = family_models(args)
     tok = AutoTokenizer.from_pretrained(str(student))
     train, held = stdlib_blocks(tok, args.block_tokens, args.train_blocks, args.held_out_blocks)
-    out = Path(args.work)
-    results_path = out / RESULTS
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}  # resumable per run
 
     def measure(key: str, load):
         if key not in results:
             began = time.perf_counter()
             model, extra = load()
             results[key] = {**held_out_metrics(model, tok, held, args.lines_per_block), **extra,
-                            "eval_seconds": time.perf_counter() - began}
-            atomic_write_json(results_path, results)
+                            "eval_seconds": time.perf_counter() - began, "machine": here}
+            atomic_write_json(results_path, {"settings": settings, "results": results})
             print(key, {k: v for k, v in results[key].items() if k != "losses"}, flush=True)
 
     for name, model_name in [("student before training", f"hf:{student}")] + [
@@ -144,6 +152,26 @@ def run(args) -> dict:
             measure(run_key, lambda a=alpha, c=cache: _trained(student, train, c, a, args))
     return {"results": results, "student": str(student), "teachers": teachers, "train_tokens": len(train) * args.block_tokens,
             "held_out_tokens": len(held) * args.block_tokens}
+
+
+def sweep_settings(args) -> dict:
+    """What a row's numbers depend on (not the alphas: each is a row of its own)."""
+    return {k: v for k, v in sorted(vars(args).items()) if k not in ("alphas", "work", "out", "rows")}
+
+
+def kept_results(path: Path, settings: dict) -> dict:
+    """The rows already measured into `path` under the same settings ({} when there is no file)."""
+    if not path.exists():
+        return {}
+    kept = json.loads(path.read_text())
+    if "settings" not in kept:  # a results.json written before rows were kept with their settings
+        return kept
+    differ = {k: (kept["settings"].get(k), v) for k, v in settings.items() if kept["settings"].get(k) != v}
+    if differ:
+        changes = ", ".join(f"{k}: kept {a!r}, now {b!r}" for k, (a, b) in differ.items())
+        raise SystemExit(f"{path}: its rows were measured under other settings ({changes}). Run with the kept "
+                         "settings, or give another --rows file (or --work folder).")
+    return kept["results"]
 
 
 def _trained(student, train, cache, alpha, args):
@@ -197,6 +225,7 @@ def main(argv: list[str]) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default=None, help="default: runs/experiments/kd-sweep (-qwen)")
     p.add_argument("--out", default=None)
+    p.add_argument("--rows", default=None, help="keep measured rows in this JSON file (default: WORK/results.json)")
     args = p.parse_args(argv)
     args.alphas = [float(a) for a in args.alphas.split(",")]
     args.student_layers = args.student_layers or FAMILIES[args.family][1]
