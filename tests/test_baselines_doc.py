@@ -41,3 +41,22 @@ def test_a_model_without_published_numbers_cannot_ask_for_the_card(tmp_path, mon
     monkeypatch.setattr(doc, "evaluate_model", fake_result)
     with pytest.raises(ValueError, match="no published numbers"):
         doc.run_card("hf:some/model", str(tmp_path), echo=lambda *_: None)
+
+
+@requires_data
+def test_card_only_scores_the_card_tasks_in_full_and_nothing_else(tmp_path, monkeypatch):
+    calls = []
+
+    def recorded(model, spec, shots=0, limit=None, **kw):
+        calls.append((spec.name, shots, limit))
+        return fake_result(model, spec, shots, limit, **kw)
+
+    monkeypatch.setattr(doc, "evaluate_model", recorded)
+    out = tmp_path / "baselines.md"
+    doc.write_baselines("bundled:qwen2.5-coder-1.5b-instruct", out, None, 100, str(tmp_path),
+                        "protege baselines --model bundled:qwen2.5-coder-1.5b-instruct --card-only", echo=lambda *_: None,
+                        card_only=True)
+    assert calls == [("humaneval", 0, None), ("mbpp", 0, None)]
+    text = out.read_text()
+    assert "| humaneval | 164 | 50.0 [40.0, 60.0] | 70.7 | -20.7 |" in text
+    assert "| task | kind | metric | shots |" not in text and "Measured on: git abc, 2026-12-02" in text

@@ -46,3 +46,13 @@ def test_the_command_refuses_before_loading_any_model(tmp_path, monkeypatch):
     monkeypatch.setattr(kd, "family_models", lambda args: pytest.fail("loaded a model before checking --rows"))
     with pytest.raises(SystemExit, match="other settings"):
         main(["--family", "qwen", "--rows", str(path)])
+
+
+def test_the_table_orders_rows_by_teacher_then_alpha_whatever_order_they_ran_in():
+    from protege.lab.experiments.kd_sweep import row_order
+
+    ran = ["weak alpha 0.5", "strong alpha 1", "alpha 0 (no teacher)", "strong alpha 0.2", "weak teacher",
+           "student before training", "weak alpha 0.2", "strong teacher", "strong alpha 0.5"]
+    assert sorted(ran, key=row_order) == [
+        "student before training", "strong teacher", "weak teacher", "alpha 0 (no teacher)", "strong alpha 0.2",
+        "strong alpha 0.5", "strong alpha 1", "weak alpha 0.2", "weak alpha 0.5"]

@@ -3,6 +3,7 @@
     protege baselines --limit 100 --out docs/baselines.md          # SmolLM2-135M-Instruct, the embedded default
     protege baselines --model hf:path/to/model --tasks gsm8k,mbpp
     protege baselines --model bundled:qwen2.5-coder-0.5b-instruct --card   # + HumanEval/MBPP in full vs its card
+    protege baselines --model bundled:qwen2.5-coder-1.5b-instruct --card-only   # only those, no limited cells
 
 Each (task, shots) cell is an ordinary `protege eval --model M --task T` result, reused when already computed,
 so an interrupted run picks up where it stopped and the numbers here are exactly those the command prints.
@@ -43,6 +44,12 @@ def run_baselines(model: str, tasks: list[str] | None = None, limit: int | None 
 
 
 def render(model: str, rows: list[dict], command: str) -> str:
+    """The model's section: its table of (task, shots) cells; with no rows (--card-only), only the title and the
+    command, for render_card to follow."""
+    if not rows:
+        return "\n".join([f"# Baselines: {model}", "", "The untuned model, zero-shot, on every test item of the tasks "
+                          "its model card scores (no limited cells were run for it).", "",
+                          f"Reproduce with `{command}` (finished cells are reused from `runs/`)."]) + "\n"
     lines = [
         f"# Baselines: {model}",
         "",
@@ -62,14 +69,17 @@ def render(model: str, rows: list[dict], command: str) -> str:
         lines.append(f"| {r['task']} | {r['kind']} | {m} | {r['shots']} | {r['test_items']} | "
                      f"{100 * s[m]:.1f} [{100 * lo:.1f}, {100 * hi:.1f}] | {other} | {s['tokens_in_mean']:.0f} | "
                      f"{s['tokens_out_mean']:.0f} |")
-    first = rows[0] if rows else {}
     lines += ["", "Items: the first N test items of each task in file order (the whole set where it is smaller).",
               "For SQuAD 2.0 the no-answer rows are in 'other metrics' as HasAns/NoAns splits. Token counts are",
               "means per item; time per item is left out here because these cells ran beside other jobs.",
-              "", f"Measured on: git {first.get('git') or 'unknown'}, {first.get('date')}, "
-              f"torch {first.get('versions', {}).get('torch')}, "
-              f"transformers {first.get('versions', {}).get('transformers')}."]
+              "", measured_on(rows[0])]
     return "\n".join(lines) + "\n"
+
+
+def measured_on(result: dict) -> str:
+    return (f"Measured on: git {result.get('git') or 'unknown'}, {result.get('date')}, "
+            f"torch {result.get('versions', {}).get('torch')}, "
+            f"transformers {result.get('versions', {}).get('transformers')}.")
 
 
 def _others(kind: str, metric: str, summary: dict) -> list[str]:
@@ -113,11 +123,13 @@ def markers(model: str) -> tuple[str, str]:
 
 
 def write_baselines(model: str, out: Path, tasks: list[str] | None, limit: int | None, runs_dir: str,
-                    command: str, card: bool = False, progress: bool = True, echo=print) -> Path:
-    """Measure the model and write its section of `out` (other models' sections and any prose are kept)."""
-    rows = run_baselines(model, tasks, limit, runs_dir, progress, echo)
+                    command: str, card: bool = False, progress: bool = True, echo=print, card_only: bool = False) -> Path:
+    """Measure the model and write its section of `out` (other models' sections and any prose are kept).
+    `card_only`: the card's tasks in full and nothing else (no limited cells)."""
+    rows = [] if card_only else run_baselines(model, tasks, limit, runs_dir, progress, echo)
     text = render(model, rows, command)
-    if card:
-        text += render_card(model, run_card(model, runs_dir, progress, echo))
+    if card or card_only:
+        card_rows = run_card(model, runs_dir, progress, echo)
+        text += render_card(model, card_rows) + ("\n" + measured_on(card_rows[0]) + "\n" if card_only else "")
     write_marked_section(out, *markers(model), text)
     return out

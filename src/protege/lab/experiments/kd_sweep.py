@@ -183,7 +183,7 @@ def table(report: dict, command: str, args) -> str:
     r = report["results"]
     base = r.get("alpha 0 (no teacher)", {}).get("block_nll")
     lines = [f"Command: `{command}`", "",
-             f"Student: `{report['student']}` ({args.student_layers} of {FAMILIES[args.family][0]} layers). "
+             f"Student: `{report['student'].replace(str(Path.home()), '~')}` ({args.student_layers} of {FAMILIES[args.family][0]} layers). "
              "Teachers: strong = "
              f"`{report['teachers']['strong']}`, weak = `{report['teachers']['weak']}`. Train: "
              f"{report['train_tokens']:,} tokens, {args.epochs} epoch(s), full fine-tuning, lr {args.lr}, batch "
@@ -191,7 +191,7 @@ def table(report: dict, command: str, args) -> str:
              f"{report['held_out_tokens']:,} tokens from other files.", "",
              "| model | held-out NLL | 95% CI | NLL - alpha 0 [paired 95% CI] | top-1 | 95% CI | line EM | 95% CI "
              "| train s |", "|---|---|---|---|---|---|---|---|---|"]
-    for key, m in r.items():
+    for key, m in sorted(r.items(), key=lambda item: row_order(item[0])):
         lo, hi = m["nll_ci"]
         elo, ehi = m["line_em_ci"]
         tlo, thi = m.get("top1_ci", (float("nan"),) * 2)
@@ -204,6 +204,15 @@ def table(report: dict, command: str, args) -> str:
         lines.append(f"| {key} | {m['nll']:.3f} | [{lo:.3f}, {hi:.3f}] | {delta} | {100 * m['top1']:.1f} | "
                      f"[{100 * tlo:.1f}, {100 * thi:.1f}] | {em} | {secs} |")
     return "\n".join(lines) + "\n"
+
+
+def row_order(key: str) -> tuple:
+    """The table's order: the untrained models, CE alone, then each teacher's rows by alpha (runs may interleave)."""
+    fixed = ["student before training", "strong teacher", "weak teacher", "alpha 0 (no teacher)"]
+    if key in fixed:
+        return (fixed.index(key),)
+    role, _, alpha = key.partition(" alpha ")
+    return (len(fixed), role != "strong", float(alpha or 0))
 
 
 def main(argv: list[str]) -> None:
