@@ -21,6 +21,7 @@ class EchoKind:
     REWRITES_ANSWERS = False
     MAX_NEW_TOKENS = 8
     STOP = ["\n"]
+    STOP_PATTERN = None
     FEW_SHOTS = 1
     GENERATION_MAX_NEW_TOKENS = 8
     MAX_TEXT_CHARS = 200

@@ -95,6 +95,26 @@ def test_code_program_completes_bodies_and_keeps_prompt_imports():
     assert whole.startswith("from typing import List\ndef f(") and whole.rstrip().endswith("check(f)")
 
 
+def test_code_stops_decoding_once_its_answer_can_no_longer_change():
+    """Evaluation stops a code answer at the first prefix that matches STOP_PATTERN: from there on, parse and
+    rationale read the same as on the whole output, whatever follows."""
+    import re
+
+    spec = spec_of("code")
+    outputs = ["Sure.\n```python\ndef f(x):\n    return x\n```\nIt returns x. Or:\n```python\ndef f(x): pass\n```",
+               "```py\nprint(1)\n```\n```\nprint(2)\n```", "```python \nimport os\n\n\nos.sep\n```trailing",
+               "no block at all, just words", "```python\nnever closed"]
+    for whole in outputs:
+        stops = [n for n in range(len(whole) + 1) if re.search(code.STOP_PATTERN, whole[:n])]
+        if not stops:  # never matches: decoding runs to the end of turn or the cap, as before
+            assert "```" not in whole or whole.count("```") == 1
+            continue
+        first = whole[: stops[0]]
+        assert first.endswith("```") and code.parse(spec, first) == code.parse(spec, whole) != ""
+        assert code.rationale(first) == code.rationale(whole)
+    assert all(getattr(kind, "STOP_PATTERN") is None for kind in (classification, extraction, math_word, qa))
+
+
 def test_generative_evaluation_records_and_resume(tmp_path):
     spec = load_task(str(write_tiny_qa_task(tmp_path / "qa")))
     items = spec.test_examples()

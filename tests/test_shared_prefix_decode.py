@@ -98,6 +98,26 @@ def test_stop_strings_match_generate(tiny_model_dir):
     assert any(len(g.text) < len(p.text) for g, p in zip(shared, plain))  # some row really stopped early
 
 
+def test_a_stop_pattern_ends_rows_the_same_way_in_both_decoders(tiny_model_dir):
+    """GenerationConfig.stop_pattern (a code answer's closed block): a row ends as soon as its new text matches,
+    in the shared decoder and in transformers' generate (a StoppingCriteria), keeping the text written so far."""
+    import re
+
+    lm = _lm(tiny_model_dir, "llama", seed=3)
+    plain = lm.generate(PROMPTS, GenerationConfig(max_new_tokens=16))
+    long = next(g.text for g in plain if len(g.text) > 8)
+    pattern = re.escape(long[2]) + ".{2}" + re.escape(long[5])  # spans several tokens: a regex, not a stop string
+    config = GenerationConfig(max_new_tokens=16, stop_pattern=pattern)
+    reference, shared = _alone(lm, PROMPTS, config), lm.generate(PROMPTS, config)
+    assert [g.text for g in shared] == [g.text for g in reference]
+    for g, p in zip(shared, plain):
+        assert p.text.startswith(g.text)  # nothing is cut from the text: decoding just ends there
+        if g.tokens_out < p.tokens_out:  # ended early: right after its first match, not later
+            assert re.search(pattern, g.text) and not re.search(pattern, lm.tokenizer.decode(
+                lm.tokenizer(g.text, add_special_tokens=False)["input_ids"][:-1]))
+    assert sum(g.tokens_out for g in shared) < sum(p.tokens_out for p in plain)
+
+
 def test_sampling_is_seeded_and_top_k_one_is_greedy(tiny_model_dir):
     lm = _lm(tiny_model_dir, "llama", seed=4)
     with torch.no_grad():

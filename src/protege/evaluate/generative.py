@@ -27,7 +27,7 @@ def evaluate_generative(lm, spec: TaskSpec, items: Sequence[Example], shots: Seq
 
         raise CodeExecutionNotAllowed()
     config = GenerationConfig(max_new_tokens=max_new_tokens or kind.MAX_NEW_TOKENS, temperature=0.0,
-                              stop=list(kind.STOP))
+                              stop=list(kind.STOP), stop_pattern=kind.STOP_PATTERN)
 
     def score_chunk(batch: list[Example]) -> list[dict]:
         prompts = [kind.prompt(spec, it, shots) for it in batch]

@@ -139,7 +139,8 @@ class LocalLM:
         gen_config.update(**kwargs)
         started = time.monotonic()
         shared = self.prefix_caching and self.shared_decoding
-        sampling = sampling_from(gen_config, seed, stop_checker(tok, config.stop)) if shared else None
+        stop_when = stop_checker(tok, config.stop, config.stop_pattern)
+        sampling = sampling_from(gen_config, seed, stop_when) if shared else None
         if sampling is not None:
             sampling.eos_ids.add(tok.eos_token_id)  # the plain path cuts there too
             if config.max_seconds is not None:
@@ -160,13 +161,17 @@ class LocalLM:
                 self.prompt_tokens["cached"] += batch.cached_tokens
                 self.prompt_tokens["prefix_computed"] += batch.computed_tokens
             self.prompt_tokens["sent"] += sum(len(r) for r in rows)
-            out = model.generate(**inputs, generation_config=gen_config, tokenizer=tok)
+            criteria = (pattern_stop(stop_when, inputs["input_ids"].shape[1]) if config.stop_pattern is not None
+                        else None)
+            out = model.generate(**inputs, generation_config=gen_config, tokenizer=tok, stopping_criteria=criteria)
         new = out[:, inputs["input_ids"].shape[1] :]
         gens = [self._generation(row.tolist(), prompt, config.stop) for row, prompt in zip(new, rows)]
         if config.max_seconds is not None and time.monotonic() - started >= config.max_seconds:
             for gen, row in zip(gens, new.tolist()):  # cut by the clock: neither an end of turn nor at the cap
                 ended = tok.eos_token_id in row or gen.tokens_out >= config.max_new_tokens
-                gen.timed_out = not ended and not any(stop in tok.decode(row) for stop in config.stop)
+                stopped = any(stop in tok.decode(row) for stop in config.stop) or (
+                    config.stop_pattern is not None and stop_when(row))
+                gen.timed_out = not ended and not stopped
         return gens
 
     def _generation(self, ids: list[int], prompt: list[int], stops: list[str]) -> Generation:
@@ -268,6 +273,19 @@ class LocalLM:
 
 
 SCORE_SLOTS = 1 << 14  # prompt-token copies one label-scoring pass may hold in its repeated KV cache
+
+
+def pattern_stop(stop_when, start: int):
+    """transformers' stopping criteria for GenerationConfig.stop_pattern: a row is done once its new ids (after
+    the prompt's `start` columns) satisfy `stop_when` (shared_prefix_decode.stop_checker)."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class PatternStop(StoppingCriteria):
+        def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+            rows = input_ids[:, start:].tolist()
+            return torch.tensor([stop_when(r) for r in rows], dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([PatternStop()])
 
 
 def _cut_at_stop(text: str, stops: list[str]) -> str:

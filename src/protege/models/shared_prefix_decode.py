@@ -20,6 +20,7 @@ no per-head norms. local.py falls back to transformers' generate for everything 
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -79,13 +80,19 @@ def sampling_from(gen_config, seed: int, stop_when=None) -> Sampling | None:
                     stop_when=stop_when)
 
 
-def stop_checker(tokenizer, stops: list[str]):
-    """stop_when for Sampling: the decoded tail of a row's new ids contains a stop string. A stop of c characters
-    spans at most c tokens, so the last c + 2 are enough."""
-    if not stops:
+def stop_checker(tokenizer, stops: list[str], pattern: str | None = None):
+    """stop_when for Sampling: the decoded tail of a row's new ids contains a stop string (a stop of c characters
+    spans at most c tokens, so the last c + 2 are enough), or its whole new text matches `pattern`."""
+    if not stops and pattern is None:
         return None
-    window = max(len(s) for s in stops) + 2
-    return lambda ids: any(s in tokenizer.decode(ids[-window:]) for s in stops)
+    window = max((len(s) for s in stops), default=0) + 2
+    matches = re.compile(pattern).search if pattern is not None else None
+
+    def stop_when(ids) -> bool:
+        if stops and any(s in tokenizer.decode(ids[-window:]) for s in stops):
+            return True
+        return matches is not None and matches(tokenizer.decode(ids, skip_special_tokens=True)) is not None
+    return stop_when
 
 
 def shared_decoding_supported(model) -> bool:

@@ -22,6 +22,7 @@ EXECUTES_CODE = False
 REWRITES_ANSWERS = False
 MAX_NEW_TOKENS = 8
 STOP: list[str] = ["\n"]
+STOP_PATTERN: str | None = None
 FEW_SHOTS = 1  # per label
 GENERATION_MAX_NEW_TOKENS = 40
 MAX_TEXT_CHARS = 300  # a TREC question is ~60 characters

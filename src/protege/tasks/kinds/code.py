@@ -27,12 +27,14 @@ EXECUTES_CODE = True
 REWRITES_ANSWERS = True
 MAX_NEW_TOKENS = 384
 STOP: list[str] = []
+# parse() reads the first ```python block: once it is closed, nothing after it changes the answer
+STOP_PATTERN = r"(?s)```(?:python|py|Python)?[ \t]*\n.*?```"
 FEW_SHOTS = 2
 GENERATION_MAX_NEW_TOKENS = 384
 MAX_TEXT_CHARS = 1000  # an MBPP statement is ~80 characters
 COMPARED_FIELDS = ("text",)
 HEADERS = ["Problem", "Solution", "Tests"]
-_BLOCK = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)(?:```|\Z)", re.S)
+_BLOCK = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)(?:```|\Z)", re.S)  # STOP_PATTERN is its closed form
 
 
 def check_spec(spec: TaskSpec) -> list[str]:

@@ -21,6 +21,7 @@ EXECUTES_CODE = False
 REWRITES_ANSWERS = True
 MAX_NEW_TOKENS = 256
 STOP: list[str] = []
+STOP_PATTERN: str | None = None
 FEW_SHOTS = 4
 GENERATION_MAX_NEW_TOKENS = 256
 MAX_TEXT_CHARS = 1000  # a GSM8K problem is ~250 characters, the longest ~900

@@ -40,6 +40,8 @@ class TaskKind(Protocol):
     # --- answering: prompt, target, parse, score ------------------------------------------------------------
     MAX_NEW_TOKENS: int  # a student's or teacher's answer
     STOP: list[str]
+    # None, or a regex on the output after which nothing changes the parsed answer: evaluation stops decoding there
+    STOP_PATTERN: Optional[str]
     FEW_SHOTS: int  # shots of the documented few-shot baselines
 
     def few_shot_examples(self, spec: TaskSpec, shots: int) -> list[Example]:

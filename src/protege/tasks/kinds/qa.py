@@ -25,6 +25,7 @@ EXECUTES_CODE = False
 REWRITES_ANSWERS = False
 MAX_NEW_TOKENS = 32
 STOP: list[str] = ["\n"]
+STOP_PATTERN: str | None = None
 FEW_SHOTS = 4
 GENERATION_MAX_NEW_TOKENS = 96
 PASSAGE_GENERATION_MAX_NEW_TOKENS = 320  # reading-comprehension items carry their own passage
