@@ -60,3 +60,19 @@ def test_card_only_scores_the_card_tasks_in_full_and_nothing_else(tmp_path, monk
     text = out.read_text()
     assert "| humaneval | 164 | 50.0 [40.0, 60.0] | 70.7 | -20.7 |" in text
     assert "| task | kind | metric | shots |" not in text and "Measured on: git abc, 2026-12-02" in text
+
+
+@requires_data
+def test_card_only_with_tasks_scores_only_those_of_the_card(tmp_path, monkeypatch):
+    import pytest
+
+    calls = []
+    monkeypatch.setattr(doc, "evaluate_model", lambda model, spec, **kw: calls.append(spec.name) or fake_result(
+        model, spec, **kw))
+    out = tmp_path / "baselines.md"
+    doc.write_baselines("bundled:qwen2.5-coder-0.5b-instruct", out, ["humaneval"], 100, str(tmp_path), "cmd",
+                        echo=lambda *_: None, card_only=True)
+    assert calls == ["humaneval"] and "| humaneval | 164 |" in out.read_text() and "| mbpp |" not in out.read_text()
+    with pytest.raises(ValueError, match="scores only humaneval, mbpp"):
+        doc.write_baselines("bundled:qwen2.5-coder-0.5b-instruct", out, ["trec6"], 100, str(tmp_path), "cmd",
+                            echo=lambda *_: None, card_only=True)

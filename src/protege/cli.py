@@ -231,14 +231,14 @@ def baselines(model: str = typer.Option("bundled:smollm2-135m-instruct", help="t
               card: bool = typer.Option(False, "--card", help="also HumanEval and MBPP test in full, zero-shot, next "
                                         "to the pass@1 the model's card publishes"),
               card_only: bool = typer.Option(False, "--card-only", help="only the --card table: no limited cells "
-                                             "(--tasks and --limit are then not used)")):
+                                             "(--limit is then not used; --tasks picks among the card's tasks)")):
     """Zero-shot and few-shot scores of a model on every built-in task (runs code in the sandbox); the model's
     section of the Markdown file is added or replaced, the rest kept."""
     from protege.evaluate.baselines_doc import write_baselines
 
-    command = (f"protege baselines --model {model} --card-only" if card_only else
-               f"protege baselines --model {model} --limit {limit}" + (f" --tasks {tasks}" if tasks else "")
-               + (" --card" if card else ""))
+    selected = f" --tasks {tasks}" if tasks else ""
+    command = (f"protege baselines --model {model} --card-only{selected}" if card_only else
+               f"protege baselines --model {model} --limit {limit}{selected}" + (" --card" if card else ""))
     with user_errors(ValueError):
         path = write_baselines(model, out, tasks.split(",") if tasks else None, limit or None, str(runs_dir), command,
                                card=card, card_only=card_only)

@@ -3,7 +3,7 @@
     protege baselines --limit 100 --out docs/baselines.md          # SmolLM2-135M-Instruct, the embedded default
     protege baselines --model hf:path/to/model --tasks gsm8k,mbpp
     protege baselines --model bundled:qwen2.5-coder-0.5b-instruct --card   # + HumanEval/MBPP in full vs its card
-    protege baselines --model bundled:qwen2.5-coder-1.5b-instruct --card-only   # only those, no limited cells
+    protege baselines --model bundled:qwen2.5-coder-1.5b-instruct --card-only [--tasks humaneval]  # only those
 
 Each (task, shots) cell is an ordinary `protege eval --model M --task T` result, reused when already computed,
 so an interrupted run picks up where it stopped and the numbers here are exactly those the command prints.
@@ -87,12 +87,18 @@ def _others(kind: str, metric: str, summary: dict) -> list[str]:
     return [k for k in keys if k != metric and k in summary]
 
 
-def run_card(model: str, runs_dir: str = "runs", progress: bool = True, echo=print) -> list[dict]:
-    """Zero-shot on every test item of the tasks the model's card scores (HumanEval, MBPP test)."""
+def run_card(model: str, runs_dir: str = "runs", progress: bool = True, echo=print,
+             tasks: list[str] | None = None) -> list[dict]:
+    """Zero-shot on every test item of the tasks the model's card scores (HumanEval, MBPP test), or of those of
+    them named in `tasks`."""
     if model not in MODEL_CARDS:
         raise ValueError(f"--card: no published numbers are known for {model}; known: {', '.join(MODEL_CARDS)}")
+    names = [t for t in MODEL_CARDS[model] if tasks is None or t in tasks]
+    if not names:
+        raise ValueError(f"--tasks {','.join(tasks or [])}: the card of {model} scores only "
+                         f"{', '.join(MODEL_CARDS[model])}; name one of them or drop --tasks")
     rows = []
-    for name in MODEL_CARDS[model]:
+    for name in names:
         res = evaluate_model(model, load_task(name), shots=0, limit=None, allow_code_execution=True,
                              runs_dir=runs_dir, progress=progress, echo=echo)
         echo(f"{name} 0-shot, all {res['test_items']} items: {res['metric']} {100 * res['summary'][res['metric']]:.1f}")
@@ -125,11 +131,11 @@ def markers(model: str) -> tuple[str, str]:
 def write_baselines(model: str, out: Path, tasks: list[str] | None, limit: int | None, runs_dir: str,
                     command: str, card: bool = False, progress: bool = True, echo=print, card_only: bool = False) -> Path:
     """Measure the model and write its section of `out` (other models' sections and any prose are kept).
-    `card_only`: the card's tasks in full and nothing else (no limited cells)."""
+    `card_only`: the card's tasks (those in `tasks`, when given) in full and nothing else (no limited cells)."""
     rows = [] if card_only else run_baselines(model, tasks, limit, runs_dir, progress, echo)
     text = render(model, rows, command)
     if card or card_only:
-        card_rows = run_card(model, runs_dir, progress, echo)
+        card_rows = run_card(model, runs_dir, progress, echo, tasks if card_only else None)
         text += render_card(model, card_rows) + ("\n" + measured_on(card_rows[0]) + "\n" if card_only else "")
     write_marked_section(out, *markers(model), text)
     return out
