@@ -46,18 +46,18 @@ def run_baselines(model: str, tasks: list[str] | None = None, limit: int | None 
 def render(model: str, rows: list[dict], command: str) -> str:
     """The model's section: its table of (task, shots) cells; with no rows (--card-only), only the title and the
     command, for render_card to follow."""
+    about = ["Zero-shot and few-shot prompting of the untuned model on every built-in task: the floor a distilled",
+             "student has to rise above. Greedy decoding; classification scored by label likelihood; code run in the",
+             "sandbox. Metrics in percent with 95% bootstrap intervals. Few-shot examples come from each task's seeds."]
     if not rows:
-        return "\n".join([f"# Baselines: {model}", "", "The untuned model, zero-shot, on every test item of the tasks "
-                          "its model card scores (no limited cells were run for it).", "",
-                          f"Reproduce with `{command}` (finished cells are reused from `runs/`)."]) + "\n"
+        about = ["The untuned model, zero-shot, on every test item of the tasks its model card scores (no limited "
+                 "cells were run for it)."]
+    head = [f"# Baselines: {model}", "", *about, "",
+            f"Reproduce with `{command}` (finished cells are reused from `runs/`)."]
+    if not rows:
+        return "\n".join(head) + "\n"
     lines = [
-        f"# Baselines: {model}",
-        "",
-        "Zero-shot and few-shot prompting of the untuned model on every built-in task: the floor a distilled",
-        "student has to rise above. Greedy decoding; classification scored by label likelihood; code run in the",
-        "sandbox. Metrics in percent with 95% bootstrap intervals. Few-shot examples come from each task's seeds.",
-        "",
-        f"Reproduce with `{command}` (finished cells are reused from `runs/`).",
+        *head,
         "",
         "| task | kind | metric | shots | items | score [95% CI] | other metrics | prompt tokens | tokens out |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -129,7 +129,8 @@ def markers(model: str) -> tuple[str, str]:
 
 
 def write_baselines(model: str, out: Path, tasks: list[str] | None, limit: int | None, runs_dir: str,
-                    command: str, card: bool = False, progress: bool = True, echo=print, card_only: bool = False) -> Path:
+                    command: str, card: bool = False, progress: bool = True, echo=print,
+                    card_only: bool = False) -> Path:
     """Measure the model and write its section of `out` (other models' sections and any prose are kept).
     `card_only`: the card's tasks (those in `tasks`, when given) in full and nothing else (no limited cells)."""
     rows = [] if card_only else run_baselines(model, tasks, limit, runs_dir, progress, echo)

@@ -125,6 +125,11 @@ def describe(setting: str | None = None, device: str | None = None) -> dict:
     return info
 
 
+def machine_summary() -> str:
+    """What an experiment's kept rows record of the machine they ran on: CPU, cores, what auto resolves to."""
+    return f"{cpu_summary()}, {os.cpu_count()} cores, {resolve_precision('auto')}"
+
+
 def machine_line() -> str:
     """The line `make test` prints first, so a failure report says which machine it came from."""
     line = f"protege: CPU {cpu_summary()}; precision auto resolves to {resolve_precision('auto')} here"

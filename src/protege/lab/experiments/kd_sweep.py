@@ -35,8 +35,8 @@ import torch
 
 from protege.lab.experiments.doc_table import write_table
 from protege.lab.experiments.raw_text_metrics import held_out_metrics, paired_nll_delta
-from protege.lab.experiments.scale import machine
 from protege.lab.experiments.stdlib_corpus import stdlib_blocks
+from protege.models.precision import machine_summary
 from protege.models.resolve import DEFAULT_MODEL, model_dir
 from protege.store import RESULTS, atomic_write_json
 from protege.train.kd_loss import balanced_kd_loss
@@ -121,7 +121,7 @@ def run(args) -> dict:
     results_path = Path(args.rows) if args.rows else out / RESULTS
     settings = sweep_settings(args)
     results = kept_results(results_path, settings)  # resumable per row; refused before any model loads
-    here = machine()
+    here = machine_summary()
     student, teachers = family_models(args)
     tok = AutoTokenizer.from_pretrained(str(student))
     train, held = stdlib_blocks(tok, args.block_tokens, args.train_blocks, args.held_out_blocks)
@@ -150,8 +150,8 @@ def run(args) -> dict:
 
                 cache = teacher_cache(model_name, out / f"cache-{content_key(key)}", train, args)
             measure(run_key, lambda a=alpha, c=cache: _trained(student, train, c, a, args))
-    return {"results": results, "student": str(student), "teachers": teachers, "train_tokens": len(train) * args.block_tokens,
-            "held_out_tokens": len(held) * args.block_tokens}
+    return {"results": results, "student": str(student), "teachers": teachers,
+            "train_tokens": len(train) * args.block_tokens, "held_out_tokens": len(held) * args.block_tokens}
 
 
 def sweep_settings(args) -> dict:
@@ -183,7 +183,8 @@ def table(report: dict, command: str, args) -> str:
     r = report["results"]
     base = r.get("alpha 0 (no teacher)", {}).get("block_nll")
     lines = [f"Command: `{command}`", "",
-             f"Student: `{report['student'].replace(str(Path.home()), '~')}` ({args.student_layers} of {FAMILIES[args.family][0]} layers). "
+             f"Student: `{report['student'].replace(str(Path.home()), '~')}` "
+             f"({args.student_layers} of {FAMILIES[args.family][0]} layers). "
              "Teachers: strong = "
              f"`{report['teachers']['strong']}`, weak = `{report['teachers']['weak']}`. Train: "
              f"{report['train_tokens']:,} tokens, {args.epochs} epoch(s), full fine-tuning, lr {args.lr}, batch "

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from protege.lab.experiments.doc_table import config_command
-from protege.models.precision import cpu_summary, resolve_precision
+from protege.models.precision import machine_summary
 from protege.store import atomic_write_json
 
 STAGES = ["generate", "curate", "train", "eval"]
@@ -58,14 +58,10 @@ def stage_tokens(runs: Path, stage: str) -> int | None:
     return tokens.get("total") if isinstance(tokens, dict) else None
 
 
-def machine() -> str:
-    return f"{cpu_summary()}, {os.cpu_count()} cores, {resolve_precision('auto')}"
-
-
 def sweep(config: str, sizes: list[int], overrides: list[str], keep: Path | None = None) -> list[dict]:
     """Every stage at every size; the rows of all sizes ever measured into `keep` (None: the rows of this run)."""
     rows = json.loads(keep.read_text()) if keep is not None and keep.exists() else []
-    here = machine()
+    here = machine_summary()
     for n in sizes:
         runs = Path("runs") / f"scale-{n}"
         extra = [*overrides, f"generate.num_examples={n}", f"runs_dir={runs}"]

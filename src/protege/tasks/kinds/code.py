@@ -27,14 +27,15 @@ EXECUTES_CODE = True
 REWRITES_ANSWERS = True
 MAX_NEW_TOKENS = 384
 STOP: list[str] = []
+_FENCE = r"```(?:python|py|Python)?[ \t]*\n"  # a code block's opening line
 # parse() reads the first ```python block: once it is closed, nothing after it changes the answer
-STOP_PATTERN = r"(?s)```(?:python|py|Python)?[ \t]*\n.*?```"
+STOP_PATTERN = r"(?s)" + _FENCE + r".*?```"
 FEW_SHOTS = 2
 GENERATION_MAX_NEW_TOKENS = 384
 MAX_TEXT_CHARS = 1000  # an MBPP statement is ~80 characters
 COMPARED_FIELDS = ("text",)
 HEADERS = ["Problem", "Solution", "Tests"]
-_BLOCK = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)(?:```|\Z)", re.S)  # STOP_PATTERN is its closed form
+_BLOCK = re.compile(_FENCE + r"(.*?)(?:```|\Z)", re.S)
 
 
 def check_spec(spec: TaskSpec) -> list[str]:
