@@ -399,6 +399,43 @@ def prune_command(source: str = typer.Option(..., "--from", help="the model to p
     typer.echo(f"student: hf:{target}")
 
 
+runs_app = typer.Typer(no_args_is_help=True, help="Move run folders between machines (resumable there).")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("pack")
+def runs_pack(stages: List[Path] = typer.Argument(..., help="stage folders: runs/<task>/<stage>-<key>"),
+              to: Path = typer.Option(..., "--to", help="carry folder to write into (CARRIED.json indexes it)"),
+              runs_dir: Path = typer.Option(Path("runs"), help="the runs root the stages are under"),
+              max_mb: float = typer.Option(20.0, help="files bigger than this are left out (listed); their "
+                                           "stage then counts as partial where it is unpacked")):
+    """Copy finished or half-finished stages into a folder you can move (git, rsync, a USB stick)."""
+    from protege.runs_carry import pack
+
+    with user_errors(ValueError):
+        index = pack(stages, to, runs_dir, max_mb)
+    for rel in (str(p.resolve().relative_to(runs_dir.resolve())) for p in stages):
+        facts = index["stages"][rel]
+        typer.echo(f"{rel}: {len(facts['files'])} files, {'complete' if facts['complete'] else 'partial'}")
+    for line in index["left_out"]:
+        typer.echo(f"left out: {line}")
+
+
+@runs_app.command("unpack")
+def runs_unpack(carry: Path = typer.Argument(..., help="a folder written by protege runs pack"),
+                runs_dir: Path = typer.Option(Path("runs"), help="the runs root to restore into")):
+    """Put carried stages under the runs root; a run then resumes or reuses them as if made here."""
+    from protege.runs_carry import unpack
+
+    with user_errors(ValueError):
+        outcome = unpack(carry, runs_dir)
+    said = {"restored": "restored", "replaced": "replaced a partial local copy", "kept": "kept (complete here)",
+            "kept_partial": "kept (partial here and in the carry; remove it to take the carried one)"}
+    for what, rels in outcome.items():
+        for rel in rels:
+            typer.echo(f"{runs_dir / rel}: {said[what]}")
+
+
 for _name in ["curate", "report"]:
     app.command(name=_name)(_stage_command(_name))
 
