@@ -78,6 +78,20 @@ def test_chat_and_completions_round_trip_in_order_with_usage(server, tokenizer):
     assert lm.usage["tokens_out"] == sum(g.tokens_out for g in gens)
 
 
+def test_stop_pattern_cuts_the_answer_at_the_match_and_counts_every_token_spent(server):
+    import re
+
+    lm = OpenAILM(server.model, server.url)
+    free = lm.generate(texts(1), GenerationConfig(max_new_tokens=12))[0]
+    assert len(free.text) > 4, free.text
+    head = re.escape(free.text[: len(free.text) // 2])  # greedy: the same answer, cut after its first half
+    cut = lm.generate(texts(1), GenerationConfig(max_new_tokens=12, stop_pattern=head))[0]
+    assert cut.text == free.text[: len(free.text) // 2]
+    assert cut.tokens_out == free.tokens_out  # the server decoded on: the tokens are spent and counted
+    missing = lm.generate(texts(1), GenerationConfig(max_new_tokens=12, stop_pattern="NEVER-THERE"))[0]
+    assert missing.text == free.text
+
+
 def test_server_answers_in_openai_shape_and_refuses_bad_requests(server):
     with urllib.request.urlopen(server.url + "/models") as r:
         assert r.status == 200 and [m["id"] for m in json.load(r)["data"]] == [server.model]

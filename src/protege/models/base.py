@@ -21,7 +21,8 @@ class GenerationConfig:
     top_p: float = 1.0
     seed: int = 0
     stop: list[str] = field(default_factory=list)
-    # a regular expression: a row stops once its new text matches it (a closed code block; local models only)
+    # a regular expression: a row stops once its new text matches it (a closed code block); an endpoint cannot stop
+    # on a pattern, so its answer is cut at the match's end (the tokens after it were still spent and are counted)
     stop_pattern: str | None = None
     max_seconds: float | None = None  # decoding stops after this long; rows keep what they wrote (local models)
 

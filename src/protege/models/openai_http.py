@@ -214,7 +214,11 @@ class OpenAILM:
 
     def _complete(self, prompt: Prompt, config: GenerationConfig, stop: threading.Event) -> Generation:
         path, body = self._payload(prompt, config)
-        return self._account(self._request(path, body, stop), prompt, path)
+        gen = self._account(self._request(path, body, stop), prompt, path)
+        if config.stop_pattern is not None:  # no OpenAI field stops on a pattern: the server decodes on, we cut
+            match = re.search(config.stop_pattern, gen.text)
+            gen.text = gen.text[: match.end()] if match else gen.text
+        return gen
 
     def _request(self, path: str, body: dict, stop: threading.Event) -> dict:
         """One answer to `body`, with the retries, backoff and budget checks every request gets."""
