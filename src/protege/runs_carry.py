@@ -21,22 +21,13 @@ made with (`protege --precision fp32 ...`) to continue it there.
 """
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
 from protege.errors import ConfigError
-from protege.store import MANIFEST, atomic_write_json, now_iso, read_json
+from protege.store import MANIFEST, atomic_write_json, file_sha256, now_iso, read_json
 
 INDEX = "CARRIED.json"
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _stage_relative(stage: Path, runs_root: Path) -> Path:
@@ -75,7 +66,7 @@ def pack(stages: list[Path], to: Path, runs_root: Path = Path("runs"), max_mb: f
                 continue  # without its manifest, a stage missing a file is partial there and redoes its work
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, dest / name)
-            files[name] = {"bytes": (dest / name).stat().st_size, "sha256": _sha(dest / name)}
+            files[name] = {"bytes": (dest / name).stat().st_size, "sha256": file_sha256(dest / name)}
         index["stages"][str(rel)] = {"complete": MANIFEST in files, "packed": now_iso(),
                                      "files": files}
         index["left_out"] = [x for x in index["left_out"] if not x.startswith(f"{rel}/")] + left_out
@@ -91,7 +82,7 @@ def _check(carry: Path, index: dict) -> None:
             p = carry / rel / name
             if not p.is_file():
                 problems.append(f"{rel}/{name}: missing")
-            elif p.stat().st_size != facts["bytes"] or _sha(p) != facts["sha256"]:
+            elif p.stat().st_size != facts["bytes"] or file_sha256(p) != facts["sha256"]:
                 problems.append(f"{rel}/{name}: its size or sha256 differs from {INDEX}")
     if problems:
         raise ConfigError(str(carry / INDEX), problems + ["nothing was unpacked; pack the stages again on the "

@@ -172,14 +172,14 @@ class StageDir:
         files = {}
         for p in sorted(self.path.rglob("*")):
             if p.is_file() and p.name != MANIFEST and not p.name.startswith("."):
-                files[str(p.relative_to(self.path))] = {"bytes": p.stat().st_size, "sha256": _file_sha(p)}
+                files[str(p.relative_to(self.path))] = {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
         atomic_write_json(
             self.path / MANIFEST,
             {"stage": self.stage, "key": self.key, "finished": now_iso(), "files": files, "summary": summary or {}},
         )
 
 
-def _file_sha(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
