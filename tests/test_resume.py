@@ -58,6 +58,9 @@ def test_generation_killed_with_sigkill_resumes_without_duplicates(tmp_path, tin
     pipe.run("generate")
     ids = [json.loads(l)["id"] for l in samples.read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 24
+    summary = json.loads((pipe.stages["generate"] / "MANIFEST.json").read_text())["summary"]
+    # the killed process's time counts too (until its last write), beside the run that finished the stage
+    assert summary["stage_runs"] == 2 and summary["stage_seconds_all_runs"] > summary["stage_seconds"]
     assert set(ids) == {r["id"] for r in planned_requests(pipe.spec, cfg.generate)}
 
 

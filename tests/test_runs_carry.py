@@ -41,6 +41,19 @@ def test_round_trip_restores_a_partial_stage_that_resumes(tmp_path):
     assert [it.id for it in scored] == ["i2", "i3", "i4"]  # the two carried items are not scored again
 
 
+def test_pack_closes_an_open_attempt_so_file_times_need_not_survive_the_move(tmp_path):
+    from protege.store import ATTEMPTS, read_json
+
+    here, carry = tmp_path / "here", tmp_path / "carry"
+    stage = _stage(here, "open", records=2, complete=False)  # its process is still running, or was killed
+    pack([stage.path], carry, here)
+    carried = read_json(carry / "trec6" / "model-eval-open" / ATTEMPTS)
+    assert len(carried) == 1 and carried[0]["ended"] == "last write" and carried[0]["seconds"] >= 0
+    assert "seconds" not in read_json(stage / ATTEMPTS)[0]  # the stage's own record is left as it is
+    unpack(carry, tmp_path / "there")
+    assert StageDir(tmp_path / "there", "trec6", "model-eval", "open").earlier_attempts()[0] == 1
+
+
 def test_complete_local_stage_is_kept_and_partial_one_replaced_by_complete_carry(tmp_path):
     here, there, carry = tmp_path / "here", tmp_path / "there", tmp_path / "carry"
     pack([_stage(here, "done", 3, complete=True).path, _stage(here, "half", 1, complete=False).path], carry, here)
@@ -98,7 +111,7 @@ def test_cli_pack_and_unpack(tmp_path):
     runner = CliRunner()
     packed = runner.invoke(app, ["runs", "pack", str(stage.path), "--to", str(carry), "--runs-dir", str(here)])
     assert packed.exit_code == 0, packed.output
-    assert "trec6/model-eval-c: 3 files, complete" in packed.output  # config, samples, manifest
+    assert "trec6/model-eval-c: 4 files, complete" in packed.output  # config, attempts, samples, manifest
     assert json.loads((carry / INDEX).read_text())["stages"]["trec6/model-eval-c"]["complete"]
     unpacked = runner.invoke(app, ["runs", "unpack", str(carry), "--runs-dir", str(tmp_path / "there")])
     assert unpacked.exit_code == 0 and "restored" in unpacked.output, unpacked.output

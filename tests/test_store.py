@@ -57,7 +57,7 @@ def test_manifest_lists_files_and_marks_complete(tmp_path):
     import json
 
     manifest = json.loads((stage / "MANIFEST.json").read_text())
-    assert set(manifest["files"]) == {"config.yaml", "samples.jsonl"}
+    assert set(manifest["files"]) == {"config.yaml", "attempts.json", "samples.jsonl"}
 
 
 def test_a_corrupt_line_in_the_middle_of_a_log_names_the_line_and_the_way_out(tmp_path):
@@ -71,3 +71,22 @@ def test_a_corrupt_line_in_the_middle_of_a_log_names_the_line_and_the_way_out(tm
     with pytest.raises(ConfigError) as err:
         log.read()
     assert "line 2: not a JSON record" in str(err.value) and "delete that line" in str(err.value)
+
+
+def test_a_killed_attempt_is_closed_at_the_stage_last_write_when_the_stage_resumes(tmp_path):
+    import os
+
+    from protege.store import ATTEMPTS, closed_attempts, read_json
+
+    stage = StageDir(tmp_path, "t", "generate", "k")
+    stage.start({"a": 1})
+    began = read_json(stage / ATTEMPTS)[0]["began"]
+    JsonlLog(stage / "samples.jsonl").append([{"id": 1}])
+    for p in stage.path.iterdir():  # the killed process wrote its last record 50 s after it began
+        os.utime(p, (began + 50, began + (50 if p.name == "samples.jsonl" else 1)))
+    assert closed_attempts(stage.path)[0]["seconds"] == 50.0
+    assert stage.earlier_attempts() == (0, 0)  # not closed on disk until the stage starts again
+    stage.start({"a": 1})
+    attempts = read_json(stage / ATTEMPTS)
+    assert len(attempts) == 2 and attempts[0]["seconds"] == 50.0 and "seconds" not in attempts[1]
+    assert stage.earlier_attempts() == (1, 50.0)

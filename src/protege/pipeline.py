@@ -90,9 +90,12 @@ class Pipeline:
             barrier()
             began = time.perf_counter()
             summary = getattr(self, f"_{name}")(stage)
-            # wall time of the run that finished the stage (a resumed stage counts its last run only)
-            if rank == 0:
-                stage.finish({**summary, "stage_seconds": round(time.perf_counter() - began, 1),
+            if rank == 0:  # stage_seconds: the run that finished the stage; a resumed one adds its earlier runs
+                seconds = round(time.perf_counter() - began, 1)
+                runs, earlier = stage.earlier_attempts()
+                stage.finish({**summary, "stage_seconds": seconds,
+                              **({"stage_runs": runs + 1, "stage_seconds_all_runs": round(earlier + seconds, 1)}
+                                 if runs else {}),
                               **({"processes": world} if world > 1 else {})})
             barrier()
             self.echo(f"[{name}] done: {json.dumps(summary, default=str)[:300]}")

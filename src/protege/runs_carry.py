@@ -25,7 +25,8 @@ import shutil
 from pathlib import Path
 
 from protege.errors import ConfigError
-from protege.store import MANIFEST, atomic_write_json, file_sha256, now_iso, read_json
+from protege.store import (ATTEMPTS, MANIFEST, atomic_write_json, closed_attempts, file_sha256, now_iso,
+                           read_json)
 
 INDEX = "CARRIED.json"
 
@@ -65,7 +66,10 @@ def pack(stages: list[Path], to: Path, runs_root: Path = Path("runs"), max_mb: f
             if p.stat().st_size > max_mb * 2**20 or (left_out and name == MANIFEST):
                 continue  # without its manifest, a stage missing a file is partial there and redoes its work
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(p, dest / name)
+            if name == ATTEMPTS:  # closed here: file times do not survive git, the last write is judged now
+                atomic_write_json(dest / name, closed_attempts(src))
+            else:
+                shutil.copy2(p, dest / name)
             files[name] = {"bytes": (dest / name).stat().st_size, "sha256": file_sha256(dest / name)}
         index["stages"][str(rel)] = {"complete": MANIFEST in files, "packed": now_iso(),
                                      "files": files}

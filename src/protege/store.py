@@ -4,6 +4,7 @@ Layout of one stage (see docs/architecture.md):
 
     runs/<task>/<stage>-<key>/config.yaml     resolved config of this stage
                               samples.jsonl   append-only records keyed by id
+                              attempts.json   one record per process that worked on the stage
                               MANIFEST.json   written last: the stage is complete
 
 A stage whose MANIFEST.json exists is reused; one without it resumes from what its JSONL already holds.
@@ -15,6 +16,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time as _time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -28,6 +30,7 @@ PREFERENCES = "preferences.jsonl"  # train (dpo): the judged answers and their p
 TRAIN_LOG = "train_log.jsonl"  # train: one record per optimizer step
 RESULTS = "results.json"  # eval: every row's metrics, comparisons, forgetting, provenance
 REPORT_MD = "report.md"  # report
+ATTEMPTS = "attempts.json"  # every stage: one record per process that worked on it (began, seconds)
 REPORT_HTML = "report.html"  # the same report as one page, plots embedded
 
 
@@ -164,8 +167,16 @@ class StageDir:
         return (self.path / MANIFEST).exists()
 
     def start(self, config: dict) -> None:
+        """Begin (or resume) the stage: its config is written and this process's attempt recorded."""
         self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.path / ATTEMPTS, closed_attempts(self.path) + [{"began": round(_time.time(), 3)}])
         atomic_write_text(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+
+    def earlier_attempts(self) -> tuple[int, float]:
+        """(processes that worked on the stage before the current one, their seconds in all)."""
+        attempts = read_json(self.path / ATTEMPTS) if (self.path / ATTEMPTS).exists() else []
+        closed = [a for a in attempts if "seconds" in a]
+        return len(closed), round(sum(a["seconds"] for a in closed), 1)
 
     def finish(self, summary: dict | None = None) -> None:
         """Write the manifest last: the list of files with sizes and hashes, and when the stage ended."""
@@ -177,6 +188,17 @@ class StageDir:
             self.path / MANIFEST,
             {"stage": self.stage, "key": self.key, "finished": now_iso(), "files": files, "summary": summary or {}},
         )
+
+
+def closed_attempts(stage: Path) -> list[dict]:
+    """The stage's attempts (StageDir.start), an open last one closed as lasting until the stage's last write:
+    its process was killed, or is still working when the stage is packed (runs_carry.py)."""
+    attempts = read_json(stage / ATTEMPTS) if (stage / ATTEMPTS).exists() else []
+    if attempts and "seconds" not in attempts[-1]:
+        last_write = max((p.stat().st_mtime for p in stage.rglob("*") if p.is_file() and p.name != ATTEMPTS),
+                         default=attempts[-1]["began"])
+        attempts[-1].update(seconds=round(max(0.0, last_write - attempts[-1]["began"]), 1), ended="last write")
+    return attempts
 
 
 def file_sha256(path: Path) -> str:

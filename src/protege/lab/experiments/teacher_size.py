@@ -54,8 +54,13 @@ def data_phase(config: str, overrides: list[str]) -> dict[str, dict]:
                       "kept": read_json(pipe.stages["curate"] / "MANIFEST.json")["summary"]["kept"],
                       "answered": len(answers),
                       "tokens_out": sum(a.get("tokens", {}).get("teacher", 0) for a in answers),
-                      "seconds": read_json(pipe.stages["answers"] / "MANIFEST.json")["summary"].get("stage_seconds")}
+                      "seconds": _all_runs(read_json(pipe.stages["answers"] / "MANIFEST.json")["summary"])}
     return out
+
+
+def _all_runs(summary: dict) -> float | None:
+    """A stage's seconds over every process that worked on it (a resumed stage's earlier runs included)."""
+    return summary.get("stage_seconds_all_runs", summary.get("stage_seconds"))
 
 
 def arms(config: str, overrides: list[str], data: dict[str, dict], run: bool = True) -> list[dict]:
