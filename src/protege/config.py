@@ -41,6 +41,7 @@ LATER_SETTINGS: dict[str, object] = {
     "CooperativeConfig.handoff": "word",
     "DPOConfig.start": "base",
     "RLConfig.start": "base",
+    "EvalConfig.teacher_shots": None,
 }
 _ABSENT = object()
 
@@ -316,6 +317,9 @@ class EvalConfig(Strict):
     max_test_items: Optional[int] = None  # None: the whole test set
     bootstrap_resamples: int = 1000
     evaluate_teacher: bool = True
+    # The teacher row's shots (0: zero-shot, as `protege baselines` scores a model card's tasks, so a finished
+    # `protege eval`/`baselines` run of the teacher is reused); None: the student's few-shot row's shots.
+    teacher_shots: Optional[int] = Field(default=None, ge=0)
     allow_code_execution: bool = False  # run generated code in the sandbox (code tasks, code in the suite)
     forgetting: ForgettingConfig = ForgettingConfig()
 

@@ -117,7 +117,7 @@ class Pipeline:
             return key_dump(cfg.generate, exclude={"mode", "student", "answers_teacher", "cooperative"})
         if name == "answers":
             return _answers_key(cfg)
-        section = key_dump(cfg.curate) if name == "curate" else getattr(cfg, name).model_dump()
+        section = key_dump(getattr(cfg, name)) if name in ("curate", "eval") else getattr(cfg, name).model_dump()
         if name == "eval":
             section["teacher"] = cfg.teacher_for("answers")
         return section

@@ -40,7 +40,7 @@ def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
         "|---|---|" + "---|" * (len(cols) + 6),
     ]
     for r in rows:
-        model = r["model"] + (" + LoRA" if r.get("adapter") else "") + (f", {r['shots']} shots" if r["shots"] else "")
+        model = r["model"] + (" + LoRA" if r.get("adapter") else "") + (f", {r['shots']} shots" if r["shots"] else ", zero-shot" if r["row"] == Row.TEACHER else "")
         lines.append(f"| {r['row']} | {model} | " + " | ".join(_with_ci(r, key) for key, _ in cols)
                      + f" | {r['seconds_p50']:.3f} | {r['seconds_p95']:.3f} | {r['tokens_in_mean']:.0f} | "
                      f"{r.get('tokens_out_mean', 0):.0f} | {_mb(r.get('weights_mb'))} | {_mb(r.get('peak_rss_mb'))} |")

@@ -55,6 +55,15 @@ def evaluate_lm(lm, spec: TaskSpec, items: Sequence[Example], shots: Sequence[Ex
                                allow_code_execution=allow_code_execution)
 
 
+def model_eval_stage(runs_dir: str | Path, spec: TaskSpec, model: str, shots: int, limit: int | None,
+                     scoring: str) -> tuple[dict, StageDir]:
+    """The setting of one model's evaluation and its folder `runs/<task>/model-eval-<key>/` (not created)."""
+    setting = {"model": model, "shots": shots, "limit": limit,
+               "scoring": scoring if kind_of(spec).LABELLED else "generate"}
+    key = content_key({"task": spec.key_fields(), **setting, **key_part(model)})
+    return setting, StageDir(Path(runs_dir), spec.name, "model-eval", key)
+
+
 def evaluate_model(model: str, spec: TaskSpec, shots: int = 0, limit: int | None = None,
                    scoring: str = "likelihood", allow_code_execution: bool = False, runs_dir: str | Path = "runs",
                    resamples: int = 1000, progress: bool = True, echo=print, executor=None) -> dict:
@@ -72,10 +81,7 @@ def evaluate_model(model: str, spec: TaskSpec, shots: int = 0, limit: int | None
     if model.startswith("openai:") and scoring == "likelihood" and kind_of(spec).LABELLED:
         echo(f"[eval] {model} is an endpoint, which cannot score label likelihoods: generating and parsing instead")
         scoring = "generate"
-    setting = {"model": model, "shots": shots, "limit": limit,
-               "scoring": scoring if kind_of(spec).LABELLED else "generate"}
-    key = content_key({"task": spec.key_fields(), **setting, **key_part(model)})
-    stage = StageDir(Path(runs_dir), spec.name, "model-eval", key)
+    setting, stage = model_eval_stage(runs_dir, spec, model, shots, limit, scoring)
     if stage.complete:
         echo(f"[eval] reused {stage.path}")
         return {**read_json(stage / RESULTS), "path": str(stage.path)}

@@ -37,6 +37,7 @@ class SharedRow:
                    "shots": [s.id for s in shots], "scoring": scoring, "max_test_items": ecfg.max_test_items,
                    "allow_code_execution": ecfg.allow_code_execution, **key_part(model_name)}
         self.path = Path(task_dir) / f"eval-row-{content_key(setting)}"
+        self.max_test_items, self.scoring, self.adopted_from = ecfg.max_test_items, scoring, None
         self.log = JsonlLog(self.path / SAMPLES)
 
     @contextmanager
@@ -59,6 +60,30 @@ class SharedRow:
 
     def memory(self) -> dict:
         return read_json(self.path / "memory.json")
+
+    def adopt_model_eval(self, spec: TaskSpec, model_name: str, n_shots: int, items: Sequence[Example],
+                         allow_code_execution: bool) -> bool:
+        """Take the records of a finished `protege eval`/`protege baselines` run of this model on these items with
+        the same shots and scoring (`runs/<task>/model-eval-<key>/`), when there is one: the same computation, so
+        it is not run twice. Its records are copied into this row's log and the row finished; False when none."""
+        from protege.evaluate.model_eval import model_eval_stage
+        from protege.tasks.kinds import kind_of
+
+        if kind_of(spec).EXECUTES_CODE and not allow_code_execution:
+            return False  # a model-eval of a code task always ran the code; this row would not
+        for limit in dict.fromkeys([self.max_test_items, None]):  # its own slice, or the whole test set
+            _, stage = model_eval_stage(self.path.parent.parent, spec, model_name, n_shots, limit, self.scoring)
+            if not stage.complete:
+                continue
+            by_id = {r["id"]: r for r in JsonlLog(stage / SAMPLES).read()}
+            if not {it.id for it in items} <= set(by_id):
+                continue
+            self.log.append([by_id[it.id] for it in items if it.id not in self.log.ids()])
+            self.adopted_from = str(stage.path)
+            self.finish({"peak_rss_mb": None, "weights_mb": None, "scoring": self.scoring,
+                         "adopted_from": self.adopted_from})
+            return True
+        return False
 
     def finish(self, memory: dict) -> None:
         atomic_write_json(self.path / "memory.json", memory)

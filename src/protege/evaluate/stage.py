@@ -67,19 +67,20 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
     from protege.models.resolve import load_lm
 
     ecfg = cfg.eval
-    shots = pick_shots(spec, ecfg.few_shot_per_label)
+    few = ecfg.few_shot_per_label
     student, teacher = cfg.train.student, cfg.teacher_for("answers")
-    # row name -> (model name, use shots); identical (model, shots) pairs share one computation
-    plan = {Row.ZERO_SHOT: (student, False), Row.FEW_SHOT: (student, True), Row.FINE_TUNED: ("finetuned", False)}
+    # row name -> (model name, shots); identical (model, shots) pairs share one computation
+    plan = {Row.ZERO_SHOT: (student, 0), Row.FEW_SHOT: (student, few), Row.FINE_TUNED: ("finetuned", 0)}
     if ecfg.evaluate_teacher:
-        plan[Row.TEACHER] = (teacher, True)
+        plan[Row.TEACHER] = (teacher, few if ecfg.teacher_shots is None else ecfg.teacher_shots)
     computed: dict = {}
     memory: dict = {}
     rows = []
     finetuned = None
-    for row, (model_name, use_shots) in plan.items():
-        key = (model_name, use_shots)
-        slug = f"{model_name.replace(':', '_').replace('/', '_')}-{'fewshot' if use_shots else 'zeroshot'}"
+    for row, (model_name, n_shots) in plan.items():
+        key = (model_name, n_shots)
+        shots = pick_shots(spec, n_shots)
+        slug = f"{model_name.replace(':', '_').replace('/', '_')}-{_shots_slug(n_shots, few)}"
         if key not in computed:
             # Each computation reads the test set once, through the access log (final evaluation only).
             items = read_test_set(spec, stage / LOG_NAME, stage, "final evaluation", who=row,
@@ -94,8 +95,8 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
                                                     JsonlLog(stage / "samples" / f"{slug}.jsonl"), row, progress,
                                                     remote=False)
             else:
-                computed[key], memory[key] = _shared_row(cfg, spec, stage, model_name, shots if use_shots else [],
-                                                         items, row, progress)
+                computed[key], memory[key] = _shared_row(cfg, spec, stage, model_name, n_shots, shots, items, row,
+                                                         progress)
                 # The stage keeps its own copy, so every number in results.json is traceable inside its folder.
                 atomic_write_text(stage / "samples" / f"{slug}.jsonl",
                                   "".join(json.dumps(r) + "\n" for r in computed[key]))
@@ -104,9 +105,9 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
             print(f"[eval] {row}: {summary['warning']}")
         rows.append({"row": row, "model": student if model_name == "finetuned" else model_name,
                      "adapter": str(adapter_dir) if model_name == "finetuned" else None,
-                     "shots": len(shots) if use_shots else 0, "samples": f"samples/{slug}.jsonl", **memory[key],
+                     "shots": len(shots), "samples": f"samples/{slug}.jsonl", **memory[key],
                      **summary, "money_per_1k": money_per_1k(cfg, model_name, summary)})
-    tuned = computed[("finetuned", False)]
+    tuned = computed[("finetuned", 0)]
     comparisons = [compare(spec, Row.FINE_TUNED, tuned, row, computed[key], ecfg.bootstrap_resamples)
                    for row, key in plan.items() if key[0] != "finetuned"]
     baselines = _cheap_baselines(spec, train_rows, items, stage, ecfg.bootstrap_resamples)
@@ -148,10 +149,16 @@ def _score_on_ray(cfg: RunConfig, spec: TaskSpec, model: str, adapter: Path | No
                      "scoring": scoring if kind_of(spec).LABELLED else "generate"}
 
 
-def _shared_row(cfg: RunConfig, spec: TaskSpec, stage: StageDir, model_name: str, shots, items, row: str,
-                progress: bool) -> tuple[list[dict], dict]:
+def _shots_slug(n_shots: int, few: int) -> str:
+    """samples/<model>-<slug>.jsonl: the names runs have always had, and the shot count where it is neither."""
+    return "zeroshot" if n_shots == 0 else "fewshot" if n_shots == few else f"{n_shots}shot"
+
+
+def _shared_row(cfg: RunConfig, spec: TaskSpec, stage: StageDir, model_name: str, n_shots: int, shots, items,
+                row: str, progress: bool) -> tuple[list[dict], dict]:
     """A row that does not depend on training (baseline or teacher): computed once per task folder and shared by
-    every eval stage that asks for the same model, shots, scoring and test slice (shared_rows.py)."""
+    every eval stage that asks for the same model, shots, scoring and test slice (shared_rows.py); a finished
+    `protege eval`/`protege baselines` run of the same model, shots, scoring and slice is adopted instead."""
     from protege.evaluate.shared_rows import SharedRow
     from protege.models.resolve import load_lm
 
@@ -161,6 +168,9 @@ def _shared_row(cfg: RunConfig, spec: TaskSpec, stage: StageDir, model_name: str
     shared = SharedRow(stage.path.parent, spec, model_name, shots, cfg.eval, scoring)
     with shared.locked():
         if shared.finished(items):
+            return shared.records(items), shared.memory()
+        if shared.adopt_model_eval(spec, model_name, n_shots, items, cfg.eval.allow_code_execution):
+            print(f"[eval] {row}: adopted the finished records of {shared.adopted_from}")
             return shared.records(items), shared.memory()
         if cfg.executor.kind == "ray" and not remote:
             records, memory = _score_on_ray(cfg, spec, model_name, None, items, shots, scoring, shared.log, row,
