@@ -49,6 +49,12 @@ def with_instruction(messages: list[dict], instruction: str | None) -> list[dict
             for i, m in enumerate(messages)]
 
 
+def answer_prompt(spec: TaskSpec, item: dict, instruction: str | None) -> list[dict]:
+    """The chat both answer modes send for one generated item: the kind's prompt, plus the answer instruction."""
+    messages = kind_of(spec).prompt(spec, Example(**{k: v for k, v in item.items() if k in Example.model_fields}))
+    return with_instruction(messages, instruction)
+
+
 def run_answers(spec: TaskSpec, cfg: RunConfig, generate: StageDir, stage: StageDir, teacher, student=None,
                 progress: bool = True) -> dict:
     """Write the answers stage's answers.jsonl for every well-formed item of the generate stage not answered
@@ -59,13 +65,11 @@ def run_answers(spec: TaskSpec, cfg: RunConfig, generate: StageDir, stage: Stage
     log = JsonlLog(stage / ANSWERS)
     done = log.ids()
     items = [r for r in JsonlLog(generate / SAMPLES).read() if r["ok"] and r["id"] not in done]
-    kind = kind_of(spec)
     predictor = load_predictor(coop.predictor, coop.handoff) if mode == "cooperative" else None
     decoding = GenerationConfig(max_new_tokens=coop.max_new_tokens, temperature=coop.teacher_temperature,
                                 top_p=coop.teacher_top_p, seed=coop.seed)
     def prompt_of(item: dict):
-        messages = kind.prompt(spec, Example(**{k: v for k, v in item.items() if k in Example.model_fields}))
-        return with_instruction(messages, coop.answer_instruction)
+        return answer_prompt(spec, item, coop.answer_instruction)
 
     bar = tqdm(total=len(items), desc=f"answers ({mode})", disable=not progress, unit="item")
     # The teacher alone answers a chunk of prompts per batch (appended as the chunk finishes); cooperative turns

@@ -1,0 +1,201 @@
+"""Teacher-only vs cooperative answers with each boundary predictor, the student trained on the same number of rows.
+
+    python -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \\
+        --out docs/experiments/cooperative-code.md [--phase data|all] [--report-only] [overrides...]
+
+Three variants of one run config, the same prompts answered three ways: the teacher alone (generate.mode=answers),
+and teacher and student in turns (generate.mode=cooperative) with the lexical boundary predictor and with a
+boundary classifier trained for this pair (cooperative/classifier.py; fitted once, on the lexicon's labels of
+this teacher's own answers from the first variant and this student's zero-shot answers to the same prompts, and
+kept in `<runs>/<task>/boundary-<key>/`). First every variant's data (answers, curation; `--phase data` stops
+there); then the student is fine-tuned on the first N curated rows of each, N the smallest count, so the arms
+differ in whose words they learn, not in how many, and evaluated. The table: answer wall time (and its ratio to
+teacher-only), tokens each side decoded, the student's share of the answer characters, curation yield, the
+student's NLL per token on each training set before training (lower: closer to its own voice), the fine-tuned
+student's headline metric with its CI, exact McNemar against the teacher-only student and against the untuned
+student, the forgetting suite before -> after, and how far the two predictors agree on the cooperative answers.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from protege.config import load_config
+from protege.evaluate.rows import Row
+from protege.lab.experiments.compare import fine_tuned, paired, row
+from protege.lab.experiments.cooperative import student_share
+from protege.lab.experiments.doc_table import write_table
+from protege.pipeline import Pipeline
+from protege.store import ANSWERS, RESULTS, JsonlLog, atomic_write_text, content_key, read_json
+
+TEACHER_ONLY, LEXICAL, TRAINED = "teacher only", "cooperative, lexical predictor", "cooperative, trained predictor"
+
+
+def predictor_dir(cfg, teacher_only: Pipeline) -> Path:
+    """The trained boundary classifier's folder for this teacher/student pair and these prompts (fitted once)."""
+    key = content_key({"teacher_answers": teacher_only.stages["answers"].key, "student": cfg.train.student})
+    return Path(cfg.runs_dir) / teacher_only.spec.name / f"boundary-{key}"
+
+
+def fit_predictor(cfg, teacher_only: Pipeline, progress: bool = True) -> tuple[Path, dict]:
+    """Fit the boundary classifier on this teacher's answers and the student's own zero-shot answers to the same
+    prompts (the eval stage's shared zero-shot row is not used: these are training prompts, not test items)."""
+    from protege.cooperative.classifier import META_FILE, train_boundary_classifier
+    from protege.models.resolve import load_lm
+    from protege.models.base import GenerationConfig
+    from protege.synth.answers import answer_prompt
+
+    out = predictor_dir(cfg, teacher_only)
+    if (out / META_FILE).exists():
+        return out, read_json(out / META_FILE)
+    answers = JsonlLog(teacher_only.stages["answers"] / ANSWERS).read()
+    items = {r["id"]: r for r in JsonlLog(teacher_only.stages["generate"] / "samples.jsonl").read()}
+    student = load_lm(cfg.train.student)
+    instruction = cfg.generate.cooperative.answer_instruction
+    prompts = [answer_prompt(teacher_only.spec, items[a["id"]], instruction) for a in answers if a["id"] in items]
+    decoding = GenerationConfig(max_new_tokens=cfg.generate.cooperative.max_new_tokens, temperature=0.0)
+    own = [g.text for start in range(0, len(prompts), 16)
+           for g in student.generate(prompts[start:start + 16], decoding)]
+    train_boundary_classifier([a["raw"] for a in answers] + own, out)
+    return out, read_json(out / META_FILE)
+
+
+def variants(config: str, overrides: list[str]) -> dict[str, list[str]]:
+    base = {TEACHER_ONLY: ["generate.mode=answers"],
+            LEXICAL: ["generate.mode=cooperative", "generate.cooperative.predictor=lexical"]}
+    return {name: list(overrides) + extra for name, extra in base.items()}
+
+
+def data_phase(config: str, overrides: list[str], progress: bool = True) -> dict:
+    """Every variant's answers and curation; the trained predictor fitted after the teacher-only answers."""
+    runs = variants(config, overrides)
+    first = Pipeline(load_config(config, runs[TEACHER_ONLY]), progress=progress)
+    first.run("curate")
+    folder, meta = fit_predictor(first.cfg, first, progress)
+    runs[TRAINED] = runs[LEXICAL][:-1] + [f"generate.cooperative.predictor={folder}"]
+    data = {"predictor": {"dir": str(folder), **meta}, "variants": {}}
+    for name, args in runs.items():
+        pipe = Pipeline(load_config(config, args), progress=progress)
+        pipe.run("curate")
+        answers = JsonlLog(pipe.stages["answers"] / ANSWERS).read()
+        summary = read_json(pipe.stages["answers"] / "MANIFEST.json")["summary"]
+        data["variants"][name] = {
+            "overrides": args, "answered": len(answers),
+            "kept": read_json(pipe.stages["curate"] / "MANIFEST.json")["summary"]["kept"],
+            "seconds": summary.get("stage_seconds_all_runs", summary.get("stage_seconds")),
+            "teacher_tokens": sum(a.get("tokens", {}).get("teacher", 0) for a in answers),
+            "student_tokens": sum(a.get("tokens", {}).get("student", 0) for a in answers),
+            "student_share": student_share({"stages": pipe.stages}), "answers_dir": str(pipe.stages["answers"].path)}
+    data["agreement"] = predictor_agreement(folder, data["variants"][LEXICAL]["answers_dir"])
+    return data
+
+
+def predictor_agreement(folder: Path, answers_dir: str) -> dict:
+    """Token-level agreement of the trained classifier with the lexical labels on the cooperative answers."""
+    from protege.cooperative.classifier import ClassifierPredictor, agreement
+    from protege.cooperative.lexicon import annotate
+
+    texts = [a["raw"] for a in JsonlLog(Path(answers_dir) / ANSWERS).read() if a.get("raw")]
+    gold = [(t, annotate(t)) for t in texts]
+    p = ClassifierPredictor(folder)
+    return {"texts": len(texts), "accuracy": agreement(p, gold), "style_f1": agreement(p, gold, "style_f1")}
+
+
+def arms(config: str, data: dict, run: bool = True) -> list[dict]:
+    """Each variant's student fine-tuned on the first N curated rows (N the smallest yield) and evaluated;
+    `run=False` reads the finished ones and lists the others as pending."""
+    from protege.benchmark.capacity import run_capacity
+
+    n = min(v["kept"] for v in data["variants"].values())
+    results = []
+    for name, v in data["variants"].items():
+        cfg = load_config(config, v["overrides"] + [f"train.max_examples={n}"])
+        pipe = Pipeline(cfg)
+        if not run and not pipe.stages["eval"].complete:
+            results.append({"name": name, "pending": True})
+            continue
+        nll = run_capacity(cfg, echo=lambda m: None)
+        pipe.run("eval")
+        results.append({"name": name, "n": n, "cfg": cfg, "spec": pipe.spec, "nll": nll,
+                        "eval_dir": str(pipe.stages["eval"].path), "eval": read_json(pipe.stages["eval"] / RESULTS),
+                        "train": read_json(pipe.stages["train"] / "MANIFEST.json")["summary"]})
+    return results
+
+
+def _vs_untuned(result: dict) -> str:
+    c = next((c for c in result["eval"]["comparisons"] if c["model_b"] == Row.ZERO_SHOT), None)
+    return "n/a" if c is None else f"p = {c['p_value']:.3g} ({c['only_a_right']} vs {c['only_b_right']})"
+
+
+def _suite(result: dict) -> str:
+    entries = result["eval"].get("forgetting", {}).get("entries", [])
+    return "; ".join(f"{e['task']} {100 * e['before']:.1f} -> {100 * e['after']:.1f}"
+                     for e in entries if "skipped" not in e) or "n/a"
+
+
+def table(data: dict, results: list[dict], command: str) -> str:
+    v = data["variants"]
+    base_s = v[TEACHER_ONLY]["seconds"]
+    lines = [f"Command: `{command}`", "", "Data (the same prompts for every variant):", "",
+             "| answers by | answered | answer time (s) | x teacher-only | teacher tokens | student tokens "
+             "| student's share of characters | kept by curation |", "|---|---|---|---|---|---|---|---|"]
+    for name, d in v.items():
+        ratio = f"{d['seconds'] / base_s:.2f}" if d["seconds"] and base_s else "n/a"
+        share = "n/a" if d["student_share"] is None else f"{100 * d['student_share']:.1f}%"
+        lines.append(f"| {name} | {d['answered']} | {d['seconds'] or 0:.0f} | {ratio} | {d['teacher_tokens']:,} | "
+                     f"{d['student_tokens']:,} | {share} | {d['kept']} |")
+    p, a = data["predictor"], data["agreement"]
+    lines += ["", f"Trained predictor: `{p['dir']}`, fitted on {p['train_texts']} texts ({p['train_tokens']:,} "
+              f"words and symbols); on its {p['held_out_texts']} held-out texts it agrees with the lexical labels on "
+              f"{100 * p.get('held_out_accuracy', float('nan')):.1f}% of words (style F1 "
+              f"{p.get('held_out_style_f1', float('nan')):.2f}); on the {a['texts']} cooperative answers of the "
+              f"lexical variant, {100 * a['accuracy']:.1f}% (style F1 {a['style_f1']:.2f})."]
+    pending = [r["name"] for r in results if r.get("pending")]
+    done = [r for r in results if not r.get("pending")]
+    if pending:
+        lines += ["", "Still running (their rows appear when their evaluation is done): " + "; ".join(pending) + "."]
+    if not done:
+        return "\n".join(lines) + "\n"
+    metric = done[0]["eval"]["metric"]
+    zero = row(done[0], Row.ZERO_SHOT)
+    lines += ["", f"Student fine-tuned on the first {done[0]['n']} curated rows of each variant; "
+              f"{done[0]['eval']['test_items']} test items, {metric} in points with 95% bootstrap CIs; untuned "
+              f"(zero-shot) {100 * zero[metric]:.1f}. McNemar: exact, on the same test items.", "",
+              f"| answers by | student NLL per token on the data | fine-tuned {metric} | vs teacher-only | vs untuned "
+              "| forgetting suite (before -> after) | train s | eval run |", "|---|---|---|---|---|---|---|---|"]
+    teacher_only = next((r for r in done if r["name"] == TEACHER_ONLY), None)
+    for r in done:
+        value, (lo, hi) = fine_tuned(r)
+        vs = "" if r is teacher_only or teacher_only is None else paired(teacher_only, r)
+        lines.append(f"| {r['name']} | {r['nll']['nll_per_token']:.3f} | {100 * value:.1f} [{100 * lo:.1f}, "
+                     f"{100 * hi:.1f}] | {vs} | {_vs_untuned(r)} | {_suite(r)} | "
+                     f"{round(r['train'].get('seconds') or 0)} | `{r['eval_dir']}` |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--phase", choices=["data", "all"], default="all")
+    parser.add_argument("--report-only", action="store_true", help="run no training or evaluation: the table so far")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_intermixed_args(argv)
+    data = data_phase(args.config, args.overrides)
+    results = arms(args.config, data, run=not args.report_only) if args.phase == "all" else []
+    command = " ".join(a for a in argv if a != "--report-only")
+    text = table(data, results, "python -m protege.lab.experiments.cooperative_arms " + command)
+    print(text)
+    if args.out:
+        write_table(Path(args.out), text)
+        atomic_write_text(Path(args.out).with_suffix(".json"), json.dumps(
+            {"data": data, "arms": [{k: x for k, x in r.items() if k not in ("cfg", "spec", "eval")}
+                                    | ({"rows": r["eval"]["rows"]} if "eval" in r else {}) for r in results]},
+            indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,75 @@
+"""The cooperative-arms experiment's parts: the pair's trained predictor, the predictors' agreement, the variants'
+stage keys and the table of a run still going on. (Its whole run needs teachers whose answers pass curation,
+which random tiny models never write; docs/experiments/cooperative-code.md is that run.)"""
+import json
+
+from protege.config import load_config
+from protege.lab.experiments import cooperative_arms as arms
+from protege.pipeline import Pipeline
+from protege.store import JsonlLog
+from test_answer_modes import _code_task
+from tiny import write_tiny_config
+
+TEACHER_TEXTS = ["Well, so we loop over the list and add each item.\n```python\ndef f(xs):\n    return sum(xs)\n```",
+                 "Okay, let's see: first we sort, then we take the last one.\n```python\ndef g(xs):\n"
+                 "    return sorted(xs)[-1]\n```"] * 3
+
+
+def _teacher_only(tmp_path, tiny_model_dir):
+    task = _code_task(tmp_path / "task")
+    path = write_tiny_config(tmp_path, tiny_model_dir, task, generate={"cooperative": {"max_new_tokens": 8}},
+                             curate={"min_chars": 1, "allow_code_execution": True})
+    config = str(path)
+    pipe = Pipeline(load_config(config, arms.variants(config, [])[arms.TEACHER_ONLY]), progress=False,
+                    echo=lambda m: None)
+    items = [{"id": f"gen-{i}", "ok": True, "text": f"Write f returning {i}.", "tests": f"assert f() == {i}"}
+             for i in range(len(TEACHER_TEXTS))]
+    JsonlLog(pipe.stages["generate"] / "samples.jsonl").append(items)
+    JsonlLog(pipe.stages["answers"] / "answers.jsonl").append(
+        [{"id": it["id"], "mode": "answers", "raw": t, "ok": True} for it, t in zip(items, TEACHER_TEXTS)])
+    return config, pipe
+
+
+def test_the_trained_predictor_learns_from_both_models_and_is_fitted_once(tmp_path, tiny_model_dir, monkeypatch):
+    import protege.cooperative.classifier as classifier
+
+    config, pipe = _teacher_only(tmp_path, tiny_model_dir)
+    fitted = []
+    real = classifier.train_boundary_classifier
+    monkeypatch.setattr(classifier, "train_boundary_classifier", lambda texts, out, **k: fitted.append(list(texts))
+                        or real(texts, out, **k))
+    folder, meta = arms.fit_predictor(pipe.cfg, pipe, progress=False)
+    # the teacher's six answers and the student's own answers to the same six prompts
+    assert len(fitted) == 1 and len(fitted[0]) == 12 and fitted[0][:6] == TEACHER_TEXTS
+    assert meta["train_texts"] + meta["held_out_texts"] == 12
+    assert folder.parent == pipe.stages["answers"].path.parent and folder.name.startswith("boundary-")
+    again, _ = arms.fit_predictor(pipe.cfg, pipe, progress=False)
+    assert again == folder and len(fitted) == 1
+    agree = arms.predictor_agreement(folder, str(pipe.stages["answers"].path))
+    assert agree["texts"] == 6 and 0 <= agree["accuracy"] <= 1
+
+
+def test_variants_share_the_teacher_items_and_differ_in_their_answers(tmp_path, tiny_model_dir):
+    config, pipe = _teacher_only(tmp_path, tiny_model_dir)
+    runs = arms.variants(config, ["train.epochs=1"])
+    trained = runs[arms.LEXICAL][:-1] + [f"generate.cooperative.predictor={tmp_path}"]
+    pipes = [Pipeline(load_config(config, args), progress=False, echo=lambda m: None)
+             for args in (runs[arms.TEACHER_ONLY], runs[arms.LEXICAL], trained)]
+    assert len({p.stages["generate"].key for p in pipes}) == 1
+    assert len({p.stages["answers"].key for p in pipes}) == 3
+    assert all(p.cfg.train.epochs == 1 for p in pipes)
+
+
+def test_the_table_of_a_run_still_going(tmp_path):
+    data = {"predictor": {"dir": "runs/mbpp/boundary-x", "train_texts": 600, "train_tokens": 40000,
+                          "held_out_texts": 148, "held_out_accuracy": 0.97, "held_out_style_f1": 0.81},
+            "agreement": {"texts": 374, "accuracy": 0.95, "style_f1": 0.7},
+            "variants": {arms.TEACHER_ONLY: {"answered": 374, "kept": 160, "seconds": 1000.0, "teacher_tokens": 30000,
+                                             "student_tokens": 0, "student_share": None},
+                         arms.LEXICAL: {"answered": 374, "kept": 150, "seconds": 1500.0, "teacher_tokens": 25000,
+                                        "student_tokens": 4000, "student_share": 0.125}}}
+    text = arms.table(data, [{"name": arms.TEACHER_ONLY, "pending": True}], "python -m x")
+    assert f"| {arms.LEXICAL} | 374 | 1500 | 1.50 | 25,000 | 4,000 | 12.5% | 150 |" in text
+    assert f"| {arms.TEACHER_ONLY} | 374 | 1000 | 1.00 | 30,000 | 0 | n/a | 160 |" in text
+    assert "95.0% (style F1 0.70)" in text and "Still running" in text and arms.TEACHER_ONLY in text.split("Still")[1]
+    json.dumps(data)  # the doc's .json twin holds the data as it is
