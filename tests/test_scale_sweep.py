@@ -26,3 +26,18 @@ def test_a_tiny_sweep_measures_each_stage_resumes_and_keeps_its_rows(tmp_path, t
     assert "| generate |" in text and "N = 24" in text and "Measured on: " in text
     assert "x" in text.split("| generate |")[1]
     json.dumps(rows)
+
+
+def test_a_resumed_stage_counts_every_process_that_worked_on_it(tmp_path):
+    """A sweep killed in a stage and run again: the row's seconds add the killed process's (attempts.json)."""
+    stage = tmp_path / "trec6" / "generate-abc"
+    stage.mkdir(parents=True)
+    (stage / "attempts.json").write_text(json.dumps([{"began": 100.0, "seconds": 40.0},
+                                                     {"began": 300.0, "seconds": 25.0}]))
+    (stage / "MANIFEST.json").write_text(json.dumps({"summary": {}}))
+    assert scale.earlier_runs(tmp_path, "generate") == (1, 40.0)
+    assert scale.earlier_runs(tmp_path, "train") == (0, 0.0)
+    (stage / "attempts.json").write_text(json.dumps([{"began": 300.0, "seconds": 25.0}]))
+    assert scale.earlier_runs(tmp_path, "generate") == (0, 0.0)
+    row = {"n": 500, "stage": "generate", "seconds": 65.0, "runs": 2, "tokens": 10, "peak_rss_mib": 100, "machine": "m"}
+    assert "| 65 (2 runs) / 10 / 100 |" in scale.table([row], "cmd")

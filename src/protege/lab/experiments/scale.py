@@ -58,6 +58,18 @@ def stage_tokens(runs: Path, stage: str) -> int | None:
     return tokens.get("total") if isinstance(tokens, dict) else None
 
 
+def earlier_runs(runs: Path, stage: str) -> tuple[int, float]:
+    """Processes that worked on the stage before the one that finished it (a sweep killed and resumed), and their
+    seconds in all, from the stage's attempts.json (a killed one lasting until its last write)."""
+    from protege.store import closed_attempts
+
+    manifests = sorted(runs.rglob(f"{stage}-*/MANIFEST.json"), key=lambda p: p.stat().st_mtime)
+    if not manifests:
+        return 0, 0.0
+    earlier = [a for a in closed_attempts(manifests[-1].parent)[:-1] if "seconds" in a]
+    return len(earlier), round(sum(a["seconds"] for a in earlier), 1)
+
+
 def sweep(config: str, sizes: list[int], overrides: list[str], keep: Path | None = None) -> list[dict]:
     """Every stage at every size; the rows of all sizes ever measured into `keep` (None: the rows of this run)."""
     rows = json.loads(keep.read_text()) if keep is not None and keep.exists() else []
@@ -70,6 +82,9 @@ def sweep(config: str, sizes: list[int], overrides: list[str], keep: Path | None
             if not result["ok"]:
                 raise SystemExit(f"{stage} at N={n} failed:\n{result['tail']}")
             row = {"n": n, **result, "tokens": stage_tokens(runs, stage), "machine": here}
+            before, before_s = earlier_runs(runs, stage) if result["seconds"] is not None else (0, 0.0)
+            if before:  # the stage's seconds over every process that worked on it
+                row.update(seconds=round(result["seconds"] + before_s, 1), runs=before + 1)
             earlier = next((r for r in rows if (r["n"], r["stage"]) == (n, stage)), None)
             if earlier is not None and row["seconds"] is None:
                 continue  # reused: the row measured when the stage ran stays
@@ -98,7 +113,8 @@ def table(rows: list[dict], command: str) -> str:
                 cells.append("n/a")
                 continue
             times.append((n, r["seconds"], r.get("machine")))
-            seconds = "reused" if r["seconds"] is None else f"{r['seconds']:,.0f}"
+            seconds = "reused" if r["seconds"] is None else f"{r['seconds']:,.0f}" + (
+                f" ({r['runs']} runs)" if r.get("runs", 1) > 1 else "")
             tokens = "" if r["tokens"] is None else f"{r['tokens']:,}"
             cells.append(f"{seconds} / {tokens} / {r['peak_rss_mib']:,}")
         growth = ", ".join(f"x{b[1] / a[1]:.1f} for x{b[0] / a[0]:.0f} N" for a, b in zip(times, times[1:])
