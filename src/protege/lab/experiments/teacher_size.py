@@ -116,7 +116,7 @@ def table(data: dict[str, dict], results: list[dict], command: str) -> str:
     lines += ["", f"Students: fine-tuned on the first {results[0]['n']} curated rows of each teacher. MBPP test: "
               f"{results[0]['eval']['test_items']} problems, {metric} in points with 95% bootstrap CIs. HumanEval "
               "pass@1 (all 164) and NQ-open exact match (first 164) before -> after fine-tuning.", "",
-              "| student | teacher | zero-shot | fine-tuned | teacher row (few-shot) | HumanEval | NQ-open "
+              "| student | teacher | zero-shot | fine-tuned | teacher row | HumanEval | NQ-open "
               "| capacity NLL | train s | eval run |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         zero, teacher_row = row(r, Row.ZERO_SHOT), next((x for x in r["eval"]["rows"] if x["row"] == Row.TEACHER), None)
