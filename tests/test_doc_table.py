@@ -33,3 +33,31 @@ def test_a_named_table_is_a_second_table_and_neither_rewrites_the_other(tmp_path
     assert text.count("| first, rerun |") == 1 and text.count("| second, rerun |") == 1
     assert "| first |" not in text and "| second |" not in text
     assert text.index("first, rerun") < text.index("protege:table:qwen:start") < text.index("second, rerun")
+
+
+def test_a_phased_command_runs_its_phases_and_keeps_the_measured_values(tmp_path):
+    import json
+
+    from protege.lab.experiments.doc_table import phased_command
+
+    calls = []
+
+    def arms(config, overrides, data, run):
+        calls.append((config, overrides, run))
+        return [{"name": "a", "cfg": object(), "spec": object(), "eval": {"rows": [{"row": "fine-tuned"}]}, "n": 3},
+                {"name": "b", "pending": True}]
+
+    def table(data, results, command):
+        return f"{command}: {len(results)} arms"
+
+    doc = tmp_path / "exp.md"
+    phased_command(["c.yaml", "--out", str(doc), "--phase", "data", "x=1"], "Doc.", "m", lambda c, o: {"d": o},
+                   arms, table)
+    assert calls == [] and "python -m m c.yaml --out" in doc.read_text() and ": 0 arms" in doc.read_text()
+    phased_command(["c.yaml", "--report-only", "--out", str(doc), "x=1"], "Doc.", "m", lambda c, o: {"d": o}, arms,
+                   table, data_record=lambda d: {"kept": d["d"]})
+    assert calls == [("c.yaml", ["x=1"], False)]
+    assert f"python -m m c.yaml --out {doc} x=1: 2 arms" in doc.read_text()  # the command without --report-only
+    kept = json.loads(doc.with_suffix(".json").read_text())
+    assert kept == {"data": {"kept": ["x=1"]}, "arms": [{"name": "a", "n": 3, "rows": [{"row": "fine-tuned"}]},
+                                                       {"name": "b", "pending": True}]}

@@ -17,7 +17,6 @@ student, the forgetting suite before -> after, and how far the two predictors ag
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -25,9 +24,9 @@ from protege.config import load_config
 from protege.evaluate.rows import Row
 from protege.lab.experiments.compare import fine_tuned, paired, row
 from protege.lab.experiments.cooperative import student_share
-from protege.lab.experiments.doc_table import write_table
+from protege.lab.experiments.doc_table import phased_command
 from protege.pipeline import Pipeline
-from protege.store import ANSWERS, RESULTS, JsonlLog, atomic_write_text, content_key, read_json
+from protege.store import ANSWERS, RESULTS, JsonlLog, content_key, read_json
 
 TEACHER_ONLY, LEXICAL, TRAINED = "teacher only", "cooperative, lexical predictor", "cooperative, trained predictor"
 
@@ -102,9 +101,9 @@ def predictor_agreement(folder: Path, answers_dir: str) -> dict:
     return {"texts": len(texts), "accuracy": agreement(p, gold), "style_f1": agreement(p, gold, "style_f1")}
 
 
-def arms(config: str, data: dict, run: bool = True) -> list[dict]:
+def arms(config: str, overrides: list[str], data: dict, run: bool = True) -> list[dict]:
     """Each variant's student fine-tuned on the first N curated rows (N the smallest yield) and evaluated;
-    `run=False` reads the finished ones and lists the others as pending."""
+    `run=False` reads the finished ones and lists the others as pending. (The overrides are in each variant's.)"""
     from protege.benchmark.capacity import run_capacity
 
     n = min(v["kept"] for v in data["variants"].values())
@@ -175,26 +174,7 @@ def table(data: dict, results: list[dict], command: str) -> str:
 
 
 def main(argv: list[str]) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config")
-    parser.add_argument("--out", default=None)
-    parser.add_argument("--phase", choices=["data", "all"], default="all")
-    parser.add_argument("--report-only", action="store_true", help="run no training or evaluation: the table so far")
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_intermixed_args(argv)
-    data = data_phase(args.config, args.overrides)
-    results = arms(args.config, data, run=not args.report_only) if args.phase == "all" else []
-    command = " ".join(a for a in argv if a != "--report-only")
-    text = table(data, results, "python -m protege.lab.experiments.cooperative_arms " + command)
-    print(text)
-    if args.out:
-        write_table(Path(args.out), text)
-        atomic_write_text(Path(args.out).with_suffix(".json"), json.dumps(
-            {"data": data, "arms": [{k: x for k, x in r.items() if k not in ("cfg", "spec", "eval")}
-                                    | ({"rows": r["eval"]["rows"]} if "eval" in r else {}) for r in results]},
-            indent=2, default=str))
+    phased_command(argv, __doc__, "protege.lab.experiments.cooperative_arms", data_phase, arms, table)
 
 
 if __name__ == "__main__":

@@ -45,3 +45,35 @@ def config_command(argv: list[str], doc: str, module: str, make_table: Callable[
     print(table)
     if args.out:
         write_table(Path(args.out), table)
+
+
+def phased_command(argv: list[str], doc: str, module: str, data_phase: Callable, arms: Callable, table: Callable,
+                   data_record: Callable = lambda data: data) -> None:
+    """The command line of an experiment in two phases over one run config (the data, then its arms):
+    `CONFIG [--out DOC] [--phase data|all] [--report-only] [overrides...]`. `data_phase(config, overrides)`,
+    `arms(config, overrides, data, run)` (run False: only the arms already evaluated, the rest marked pending) and
+    `table(data, results, command)`; the table goes into DOC and the measured values into DOC's .json twin."""
+    import argparse
+    import json
+
+    from protege.store import atomic_write_text
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--phase", choices=["data", "all"], default="all")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run no arm: the table of the arms evaluated so far")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_intermixed_args(argv)
+    data = data_phase(args.config, args.overrides)
+    results = arms(args.config, args.overrides, data, run=not args.report_only) if args.phase == "all" else []
+    command = " ".join(a for a in argv if a != "--report-only")  # the command that produces the full table
+    text = table(data, results, f"python -m {module} " + command)
+    print(text)
+    if args.out:
+        write_table(Path(args.out), text)
+        arm_records = [{k: v for k, v in r.items() if k not in ("cfg", "spec", "eval")}
+                       | ({"rows": r["eval"]["rows"]} if "eval" in r else {}) for r in results]
+        atomic_write_text(Path(args.out).with_suffix(".json"), json.dumps(
+            {"data": data_record(data), "arms": arm_records}, indent=2, default=str))

@@ -14,16 +14,14 @@ student's NLL on each teacher's curated rows before training (benchmark/capacity
 """
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 from protege.config import load_config
 from protege.evaluate.rows import Row
 from protege.lab.experiments.compare import fine_tuned, paired, row
-from protege.lab.experiments.doc_table import write_table
+from protege.lab.experiments.doc_table import phased_command
 from protege.pipeline import Pipeline
-from protege.store import ANSWERS, RESULTS, JsonlLog, atomic_write_text, read_json
+from protege.store import ANSWERS, RESULTS, JsonlLog, read_json
 
 TEACHERS = {"capacity-matched (0.5B)": "bundled:qwen2.5-coder-0.5b-instruct",
             "large (1.5B)": "bundled:qwen2.5-coder-1.5b-instruct"}
@@ -135,26 +133,8 @@ def table(data: dict[str, dict], results: list[dict], command: str) -> str:
 
 
 def main(argv: list[str]) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config")
-    parser.add_argument("--out", default=None)
-    parser.add_argument("--phase", choices=["data", "all"], default="all")
-    parser.add_argument("--report-only", action="store_true", help="run nothing: the table of the arms done so far")
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_intermixed_args(argv)
-    data = data_phase(args.config, args.overrides)
-    results = arms(args.config, args.overrides, data, run=not args.report_only) if args.phase == "all" else []
-    command = " ".join(a for a in argv if a != "--report-only")  # the command that produces the full table
-    text = table(data, results, "python -m protege.lab.experiments.teacher_size " + command)
-    print(text)
-    if args.out:
-        write_table(Path(args.out), text)
-        atomic_write_text(Path(args.out).with_suffix(".json"), json.dumps(
-            {"data": {k: {**v, "curate": str(v["curate"].path)} for k, v in data.items()},
-             "arms": [{k: v for k, v in r.items() if k not in ("cfg", "spec", "eval")}
-                      | ({"rows": r["eval"]["rows"]} if "eval" in r else {}) for r in results]}, indent=2, default=str))
+    phased_command(argv, __doc__, "protege.lab.experiments.teacher_size", data_phase, arms, table,
+                   lambda data: {k: {**v, "curate": str(v["curate"].path)} for k, v in data.items()})
 
 
 if __name__ == "__main__":
