@@ -3,7 +3,8 @@ student writes the style (transitions, fillers, tone), the teacher the capabilit
 
     sample = cooperate([{"role": "user", "content": q}], teacher_lm, student_lm, CooperativeConfig())
     sample.text, sample.spans   # [{"by": "student", "text": "Okay, so "}, {"by": "teacher", "text": "3 + 4 = 7"}]
-    cooperate_many(prompts, teacher_lm, student_lm, cfg)       # one after another, with a progress bar
+    cooperate_batch(prompts, teacher_lm, student_lm, cfg)      # several answers decoded together (batched.py)
+    cooperate_many(prompts, teacher_lm, student_lm, cfg)       # in batches of 8, with a progress bar
 
 A turn: the active side decodes a chunk (cfg.<side>_chunk_tokens), the boundary predictor cuts it where the side's
 span ends (snapped to a word end; a chunk with nothing cut gives back its trailing word, which the token limit may
@@ -22,13 +23,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Generator, Sequence
 
 from tqdm.auto import tqdm
 
 from protege.cooperative.boundary import BoundaryPredictor, wordish, load_predictor, snap_cut
 from protege.cooperative.config import CooperativeConfig, Side
-from protege.cooperative.session import Session, open_session
+from protege.cooperative.session import Chunk, Session, open_session
 from protege.models.base import Prompt
 
 _FIRST_UNIT = re.compile(r"\s*(?:\w+(?:['’]\w+)*|[^\w\s])")
@@ -57,6 +58,49 @@ def other(side: Side) -> Side:
 
 def run_turns(sessions: dict[str, Session], cfg: CooperativeConfig, predictor: BoundaryPredictor) -> CooperativeSample:
     """The state machine over two open sessions ({"teacher": ..., "student": ...}) that share one answer."""
+    answer = turn_machine(sessions, cfg, predictor)
+    try:
+        side, n = next(answer)
+        while True:
+            side, n = answer.send(sessions[side].step(n))
+    except StopIteration as done:
+        return done.value
+
+
+def run_turns_together(answers: list[dict[str, Session]], cfg: CooperativeConfig,
+                       predictor: BoundaryPredictor) -> list[CooperativeSample]:
+    """run_turns for many answers at once: each round, the answers waiting on the teacher decode their chunks as
+    one batch (batched.step_together), then those waiting on the student. Same samples as one at a time."""
+    from protege.cooperative.batched import step_together
+
+    machines = [turn_machine(s, cfg, predictor) for s in answers]
+    waiting: dict[int, tuple[Side, int]] = {}
+    done: dict[int, CooperativeSample] = {}
+
+    def advance(i: int, chunk=None) -> None:
+        try:
+            waiting[i] = next(machines[i]) if chunk is None else machines[i].send(chunk)
+        except StopIteration as finished:
+            waiting.pop(i, None)
+            done[i] = finished.value
+
+    for i in range(len(answers)):
+        advance(i)
+    while waiting:
+        for side in ("teacher", "student"):
+            rows = [i for i, (s, _) in waiting.items() if s == side]
+            if rows:
+                chunks = step_together([answers[i][side] for i in rows], [waiting[i][1] for i in rows])
+                for i, chunk in zip(rows, chunks):
+                    advance(i, chunk)
+    return [done[i] for i in range(len(answers))]
+
+
+def turn_machine(sessions: dict[str, Session], cfg: CooperativeConfig, predictor: BoundaryPredictor
+                 ) -> Generator[tuple[Side, int], Chunk, CooperativeSample]:
+    """The turns of one answer as a generator: it yields (side, tokens) for the chunk it needs next, is sent that
+    side's Chunk (sessions[side].step(tokens), run by the caller so that many answers can batch), appends the
+    kept text to both sessions itself, and returns the CooperativeSample."""
     text, spans = "", []
     tokens = {"student": 0, "teacher": 0}
     active: Side = cfg.first
@@ -71,7 +115,7 @@ def run_turns(sessions: dict[str, Session], cfg: CooperativeConfig, predictor: B
         if budget <= 0:
             stop = "max_new_tokens"
             break
-        chunk = sessions[active].step(min(cfg.chunk_tokens(active), budget))
+        chunk = yield active, min(cfg.chunk_tokens(active), budget)
         turns += 1
         tokens[active] += chunk.n_tokens
         c = chunk.text
@@ -155,6 +199,16 @@ def _repeats(text: str, times: int, min_chars: int) -> bool:
     return False
 
 
+def open_pair(prompt: Prompt, teacher, student, cfg: CooperativeConfig, reencode: bool = False,
+              render: Callable[[Prompt], str] | None = None) -> dict[str, Session]:
+    """Both sides' sessions for one answer to `prompt`, each under its own chat template."""
+    sessions = {}
+    for side, lm in (("teacher", teacher), ("student", student)):
+        temperature, top_p = cfg.sampling(side)
+        sessions[side] = open_session(lm, prompt, temperature, top_p, cfg.seed, reencode, render)
+    return sessions
+
+
 def cooperate(prompt: Prompt, teacher, student, cfg: CooperativeConfig | None = None,
               predictor: BoundaryPredictor | None = None, reencode: bool = False,
               render: Callable[[Prompt], str] | None = None) -> CooperativeSample:
@@ -165,18 +219,35 @@ def cooperate(prompt: Prompt, teacher, student, cfg: CooperativeConfig | None = 
     """
     cfg = cfg or CooperativeConfig()
     predictor = predictor or load_predictor(cfg.predictor, cfg.handoff)
-    sessions = {}
-    for side, lm in (("teacher", teacher), ("student", student)):
-        temperature, top_p = cfg.sampling(side)
-        sessions[side] = open_session(lm, prompt, temperature, top_p, cfg.seed, reencode, render)
-    return run_turns(sessions, cfg, predictor)
+    return run_turns(open_pair(prompt, teacher, student, cfg, reencode, render), cfg, predictor)
+
+
+def cooperate_batch(prompts: Sequence[Prompt], teacher, student, cfg: CooperativeConfig | None = None,
+                    predictor: BoundaryPredictor | None = None, render: Callable[[Prompt], str] | None = None
+                    ) -> list[CooperativeSample]:
+    """`cooperate` for several prompts decoded together: each side's turns of all of them batch (local models;
+    remote ones step one answer at a time). Hold as many answers as fit in memory: each keeps both KV caches."""
+    cfg = cfg or CooperativeConfig()
+    predictor = predictor or load_predictor(cfg.predictor, cfg.handoff)
+    return run_turns_together([open_pair(p, teacher, student, cfg, render=render) for p in prompts], cfg, predictor)
 
 
 def cooperate_many(prompts: Sequence[Prompt], teacher, student, cfg: CooperativeConfig | None = None,
-                   predictor: BoundaryPredictor | None = None, progress: bool = True,
+                   predictor: BoundaryPredictor | None = None, progress: bool = True, batch_size: int = 8,
                    **kwargs) -> list[CooperativeSample]:
-    """`cooperate` over many prompts, one after another (two models alternating do not batch simply)."""
+    """`cooperate` over many prompts, `batch_size` answers decoded together (cooperate_batch), with a progress
+    bar; batch_size=1 (or reencode=True) runs them one after another."""
     cfg = cfg or CooperativeConfig()
     predictor = predictor or load_predictor(cfg.predictor, cfg.handoff)
-    return [cooperate(p, teacher, student, cfg, predictor, **kwargs)
-            for p in tqdm(prompts, desc="cooperative", unit="prompt", disable=not progress)]
+    bar = tqdm(total=len(prompts), desc="cooperative", unit="prompt", disable=not progress)
+    out: list[CooperativeSample] = []
+    step = 1 if batch_size <= 1 or kwargs.get("reencode") else batch_size
+    for start in range(0, len(prompts), step):
+        part = prompts[start : start + step]
+        if step == 1:
+            out.append(cooperate(part[0], teacher, student, cfg, predictor, **kwargs))
+        else:
+            out += cooperate_batch(part, teacher, student, cfg, predictor, render=kwargs.get("render"))
+        bar.update(len(part))
+    bar.close()
+    return out

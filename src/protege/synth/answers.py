@@ -59,7 +59,7 @@ def run_answers(spec: TaskSpec, cfg: RunConfig, generate: StageDir, stage: Stage
                 progress: bool = True) -> dict:
     """Write the answers stage's answers.jsonl for every well-formed item of the generate stage not answered
     yet; returns counts."""
-    from protege.cooperative import cooperate, load_predictor
+    from protege.cooperative import cooperate_batch, load_predictor
 
     coop, mode = cfg.generate.cooperative, cfg.generate.mode
     log = JsonlLog(stage / ANSWERS)
@@ -72,16 +72,16 @@ def run_answers(spec: TaskSpec, cfg: RunConfig, generate: StageDir, stage: Stage
         return answer_prompt(spec, item, coop.answer_instruction)
 
     bar = tqdm(total=len(items), desc=f"answers ({mode})", disable=not progress, unit="item")
-    # The teacher alone answers a chunk of prompts per batch (appended as the chunk finishes); cooperative turns
-    # run one item at a time.
-    chunk = cfg.generate.batch_size if mode == "answers" else 1
+    # A chunk of prompts per batch, appended as the chunk finishes: the teacher alone decodes them as one batch;
+    # cooperatively, each side's turns of the chunk's answers decode as one batch (cooperative/batched.py).
+    chunk = cfg.generate.batch_size
     for start in range(0, len(items), chunk):
         part = items[start : start + chunk]
         if mode == "cooperative":
-            sample = cooperate(prompt_of(part[0]), teacher, student, coop, predictor)
-            texts = [sample.text]
+            samples = cooperate_batch([prompt_of(item) for item in part], teacher, student, coop, predictor)
+            texts = [sample.text for sample in samples]
             extras = [{"spans": sample.spans, "tokens": sample.tokens, "chars": sample.chars, "turns": sample.turns,
-                       "stop": sample.stop}]
+                       "stop": sample.stop} for sample in samples]
         else:
             gens = teacher.generate([prompt_of(item) for item in part], decoding)
             texts, extras = [g.text for g in gens], [{"tokens": {"teacher": g.tokens_out}} for g in gens]

@@ -1,0 +1,136 @@
+"""Several cooperative answers decoded together: one model's turns of many answers run as one batch.
+
+    chunks = step_together([s1, s2, s3], [16, 16, 8])   # LocalSessions of ONE model; same as s.step(n) each
+
+Two models taking turns do not batch simply (turns.py), but many answers in flight at once do: at every round
+the answers whose turn is the teacher's step together, then those whose turn is the student's. On a CPU a 1.5B
+teacher's decoding step reads its weights once for the whole batch, so a batch of 16 costs little more than one
+answer (issue 21: cooperative wall time against the teacher alone, which decodes in batches too).
+
+Each session keeps its OWN KV cache between turns (LocalSession's hand-off and rollback rules are unchanged).
+A step brings every session's cache up to all of its tokens but the last (the other side's text, run on its
+own), lays the caches out left-padded with zeros (attention mask 0 on them), decodes up to n tokens per row in
+one forward per step, and splits the batch's cache back into per-session caches without the padding:
+
+    [zeros][row i's tokens but its last][its last token][new tokens; a row that stopped is fed padding, mask 0]
+
+Positions are each row's own (position_ids), so greedy decoding gives each session the tokens it would give
+alone, up to the floating-point differences of a batched matmul (tested). Sessions that cannot batch (a remote
+one, reencode=True, a model whose cache drops positions) step one by one.
+"""
+from __future__ import annotations
+
+import torch
+
+from protege.cooperative.session import Chunk, LocalSession
+
+
+def _batchable(sessions: list) -> bool:
+    from protege.models.prefix_cache import caching_supported
+
+    if len(sessions) < 2 or not all(isinstance(s, LocalSession) and not s.reencode for s in sessions):
+        return False
+    lm = sessions[0].lm
+    return all(s.lm is lm for s in sessions) and caching_supported(lm.model)
+
+
+def step_together(sessions: list, n_tokens: list[int]) -> list[Chunk]:
+    """`s.step(n)` for every session (all of one local model), decoded as one batch where it can be."""
+    if len(sessions) != len(n_tokens):
+        raise ValueError(f"{len(sessions)} sessions but {len(n_tokens)} token budgets")
+    if not _batchable(sessions):
+        return [s.step(n) for s, n in zip(sessions, n_tokens)]
+    for s, n in zip(sessions, n_tokens):
+        if s._proposal is not None:
+            raise RuntimeError("step() called twice without append(); commit the kept text (or '') first")
+        if n < 1:
+            raise ValueError(f"n_tokens must be >= 1 (got {n})")
+        _catch_up(s)
+    if any(s._cache is None for s in sessions):  # a one-token prompt: nothing cached to lay out
+        return [s.step(n) for s, n in zip(sessions, n_tokens)]
+    return _decode_batch(sessions, n_tokens)
+
+
+def _catch_up(s: LocalSession) -> None:
+    """The session's cache holds exactly its tokens but the last (a prompt, or text the other side appended, runs
+    on its own: rows of different lengths would otherwise run each other's padding)."""
+    s._rollback_to(min(s._cached, len(s.ids) - 1))
+    if s._cached < len(s.ids) - 1:
+        s._forward(s.ids[s._cached : len(s.ids) - 1])
+
+
+def _decode_batch(sessions: list[LocalSession], n_tokens: list[int]) -> list[Chunk]:
+    from transformers import DynamicCache
+
+    lm = sessions[0].lm
+    model, device = lm.model, lm.device
+    rows = len(sessions)
+    cached = [s._cached for s in sessions]  # == len(ids) - 1 after _catch_up
+    width = max(cached)
+    mask = torch.zeros((rows, width), dtype=torch.long, device=device)
+    cache = DynamicCache(config=model.config)
+    per_row = [s._cache.layers if s._cache is not None else None for s in sessions]
+    for layer in range(len(next(p for p in per_row if p is not None))):
+        k0 = next(p for p in per_row if p is not None)[layer].keys
+        keys = k0.new_zeros((rows, k0.shape[1], width, k0.shape[3]))
+        values = torch.zeros_like(keys)
+        for i, p in enumerate(per_row):
+            if cached[i]:
+                keys[i, :, width - cached[i]:] = p[layer].keys[0]
+                values[i, :, width - cached[i]:] = p[layer].values[0]
+        cache.update(keys, values, layer)
+    for i, c in enumerate(cached):
+        mask[i, width - c:] = 1
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    feed = [s.ids[-1] for s in sessions]  # every row's last token: the first position this batch runs
+    positions = list(cached)
+    live = [True] * rows  # the row's next token is fed
+    new: list[list[int]] = [[] for _ in sessions]
+    eos = [False] * rows
+    longest = max(n_tokens)
+    for step in range(longest):
+        ids = torch.tensor([[t if on else pad] for t, on in zip(feed, live)], device=device)
+        mask = torch.cat([mask, torch.tensor([[int(on)] for on in live], device=device)], dim=1)
+        pos = torch.tensor([[p] for p in positions], device=device)
+        with torch.inference_mode(), lm.autocast():
+            out = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                        use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        for i, s in enumerate(sessions):
+            if live[i]:
+                s.stats["fed"] += 1
+                s.stats["forwards"] += 1
+                positions[i] += 1
+        for i, s in enumerate(sessions):
+            if not live[i]:
+                continue
+            t = s._pick(out.logits[i, -1].float())
+            if t in s.eos_ids:
+                eos[i], live[i] = True, False
+                continue
+            new[i].append(t)
+            feed[i] = t
+            if len(new[i]) >= n_tokens[i]:  # its last token is fed next turn, and only if it is kept
+                live[i] = False
+        if not any(live):
+            break
+    _split(sessions, cache, mask)
+    chunks = []
+    for s, toks, stopped in zip(sessions, new, eos):
+        s._proposal = toks
+        s.stats["generated"] += len(toks) + stopped
+        chunks.append(Chunk(s._continuation(toks), len(toks) + stopped, stopped))
+    return chunks
+
+
+def _split(sessions: list[LocalSession], cache, mask: torch.Tensor) -> None:
+    """Each session's own cache again: the batch's positions where its mask is 1, in order."""
+    from transformers import DynamicCache
+
+    model = sessions[0].lm.model
+    for i, s in enumerate(sessions):
+        keep = mask[i].nonzero().squeeze(1)
+        own = DynamicCache(config=model.config)
+        for layer, lay in enumerate(cache.layers):
+            own.update(lay.keys[i : i + 1].index_select(2, keep), lay.values[i : i + 1].index_select(2, keep), layer)
+        s._cache, s._cached = own, int(keep.numel())
