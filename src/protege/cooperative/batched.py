@@ -8,11 +8,15 @@ teacher's decoding step reads its weights once for the whole batch, so a batch o
 answer (issue 21: cooperative wall time against the teacher alone, which decodes in batches too).
 
 Each session keeps its OWN KV cache between turns (LocalSession's hand-off and rollback rules are unchanged).
-A step brings every session's cache up to all of its tokens but the last (the other side's text, run on its
-own), lays the caches out left-padded with zeros (attention mask 0 on them), decodes up to n tokens per row in
-one forward per step, and splits the batch's cache back into per-session caches without the padding:
+A step lays the caches out left-padded with zeros (attention mask 0 on them), runs every row's uncached tokens
+(at least its last one; the other side's text since its last turn) in one forward, right-aligned with padding
+before them, decodes up to n tokens per row in one forward per step, and splits the batch's cache back into
+per-session caches without the padding:
 
-    [zeros][row i's tokens but its last][its last token][new tokens; a row that stopped is fed padding, mask 0]
+    [zeros][row i's cached tokens][padding][its uncached tokens][new tokens; a row that stopped: padding]
+
+A fresh session's prompt runs on its own first (a prefill, once per answer): the padding before a row's tokens
+must have some real key to attend to.
 
 Positions are each row's own (position_ids), so greedy decoding gives each session the tokens it would give
 alone, up to the floating-point differences of a batched matmul (tested). Sessions that cannot batch (a remote
@@ -45,18 +49,12 @@ def step_together(sessions: list, n_tokens: list[int]) -> list[Chunk]:
             raise RuntimeError("step() called twice without append(); commit the kept text (or '') first")
         if n < 1:
             raise ValueError(f"n_tokens must be >= 1 (got {n})")
-        _catch_up(s)
-    if any(s._cache is None for s in sessions):  # a one-token prompt: nothing cached to lay out
+        s._rollback_to(min(s._cached, len(s.ids) - 1))  # the last token's logits are not kept: it runs again
+        if s._cached == 0 and len(s.ids) > 1:  # a fresh session: its prompt but the last token, on its own
+            s._forward(s.ids[:-1])
+    if any(s._cached == 0 for s in sessions):  # a one-token prompt: nothing cached to lay out
         return [s.step(n) for s, n in zip(sessions, n_tokens)]
     return _decode_batch(sessions, n_tokens)
-
-
-def _catch_up(s: LocalSession) -> None:
-    """The session's cache holds exactly its tokens but the last (a prompt, or text the other side appended, runs
-    on its own: rows of different lengths would otherwise run each other's padding)."""
-    s._rollback_to(min(s._cached, len(s.ids) - 1))
-    if s._cached < len(s.ids) - 1:
-        s._forward(s.ids[s._cached : len(s.ids) - 1])
 
 
 def _decode_batch(sessions: list[LocalSession], n_tokens: list[int]) -> list[Chunk]:
@@ -65,42 +63,52 @@ def _decode_batch(sessions: list[LocalSession], n_tokens: list[int]) -> list[Chu
     lm = sessions[0].lm
     model, device = lm.model, lm.device
     rows = len(sessions)
-    cached = [s._cached for s in sessions]  # == len(ids) - 1 after _catch_up
+    cached = [s._cached for s in sessions]  # >= 1, < len(ids)
     width = max(cached)
     mask = torch.zeros((rows, width), dtype=torch.long, device=device)
     cache = DynamicCache(config=model.config)
-    per_row = [s._cache.layers if s._cache is not None else None for s in sessions]
-    for layer in range(len(next(p for p in per_row if p is not None))):
-        k0 = next(p for p in per_row if p is not None)[layer].keys
+    per_row = [s._cache.layers for s in sessions]
+    for layer in range(len(per_row[0])):
+        k0 = per_row[0][layer].keys
         keys = k0.new_zeros((rows, k0.shape[1], width, k0.shape[3]))
         values = torch.zeros_like(keys)
         for i, p in enumerate(per_row):
-            if cached[i]:
-                keys[i, :, width - cached[i]:] = p[layer].keys[0]
-                values[i, :, width - cached[i]:] = p[layer].values[0]
+            keys[i, :, width - cached[i]:] = p[layer].keys[0]
+            values[i, :, width - cached[i]:] = p[layer].values[0]
         cache.update(keys, values, layer)
     for i, c in enumerate(cached):
         mask[i, width - c:] = 1
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    feed = [s.ids[-1] for s in sessions]  # every row's last token: the first position this batch runs
-    positions = list(cached)
-    live = [True] * rows  # the row's next token is fed
+    # The first forward: every row's uncached tokens, right-aligned so that each row's last one comes last.
+    fresh = [s.ids[c:] for s, c in zip(sessions, cached)]
+    run = max(len(f) for f in fresh)
+    ids = torch.tensor([[pad] * (run - len(f)) + f for f in fresh], device=device)
+    step_mask = torch.tensor([[0] * (run - len(f)) + [1] * len(f) for f in fresh], device=device)
+    pos = torch.tensor([[c] * (run - len(f)) + list(range(c, c + len(f))) for f, c in zip(fresh, cached)],
+                       device=device)
+    positions = [c + len(f) for f, c in zip(fresh, cached)]
+    for s, f in zip(sessions, fresh):
+        s.stats["fed"] += len(f)
+        s.stats["forwards"] += 1
+    feed = [0] * rows
+    live = [True] * rows  # the row is still decoding (its next token is fed)
     new: list[list[int]] = [[] for _ in sessions]
     eos = [False] * rows
-    longest = max(n_tokens)
-    for step in range(longest):
-        ids = torch.tensor([[t if on else pad] for t, on in zip(feed, live)], device=device)
-        mask = torch.cat([mask, torch.tensor([[int(on)] for on in live], device=device)], dim=1)
-        pos = torch.tensor([[p] for p in positions], device=device)
+    for step in range(max(n_tokens)):
+        if step:
+            ids = torch.tensor([[t if on else pad] for t, on in zip(feed, live)], device=device)
+            step_mask = torch.tensor([[int(on)] for on in live], device=device)
+            pos = torch.tensor([[p] for p in positions], device=device)
+            for i, s in enumerate(sessions):
+                if live[i]:
+                    s.stats["fed"] += 1
+                    s.stats["forwards"] += 1
+                    positions[i] += 1
+        mask = torch.cat([mask, step_mask], dim=1)
         with torch.inference_mode(), lm.autocast():
             out = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
                         use_cache=True, logits_to_keep=1)
         cache = out.past_key_values
-        for i, s in enumerate(sessions):
-            if live[i]:
-                s.stats["fed"] += 1
-                s.stats["forwards"] += 1
-                positions[i] += 1
         for i, s in enumerate(sessions):
             if not live[i]:
                 continue
