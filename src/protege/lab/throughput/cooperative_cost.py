@@ -11,8 +11,8 @@
 together too), as the answers stage does with generate.batch_size; --items-from takes the prompts the answers
 stage would send for a generate stage's items (the task's prompt plus --instruction).
 
-Three timings: teacher-only (one LocalSession decoding, per prompt, as many tokens as the cooperative run decoded
-in all; the same decode loop, so the comparison isolates the turn-taking), cooperative with KV reuse, and
+Three timings: teacher-only (a LocalSession per prompt decoding, in the same batches, as many tokens as the
+cooperative run decoded in all; the same decode loop, so the comparison isolates the turn-taking), cooperative with KV reuse, and
 cooperative re-encoding each model's prefix every turn (the naive baseline). Local models only. Timings are
 the least of --repeats runs, as wall time and as this process's CPU time; `*_fed_tokens` count the tokens run
 through the models, the noise-free measure of what KV reuse saves.
