@@ -3,9 +3,12 @@
     chunks = step_together([s1, s2, s3], [16, 16, 8])   # LocalSessions of ONE model; same as s.step(n) each
 
 Two models taking turns do not batch simply (turns.py), but many answers in flight at once do: at every round
-the answers whose turn is the teacher's step together, then those whose turn is the student's. On a CPU a 1.5B
-teacher's decoding step reads its weights once for the whole batch, so a batch of 16 costs little more than one
-answer (issue 21: cooperative wall time against the teacher alone, which decodes in batches too).
+the answers whose turn is the teacher's step together, then those whose turn is the student's (issue 21:
+cooperative wall time against the teacher alone, which decodes in batches too). Measured on 2 AVX2 cores, fp32,
+Qwen2.5-Coder-1.5B with 300 cached tokens per row (session 15): one decoding step takes 0.41 s for 1 row, 1.2 s
+for 3 and 1.97 s for 16, so 16 answers together run 3.3x faster than one at a time, while 2 or 3 gain nothing
+(a Linear layer of 2-3 rows costs as much as 2-3 single ones there; from 4 rows up about the same as 16). Three
+real answers of this pair decoded together gave the same texts as one at a time (101.7 s against 97.1 s).
 
 Each session keeps its OWN KV cache between turns (LocalSession's hand-off and rollback rules are unchanged).
 A step lays the caches out left-padded with zeros (attention mask 0 on them), runs every row's uncached tokens
