@@ -48,11 +48,7 @@ def step_together(sessions: list, n_tokens: list[int]) -> list[Chunk]:
     if not _batchable(sessions):
         return [s.step(n) for s, n in zip(sessions, n_tokens)]
     for s, n in zip(sessions, n_tokens):
-        if s._proposal is not None:
-            raise RuntimeError("step() called twice without append(); commit the kept text (or '') first")
-        if n < 1:
-            raise ValueError(f"n_tokens must be >= 1 (got {n})")
-        s._rollback_to(min(s._cached, len(s.ids) - 1))  # the last token's logits are not kept: it runs again
+        s._begin_step(n)
         if s._cached == 0 and len(s.ids) > 1:  # a fresh session: its prompt but the last token, on its own
             s._forward(s.ids[:-1])
     if any(s._cached == 0 for s in sessions):  # a one-token prompt: nothing cached to lay out
@@ -126,12 +122,7 @@ def _decode_batch(sessions: list[LocalSession], n_tokens: list[int]) -> list[Chu
         if not any(live):
             break
     _split(sessions, cache, mask)
-    chunks = []
-    for s, toks, stopped in zip(sessions, new, eos):
-        s._proposal = toks
-        s.stats["generated"] += len(toks) + stopped
-        chunks.append(Chunk(s._continuation(toks), len(toks) + stopped, stopped))
-    return chunks
+    return [s._propose(toks, stopped) for s, toks, stopped in zip(sessions, new, eos)]
 
 
 def _split(sessions: list[LocalSession], cache, mask: torch.Tensor) -> None:

@@ -117,7 +117,8 @@ class LocalSession:
         return int(torch.multinomial(probs, 1, generator=self._gen))
 
     # -- the Session protocol -------------------------------------------------------------------------------
-    def step(self, n_tokens: int) -> Chunk:
+    def _begin_step(self, n_tokens: int) -> None:
+        """Checks before a step, and at least the last token left to run (batched.py steps through this too)."""
         if self._proposal is not None:
             raise RuntimeError("step() called twice without append(); commit the kept text (or '') first")
         if n_tokens < 1:
@@ -126,6 +127,15 @@ class LocalSession:
             self._cache, self._cached = None, 0
         # The last position's logits are not kept between turns: re-feed at least one token.
         self._rollback_to(min(self._cached, len(self.ids) - 1))
+
+    def _propose(self, new: list[int], eos: bool) -> Chunk:
+        """Hold the decoded tokens as the pending proposal (nothing committed until append) and describe them."""
+        self._proposal = new
+        self.stats["generated"] += len(new) + eos
+        return Chunk(self._continuation(new), len(new) + eos, eos)
+
+    def step(self, n_tokens: int) -> Chunk:
+        self._begin_step(n_tokens)
         logits = self._forward(self.ids[self._cached:])
         new: list[int] = []
         eos = False
@@ -137,9 +147,7 @@ class LocalSession:
             new.append(t)
             if i + 1 < n_tokens:  # the last token is fed next turn, and only if it is kept
                 logits = self._forward([t])
-        self._proposal = new
-        self.stats["generated"] += len(new) + eos
-        return Chunk(self._continuation(new), len(new) + eos, eos)
+        return self._propose(new, eos)
 
     def append(self, text: str) -> None:
         proposal, self._proposal = self._proposal or [], None
