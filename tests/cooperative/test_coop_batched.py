@@ -21,8 +21,20 @@ def pairs(tiny_pair, cfg, prompts=PROMPTS):
              (("teacher", teacher), ("student", student))} for p in prompts]
 
 
+@pytest.fixture(params=["own layers", "transformers"])
+def layout(request, tiny_pair, monkeypatch):
+    """Both ways a batch runs: protege's own decoder layers (Llama-family models, the tiny pair's) and
+    transformers' forward over left-padded caches (every other model), forced here by hiding the first."""
+    from protege.models import shared_prefix_decode
+
+    assert shared_prefix_decode.shared_decoding_supported(tiny_pair[0].model)
+    if request.param == "transformers":
+        monkeypatch.setattr(shared_prefix_decode, "shared_decoding_supported", lambda model: False)
+    return request.param
+
+
 @pytest.mark.precision("fp32")  # exact equality: bf16 rounding legitimately moves near-tied greedy choices
-def test_sessions_of_different_lengths_step_together_as_each_steps_alone(tiny_pair):
+def test_sessions_of_different_lengths_step_together_as_each_steps_alone(tiny_pair, layout):
     teacher, _ = tiny_pair
     together = [LocalSession(teacher, p) for p in PROMPTS]
     alone = [LocalSession(teacher, p) for p in PROMPTS]
@@ -32,6 +44,8 @@ def test_sessions_of_different_lengths_step_together_as_each_steps_alone(tiny_pa
         got = step_together(together, n)
         want = [s.step(k) for s, k in zip(alone, n)]
         assert got == want
+        # each cache holds what the session alone ran, no more (a row that stopped early runs nothing further)
+        assert [s._cached for s in together] == [s._cached for s in alone]
         for i, (a, b) in enumerate(zip(together, alone)):
             kept = want[i].text[: len(want[i].text) // 2] if (turn + i) % 2 else want[i].text
             for s in (a, b):
@@ -45,7 +59,7 @@ def test_sessions_of_different_lengths_step_together_as_each_steps_alone(tiny_pa
 
 @pytest.mark.precision("fp32")
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_answers_decoded_together_equal_answers_decoded_one_at_a_time(tiny_pair, temperature):
+def test_answers_decoded_together_equal_answers_decoded_one_at_a_time(tiny_pair, temperature, layout):
     cfg = CooperativeConfig(max_new_tokens=120, final_markers=[], repeat_times=40, student_temperature=temperature,
                             teacher_temperature=temperature)
     batch, single = pairs(tiny_pair, cfg), pairs(tiny_pair, cfg)
