@@ -145,3 +145,23 @@ def test_a_stage_choosing_shots_from_the_test_set_fails(tmp_path, tiny_model_dir
     pipe = Pipeline(cfg, progress=False, echo=lambda m: None)
     with pytest.raises(TestSetSelectionError, match="few-shot examples: 2 of the items .* from the test set"):
         pipe.run("eval")
+
+
+def test_experiment_docs_count_each_eval_stages_reads_once(tiny_task, tmp_path):
+    """compare.test_reads: the sentence the experiment tables end with counts every read logged by the eval
+    stages the results point at, once per stage however many results share it, and none of a pending arm."""
+    from protege.lab.experiments.compare import test_reads
+
+    spec = load_task(str(tiny_task))
+    a, b = tmp_path / "eval-a", tmp_path / "eval-b"
+    for stage, rows in ((a, ["zero-shot", "fine-tuned", "fine-tuned"]), (b, ["fine-tuned"])):
+        stage.mkdir()
+        for r in rows:
+            read_test_set(spec, stage / LOG_NAME, stage.name, "final evaluation", who=r)
+    read_test_set(spec, b / LOG_NAME, b.name, "decontamination")
+    results = [{"eval_dir": str(a)}, {"eval_dir": str(a)}, {"eval_dir": str(b)},
+               {"eval_dir": str(tmp_path / "eval-c"), "pending": True}]
+    line = test_reads(results)
+    assert "these 2 eval stages: 5 (1 decontamination, 4 final evaluation;" in line, line
+    assert spec.name in line
+    assert "0 (none; no task)" in test_reads([{"eval_dir": str(tmp_path / "eval-never-read")}])

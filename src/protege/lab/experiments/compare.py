@@ -3,6 +3,7 @@ fine-tuned students on the same test items.
 
     results = run_variants("configs/code-mbpp.yaml", {"sft": ["train.method=sft"], "dpo": ["train.method=dpo"]})
     fine_tuned(results[0]) -> (value, (low, high)); paired(results[0], results[1]) -> "p = ... (a vs b items)"
+    test_reads(results) -> "Test-set reads ...": the eval stages' access logs, counted for the doc
 """
 from __future__ import annotations
 
@@ -55,3 +56,24 @@ def paired(a: dict, b: dict) -> str:
     ids = sorted(set(ca) & set(cb))
     test = mcnemar([ca[i] for i in ids], [cb[i] for i in ids])
     return f"p = {test['p_value']:.3g} ({test['b']} vs {test['c']} items only one got right)"
+
+
+def test_reads(results: list[dict]) -> str:
+    """One sentence for an experiment doc: how often its eval stages read the test set, and what for (each
+    stage's test-access.jsonl; evaluate/test_access.py refuses any purpose but final evaluation and
+    decontamination). Results still pending, or sharing an eval stage with another, count once or not at all."""
+    from protege.evaluate.test_access import LOG_NAME, read_log
+
+    dirs = list(dict.fromkeys(r["eval_dir"] for r in results if not r.get("pending")))
+    purposes: dict[str, int] = {}
+    tasks: set[str] = set()
+    for d in dirs:
+        for entry in read_log(Path(d) / LOG_NAME):
+            purposes[entry.get("purpose", "?")] = purposes.get(entry.get("purpose", "?"), 0) + 1
+            tasks.add(entry.get("task", "?"))
+    total = sum(purposes.values())
+    what = ", ".join(f"{n} {p}" for p, n in sorted(purposes.items()))
+    return (f"Test-set reads logged by these {len(dirs)} eval stages: {total} ({what or 'none'}; "
+            f"{', '.join(sorted(tasks)) or 'no task'}): one per row evaluated here, forgetting-suite task and restart "
+            "(a row adopted from a finished run, such as a teacher's model-card evaluation, is in that run's log). "
+            "The log admits no other purpose, and no choice here was made on a test read.")

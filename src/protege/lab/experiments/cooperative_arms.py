@@ -22,7 +22,7 @@ from pathlib import Path
 
 from protege.config import load_config
 from protege.evaluate.rows import Row
-from protege.lab.experiments.compare import fine_tuned, paired, row
+from protege.lab.experiments.compare import fine_tuned, paired, row, test_reads
 from protege.lab.experiments.cooperative import student_share
 from protege.lab.experiments.doc_table import phased_command
 from protege.pipeline import Pipeline
@@ -170,6 +170,7 @@ def table(data: dict, results: list[dict], command: str) -> str:
         lines.append(f"| {r['name']} | {r['nll']['nll_per_token']:.3f} | {100 * value:.1f} [{100 * lo:.1f}, "
                      f"{100 * hi:.1f}] | {vs} | {_vs_untuned(r)} | {_suite(r)} | "
                      f"{round(r['train'].get('seconds') or 0)} | `{r['eval_dir']}` |")
+    lines += ["", test_reads(done)]
     return "\n".join(lines) + "\n"
 
 

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from protege.evaluate.rows import Row
-from protege.lab.experiments.compare import fine_tuned, paired, row, run_variants
+from protege.lab.experiments.compare import fine_tuned, paired, row, run_variants, test_reads
 from protege.lab.experiments.doc_table import write_table
 from protege.store import atomic_write_text
 
@@ -57,6 +57,7 @@ def methods_table(results: list[dict], command: str) -> str:
         lines.append(f"| {r['name']} | {100 * value:.1f} | [{100 * lo:.1f}, {100 * hi:.1f}] | "
                      f"{_train_compute(r['train'])} | {seconds if seconds is None else round(seconds)} | "
                      f"{vs} | `{r['eval_dir']}` |")
+    lines += ["", test_reads(results)]
     return "\n".join(lines) + "\n"
 
 

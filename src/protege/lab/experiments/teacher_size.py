@@ -18,7 +18,7 @@ import sys
 
 from protege.config import load_config
 from protege.evaluate.rows import Row
-from protege.lab.experiments.compare import fine_tuned, paired, row
+from protege.lab.experiments.compare import fine_tuned, paired, row, test_reads
 from protege.lab.experiments.doc_table import phased_command
 from protege.pipeline import Pipeline
 from protege.store import ANSWERS, RESULTS, JsonlLog, read_json
@@ -129,6 +129,7 @@ def table(data: dict[str, dict], results: list[dict], command: str) -> str:
         pair = [r for r in results if r["student"] == student]
         if len(pair) == 2:
             lines.append(f"- {student}: {paired(pair[0], pair[1])}")
+    lines += ["", test_reads(results)]
     return "\n".join(lines) + "\n"
 
 
