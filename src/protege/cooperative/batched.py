@@ -24,8 +24,8 @@ On the 1.5B teacher, 16 MBPP answers with ~24 tokens each written after their pr
 (2 AVX2 cores, fp32, session 16, an experiment paused meanwhile): 1.49-1.59 s per step with the own layers
 against 1.80-1.99 s through transformers (two runs each, identical texts); the Linear layers are most of it.
 
-A fresh session's prompt runs on its own first (a prefill, once per answer): the padding before a row's tokens
-must have some real key to attend to.
+A fresh session's prompt runs on its own first (a prefill, once per answer): in transformers' layout the padding
+before a row's tokens must have some real key to attend to (the own layers would not need it; both do it).
 
 Positions are each row's own (position_ids), so greedy decoding gives each session the tokens it would give
 alone, up to the floating-point differences of a batched matmul (tested). Sessions that cannot batch (a remote
@@ -110,8 +110,9 @@ class _OwnLayers:
     tokens][new tokens], each row with its own length and positions (see the module docstring for its speed)."""
 
     def __init__(self, sessions, cached, fresh, n_tokens):
-        from protege.models.shared_prefix_decode import _Batch, _empty_cache
+        from protege.models.shared_prefix_decode import _Batch, _empty_cache, _forward
 
+        self._forward = _forward  # imported once per batch, not once per decoding step
         self.sessions, self.fresh = sessions, fresh
         self.lm = sessions[0].lm
         self.model = self.lm.decoding_model()
@@ -129,11 +130,9 @@ class _OwnLayers:
                             own_values=values, group_of=[-1] * rows)
 
     def _run(self, tokens: list[list[int]], counts: list[int]) -> torch.Tensor:
-        from protege.models.shared_prefix_decode import _forward
-
         device = self.lm.device
         with torch.inference_mode(), self.lm.autocast():
-            return _forward(self.model, self.batch, torch.tensor(tokens, device=device),
+            return self._forward(self.model, self.batch, torch.tensor(tokens, device=device),
                             torch.tensor(counts, device=device))
 
     def first(self) -> torch.Tensor:

@@ -62,15 +62,14 @@ def test_reads(results: list[dict]) -> str:
     """One sentence for an experiment doc: how often its eval stages read the test set, and what for (each
     stage's test-access.jsonl; evaluate/test_access.py refuses any purpose but final evaluation and
     decontamination). Results still pending, or sharing an eval stage with another, count once or not at all."""
+    from collections import Counter
+
     from protege.evaluate.test_access import LOG_NAME, read_log
 
     dirs = list(dict.fromkeys(r["eval_dir"] for r in results if not r.get("pending")))
-    purposes: dict[str, int] = {}
-    tasks: set[str] = set()
-    for d in dirs:
-        for entry in read_log(Path(d) / LOG_NAME):
-            purposes[entry.get("purpose", "?")] = purposes.get(entry.get("purpose", "?"), 0) + 1
-            tasks.add(entry.get("task", "?"))
+    entries = [e for d in dirs for e in read_log(Path(d) / LOG_NAME)]
+    purposes = Counter(e.get("purpose", "?") for e in entries)
+    tasks = {e.get("task", "?") for e in entries}
     total = sum(purposes.values())
     what = ", ".join(f"{n} {p}" for p, n in sorted(purposes.items()))
     return (f"Test-set reads logged by these {len(dirs)} eval stages: {total} ({what or 'none'}; "
