@@ -3,6 +3,7 @@ fine-tuned students on the same test items.
 
     results = run_variants("configs/code-mbpp.yaml", {"sft": ["train.method=sft"], "dpo": ["train.method=dpo"]})
     fine_tuned(results[0]) -> (value, (low, high)); paired(results[0], results[1]) -> "p = ... (a vs b items)"
+    paired_test(results[0], results[1]) -> McNemar's dict (p_value, b, c)
     test_reads(results) -> "Test-set reads ...": the eval stages' access logs, counted for the doc
 """
 from __future__ import annotations
@@ -48,13 +49,18 @@ def _correct(result: dict) -> dict:
     return {r["id"]: item_correct(result["spec"], r) for r in records}
 
 
-def paired(a: dict, b: dict) -> str:
-    """Exact McNemar on the two fine-tuned students' per-item correctness, over the items both answered."""
+def paired_test(a: dict, b: dict) -> dict:
+    """McNemar on the two fine-tuned students' per-item correctness, over the items both answered: p_value, and
+    b (items only a got right) and c (only b)."""
     from protege.scoring.metrics.paired import mcnemar
 
     ca, cb = _correct(a), _correct(b)
     ids = sorted(set(ca) & set(cb))
-    test = mcnemar([ca[i] for i in ids], [cb[i] for i in ids])
+    return mcnemar([ca[i] for i in ids], [cb[i] for i in ids])
+
+
+def paired(a: dict, b: dict) -> str:
+    test = paired_test(a, b)
     return f"p = {test['p_value']:.3g} ({test['b']} vs {test['c']} items only one got right)"
 
 

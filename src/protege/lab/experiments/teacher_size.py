@@ -18,7 +18,7 @@ import sys
 
 from protege.config import load_config
 from protege.evaluate.rows import Row
-from protege.lab.experiments.compare import fine_tuned, paired, row, test_reads
+from protege.lab.experiments.compare import fine_tuned, paired, paired_test, row, test_reads
 from protege.lab.experiments.doc_table import phased_command
 from protege.pipeline import Pipeline
 from protege.store import ANSWERS, RESULTS, JsonlLog, read_json
@@ -128,9 +128,26 @@ def table(data: dict[str, dict], results: list[dict], command: str) -> str:
     for student in dict.fromkeys(r["student"] for r in results):
         pair = [r for r in results if r["student"] == student]
         if len(pair) == 2:
-            lines.append(f"- {student}: {paired(pair[0], pair[1])}")
+            lines.append(f"- {student}: {paired(pair[0], pair[1])}. {capacity_verdict(pair)}")
     lines += ["", test_reads(results)]
     return "\n".join(lines) + "\n"
+
+
+def capacity_verdict(pair: list[dict], alpha: float = 0.05) -> str:
+    """Whether the capacity diagnostic (the teacher on whose data the untouched student has the lower NLL) picked
+    the teacher whose fine-tuned student passes more MBPP test items; a difference McNemar cannot separate from
+    chance at `alpha` has no winner to predict, and the sentence says so."""
+    a, b = pair
+    picked = a if a["capacity_nll"] < b["capacity_nll"] else b
+    nll = f"NLL {a['capacity_nll']:.3f} vs {b['capacity_nll']:.3f}"
+    test = paired_test(a, b)
+    if test["p_value"] >= alpha or test["b"] == test["c"]:
+        return (f"The diagnostic picks the {picked['teacher']} teacher ({nll}); the two students are not separable "
+                f"at p < {alpha}, so this arm pair cannot confirm or refute it.")
+    winner = a if test["b"] > test["c"] else b
+    verdict = "predicted" if winner is picked else "did not predict"
+    return (f"The diagnostic picks the {picked['teacher']} teacher ({nll}); the {winner['teacher']} teacher's student "
+            f"wins (p < {alpha}): the diagnostic {verdict} the winner.")
 
 
 def main(argv: list[str]) -> None:

@@ -1,0 +1,61 @@
+"""The teacher-size experiment's table: one row per finished arm, the paired test between the two teachers'
+students, and whether the capacity diagnostic picked the winner. Built from written eval results, no model.
+Run: `.venv/bin/python -m pytest -q tests/test_teacher_size_table.py` (about a second)."""
+import json
+
+from protege.evaluate.rows import Row
+from protege.lab.experiments.teacher_size import capacity_verdict, table
+from protege.tasks.spec import load_task
+
+DATA = {"capacity-matched (0.5B)": {"answered": 10, "kept": 6, "tokens_out": 1200, "seconds": 30.0},
+        "large (1.5B)": {"answered": 10, "kept": 8, "tokens_out": 900, "seconds": 70.0}}
+
+
+def arm(tmp_path, spec, teacher: str, nll: float, right: list[bool]) -> dict:
+    """A finished arm whose fine-tuned student got items 0..n-1 right where `right` says."""
+    eval_dir = tmp_path / teacher.split()[0]
+    eval_dir.mkdir()
+    records = [{"id": f"test-{i}", "gold": "a", "prediction": "a" if ok else "b"} for i, ok in enumerate(right)]
+    (eval_dir / "fine-tuned.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    score = sum(right) / len(right)
+    rows = [{"row": Row.ZERO_SHOT, "accuracy": 0.1}, {"row": Row.TEACHER, "accuracy": 0.5},
+            {"row": Row.FINE_TUNED, "accuracy": score, "accuracy_ci": [score - 0.1, score + 0.1],
+             "samples": "fine-tuned.jsonl"}]
+    forgetting = {"entries": [{"task": "humaneval", "before": 0.05, "after": 0.04}]}
+    return {"student": "S", "teacher": teacher, "n": 6, "spec": spec, "capacity_nll": nll, "eval_dir": str(eval_dir),
+            "eval": {"metric": "accuracy", "test_items": len(right), "rows": rows, "forgetting": forgetting},
+            "train": {"seconds": 12.4}}
+
+
+def test_verdict_names_the_diagnostics_pick_and_whether_the_winner_matches(tiny_task, tmp_path):
+    spec = load_task(str(tiny_task))
+    small = arm(tmp_path, spec, "capacity-matched (0.5B)", 0.9, [True] * 30 + [False] * 10)
+    large = arm(tmp_path, spec, "large (1.5B)", 1.2, [False] * 30 + [True] * 10)
+    verdict = capacity_verdict([small, large])
+    assert "picks the capacity-matched (0.5B) teacher (NLL 0.900 vs 1.200)" in verdict
+    assert "capacity-matched (0.5B) teacher's student wins" in verdict and "diagnostic predicted" in verdict
+
+    large["capacity_nll"] = 0.5  # now the diagnostic picks the loser
+    verdict = capacity_verdict([small, large])
+    assert "picks the large (1.5B) teacher" in verdict and "did not predict the winner" in verdict
+
+
+def test_verdict_declines_when_the_students_are_not_separable(tiny_task, tmp_path):
+    spec = load_task(str(tiny_task))
+    a = arm(tmp_path, spec, "capacity-matched (0.5B)", 0.9, [True, False] * 20)
+    b = arm(tmp_path, spec, "large (1.5B)", 1.2, [True, True, False, False] * 10)  # 10 vs 10 discordant items
+    verdict = capacity_verdict([a, b])
+    assert "not separable" in verdict and "cannot confirm or refute" in verdict and "wins" not in verdict
+
+
+def test_table_has_a_row_per_finished_arm_and_lists_pending_ones(tiny_task, tmp_path):
+    spec = load_task(str(tiny_task))
+    a = arm(tmp_path, spec, "capacity-matched (0.5B)", 0.9, [True] * 30 + [False] * 10)
+    b = arm(tmp_path, spec, "large (1.5B)", 1.2, [False] * 30 + [True] * 10)
+    pending = {"student": "P", "teacher": "large (1.5B)", "pending": True}
+    text = table(DATA, [a, b, pending], "python -m x")
+    assert "| capacity-matched (0.5B) | 10 | 6 | 1,200 | 30.0 |" in text
+    assert "Arms still running" in text and "P <- large (1.5B)" in text
+    assert "| S | capacity-matched (0.5B) | 10.0 | 75.0 [65.0, 85.0] | 50.0 | 5.0 -> 4.0 | n/a | 0.900 | 12 |" in text
+    assert "- S: p = " in text and "(30 vs 10 items only one got right)" in text and "diagnostic predicted" in text
+    assert "Test-set reads logged by these 2 eval stages: 0" in text
