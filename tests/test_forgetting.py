@@ -9,6 +9,7 @@ from protege.config import load_config
 from protege.errors import ConfigError
 from protege.evaluate.forgetting import measure
 from protege.pipeline import Pipeline
+from protege.store import JsonlLog, atomic_write_text
 from protege.tasks.spec import load_task
 from tiny import write_tiny_config, write_tiny_qa_task
 
@@ -49,3 +50,37 @@ def test_failed_gate_marks_run_failed_and_exits_non_zero(tmp_path, tiny_model_di
     # the same run with a gate it meets passes, reusing every finished stage but eval and report
     ok = CliRunner().invoke(app, ["run", str(path), "eval.forgetting.max_drop={tinyqa: 100}"])
     assert ok.exit_code == 0, ok.output
+
+
+def test_untuned_before_records_are_computed_once_and_copied_into_each_stage(tmp_path, tiny_model_dir, tiny_task):
+    path = write_tiny_config(tmp_path, tiny_model_dir, tiny_task)
+    first = Pipeline(load_config(path), progress=False)
+    first.run("eval")
+    (row,) = (tmp_path / "runs" / "tinyqa").glob("eval-row-*")  # the suite task's own folder, one shared row
+    shared = JsonlLog(row / "samples.jsonl")
+    records = shared.read()
+    assert len(records) == 6 and (row / "memory.json").exists()
+    assert JsonlLog(first.stages["eval"] / "forgetting" / "tinyqa-before.jsonl").read() == records  # its own copy
+    # A marker planted in the shared row: a second stage of the same student that recomputed would not carry it.
+    atomic_write_text(shared.path, "".join(json.dumps({**r, "marker": "shared"}) + "\n" for r in records))
+    second = Pipeline(load_config(path, ["train.lr=0.02"]), progress=False)
+    second.run("eval")
+    assert second.stages["eval"].path != first.stages["eval"].path
+    copy = JsonlLog(second.stages["eval"] / "forgetting" / "tinyqa-before.jsonl").read()
+    assert [r["id"] for r in copy] == [r["id"] for r in records] and all(r["marker"] == "shared" for r in copy)
+    entry = json.loads((second.stages["eval"] / "results.json").read_text())["forgetting"]["entries"][0]
+    assert entry["items"] == 6 and entry["task"] == "tinyqa"
+
+
+def test_a_stage_that_began_its_own_before_log_finishes_it_there(tmp_path, tiny_model_dir, tiny_task):
+    path = write_tiny_config(tmp_path, tiny_model_dir, tiny_task)
+    pipe = Pipeline(load_config(path), progress=False)
+    pipe.run("train")
+    own = pipe.stages["eval"] / "forgetting" / "tinyqa-before.jsonl"
+    started = {"id": "test-0", "exact_match": 1.0, "f1": 1.0, "has_answer": True, "seconds": 0.0, "tokens_in": 1,
+               "tokens_out": 1, "marker": "own"}  # what a stage killed mid-way under the old code left
+    atomic_write_text(own, json.dumps(started) + "\n")
+    pipe.run("eval")
+    records = JsonlLog(own).read()
+    assert len(records) == 6 and records[0]["marker"] == "own" and "marker" not in records[1]
+    assert not list((tmp_path / "runs" / "tinyqa").glob("eval-row-*"))  # nothing shared was computed

@@ -7,8 +7,15 @@ training, with gates that fail the run when a headline metric drops more than al
 
 Both models see the same items zero-shot; per-item records go to `forgetting/<task>-before|after.jsonl`.
 A drop is before - after in points (0-100); the paired McNemar p-value says whether it is more than noise.
+
+The "before" records depend on the untuned student and the suite's slice only, not on the run's data or training,
+so they are a shared row (shared_rows.py, `runs/<suite task>/eval-row-<key>/`): an experiment that fine-tunes one
+student several ways (teachers, methods) evaluates it before training once, and every eval stage keeps its own
+copy. A stage that began its own "before" log (before rows were shared) finishes it there.
 """
 from __future__ import annotations
+
+import json
 
 from protege.config import EvalConfig
 from protege.errors import ConfigError
@@ -16,13 +23,15 @@ from protege.scoring.metrics.paired import mcnemar
 from protege.evaluate.model_eval import evaluate_lm
 from protege.evaluate.summary import item_correct, summarize
 from protege.evaluate.test_access import LOG_NAME, read_test_set
-from protege.store import JsonlLog, StageDir
+from protege.store import JsonlLog, StageDir, atomic_write_text
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import TaskSpec, load_task
 
 
-def run_forgetting(spec: TaskSpec, ecfg: EvalConfig, stage: StageDir, before_lm, after_lm,
+def run_forgetting(spec: TaskSpec, ecfg: EvalConfig, stage: StageDir, student: str, after_lm,
                    progress: bool = True) -> dict:
+    """The suite on `student` (a model name: the untuned model, loaded only if a "before" row must be computed)
+    and on `after_lm` (the fine-tuned model)."""
     fcfg = ecfg.forgetting
     suite = check_suite(ecfg)
     entries = []
@@ -36,16 +45,51 @@ def run_forgetting(spec: TaskSpec, ecfg: EvalConfig, stage: StageDir, before_lm,
             continue
         items = read_test_set(task, stage / LOG_NAME, stage, "final evaluation", who="forgetting suite",
                               limit=fcfg.items)
-        records = {}
-        for when, lm in (("before", before_lm), ("after", after_lm)):
-            records[when] = evaluate_lm(lm, task, items, [], JsonlLog(stage / "forgetting" / f"{task.name}-{when}.jsonl"),
-                                        allow_code_execution=ecfg.allow_code_execution, progress=progress,
-                                        desc=f"forgetting {task.name} {when}")
-        entries.append(measure(task, records["before"], records["after"], fcfg.max_drop, ecfg.bootstrap_resamples))
+        before = untuned_records(task, items, stage, student, ecfg, progress)
+        after = evaluate_lm(after_lm, task, items, [], JsonlLog(stage / "forgetting" / f"{task.name}-after.jsonl"),
+                            allow_code_execution=ecfg.allow_code_execution, progress=progress,
+                            desc=f"forgetting {task.name} after")
+        entries.append(measure(task, before, after, fcfg.max_drop, ecfg.bootstrap_resamples))
     failures = [e for e in entries if e.get("passed") is False]
     return {"entries": entries, "passed": not failures,
             "failures": [f"{e['task']} {e['metric']} dropped {e['drop']:.1f} points (allowed {e['max_drop']:g})"
                          for e in failures]}
+
+
+def untuned_records(task: TaskSpec, items, stage: StageDir, student: str, ecfg: EvalConfig,
+                    progress: bool = True) -> list[dict]:
+    """The untuned student's records on one suite task's items, from the shared row (computed there once, or
+    adopted from a finished `protege baselines`/`protege eval` run of the same slice); the stage keeps a copy."""
+    from protege.evaluate.memory import PeakMemory, weights_mb
+    from protege.evaluate.shared_rows import SharedRow
+    from protege.models.resolve import load_lm
+
+    own = JsonlLog(stage / "forgetting" / f"{task.name}-before.jsonl")
+    desc = f"forgetting {task.name} before"
+    if {it.id for it in items} <= own.ids():  # this stage's copy (a rerun after a kill in the "after" half)
+        by_id = {r["id"]: r for r in own.read()}
+        return [by_id[it.id] for it in items]
+    if own.ids():  # a stage that started this log itself, before the rows were shared: it finishes it
+        return evaluate_lm(load_lm(student), task, items, [], own, allow_code_execution=ecfg.allow_code_execution,
+                           progress=progress, desc=desc)
+    scoring = "likelihood"  # evaluate_lm's default, what the suite has always used
+    slice_cfg = ecfg.model_copy(update={"max_test_items": ecfg.forgetting.items})
+    row = SharedRow(stage.path.parent.parent / task.name, task, student, [], slice_cfg, scoring)
+    with row.locked():
+        if row.finished(items):
+            records = row.records(items)
+        elif row.adopt_model_eval(task, student, 0, items, ecfg.allow_code_execution):
+            print(f"[eval] forgetting {task.name} before: adopted the finished records of {row.adopted_from}")
+            records = row.records(items)
+        else:
+            lm = load_lm(student)
+            with PeakMemory() as peak:
+                records = evaluate_lm(lm, task, items, [], row.log, scoring=scoring,
+                                      allow_code_execution=ecfg.allow_code_execution, progress=progress, desc=desc)
+            row.finish({"peak_rss_mb": peak.mb, "weights_mb": weights_mb(lm),
+                        "scoring": scoring if kind_of(task).LABELLED else "generate"})
+    atomic_write_text(own.path, "".join(json.dumps(r) + "\n" for r in records))
+    return records
 
 
 def measure(task: TaskSpec, before: list[dict], after: list[dict], max_drop: dict[str, float],

@@ -3,6 +3,7 @@
     with PeakMemory() as peak:
         evaluate(...)
     peak.mb        # highest resident set size during the block, in MiB (None where it cannot be measured)
+    weights_mb(lm) # what the model's weights take as loaded, in MiB
 
 Linux keeps a per-process high-water mark (VmHWM in /proc/self/status); writing "5" to /proc/self/clear_refs
 resets it to the current size, so each block measures its own peak (model weights already loaded count too:
@@ -41,3 +42,8 @@ class PeakMemory:
 
     def __exit__(self, *exc) -> None:
         self.mb = _high_water_mb() if self._reset else None
+
+
+def weights_mb(lm) -> float:
+    """Memory the model's weights take as loaded (what a deployment holds at the least)."""
+    return sum(p.numel() * p.element_size() for p in lm.model.parameters()) / 2**20

@@ -1,5 +1,5 @@
 """Eval stage: baseline (zero-shot), baseline (few-shot), fine-tuned student and teacher on one test set,
-then the forgetting suite on the student before and after training.
+then the forgetting suite on the student before and after training (its "before" half shared too: forgetting.py).
 
 Rows that are the same computation (a teacher that is also the student, prompted the same way) are computed
 once and shared; rows that do not depend on training (baselines, teacher) are also shared across eval stages of
@@ -17,7 +17,7 @@ from protege.config import RunConfig
 from protege.evaluate.cheap_baselines import cheap_baseline_records
 from protege.evaluate.comparisons import compare
 from protege.evaluate.forgetting import run_forgetting
-from protege.evaluate.memory import PeakMemory
+from protege.evaluate.memory import PeakMemory, weights_mb
 from protege.evaluate.model_eval import evaluate_lm, pick_shots
 from protege.evaluate.summary import classification_summary, summarize
 from protege.evaluate.rows import Row
@@ -40,11 +40,6 @@ def load_finetuned(base_name: str, adapter_dir: Path):
     return LocalLM(f"{base_name}+lora", merged, base.tokenizer, device=base.device)
 
 
-def weights_mb(lm) -> float:
-    """Memory the model's weights take as loaded (what a deployment holds at the least)."""
-    return sum(p.numel() * p.element_size() for p in lm.model.parameters()) / 2**20
-
-
 def load_endpoint(cfg: RunConfig, name: str):
     """An OpenAI-compatible model for evaluation: the run's endpoint settings, no budget (evaluation must finish)."""
     from protege.models.resolve import load_lm
@@ -64,8 +59,6 @@ def money_per_1k(cfg: RunConfig, model_name: str, summary: dict) -> float | None
 
 def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path, train_rows: list[dict],
              progress: bool = True) -> dict:
-    from protege.models.resolve import load_lm
-
     ecfg = cfg.eval
     few = ecfg.few_shot_per_label
     student, teacher = cfg.train.student, cfg.teacher_for("answers")
@@ -113,7 +106,7 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
     baselines = _cheap_baselines(spec, train_rows, items, stage, ecfg.bootstrap_resamples)
     if finetuned is None:
         finetuned = load_finetuned(student, adapter_dir)
-    forgetting = run_forgetting(spec, ecfg, stage, load_lm(student), finetuned, progress=progress)
+    forgetting = run_forgetting(spec, ecfg, stage, student, finetuned, progress=progress)
     reads = [r for r in read_log(stage / LOG_NAME) if r["task"] == spec.name]
     results = {"task": spec.name, "kind": spec.kind, "metric": spec.headline_metric, "scoring": ecfg.scoring,
                "test_items": len(items), "test_reads": len(reads), "test_access_log": LOG_NAME, "rows": rows,
