@@ -1,30 +1,17 @@
 """The teacher-size experiment's table: one row per finished arm, the paired test between the two teachers'
 students, and whether the capacity diagnostic picked the winner. Built from written eval results, no model.
 Run: `.venv/bin/python -m pytest -q tests/test_teacher_size_table.py` (about a second)."""
-import json
-
-from protege.evaluate.rows import Row
 from protege.lab.experiments.teacher_size import capacity_verdict, table
 from protege.tasks.spec import load_task
+from written_results import finished_result
 
 DATA = {"capacity-matched (0.5B)": {"answered": 10, "kept": 6, "tokens_out": 1200, "seconds": 30.0},
         "large (1.5B)": {"answered": 10, "kept": 8, "tokens_out": 900, "seconds": 70.0}}
 
 
 def arm(tmp_path, spec, teacher: str, nll: float, right: list[bool]) -> dict:
-    """A finished arm whose fine-tuned student got items 0..n-1 right where `right` says."""
-    eval_dir = tmp_path / teacher.split()[0]
-    eval_dir.mkdir()
-    records = [{"id": f"test-{i}", "gold": "a", "prediction": "a" if ok else "b"} for i, ok in enumerate(right)]
-    (eval_dir / "fine-tuned.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    score = sum(right) / len(right)
-    rows = [{"row": Row.ZERO_SHOT, "accuracy": 0.1}, {"row": Row.TEACHER, "accuracy": 0.5},
-            {"row": Row.FINE_TUNED, "accuracy": score, "accuracy_ci": [score - 0.1, score + 0.1],
-             "samples": "fine-tuned.jsonl"}]
-    forgetting = {"entries": [{"task": "humaneval", "before": 0.05, "after": 0.04}]}
-    return {"student": "S", "teacher": teacher, "n": 6, "spec": spec, "capacity_nll": nll, "eval_dir": str(eval_dir),
-            "eval": {"metric": "accuracy", "test_items": len(right), "rows": rows, "forgetting": forgetting},
-            "train": {"seconds": 12.4}}
+    return finished_result(tmp_path / teacher.split()[0], spec, right, student="S", teacher=teacher, n=6,
+                           capacity_nll=nll)
 
 
 def test_verdict_names_the_diagnostics_pick_and_whether_the_winner_matches(tiny_task, tmp_path):

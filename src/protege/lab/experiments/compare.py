@@ -4,6 +4,7 @@ fine-tuned students on the same test items.
     results = run_variants("configs/code-mbpp.yaml", {"sft": ["train.method=sft"], "dpo": ["train.method=dpo"]})
     fine_tuned(results[0]) -> (value, (low, high)); paired(results[0], results[1]) -> "p = ... (a vs b items)"
     paired_test(results[0], results[1]) -> McNemar's dict (p_value, b, c)
+    vs_untuned(results[0]) -> "p = ... (a vs b)"; suite_changes(results[0]) -> "humaneval 4.9 -> 3.7; ..."
     test_reads(results) -> "Test-set reads ...": the eval stages' access logs, counted for the doc
 """
 from __future__ import annotations
@@ -62,6 +63,19 @@ def paired_test(a: dict, b: dict) -> dict:
 def paired(a: dict, b: dict) -> str:
     test = paired_test(a, b)
     return f"p = {test['p_value']:.3g} ({test['b']} vs {test['c']} items only one got right)"
+
+
+def vs_untuned(result: dict) -> str:
+    """The eval stage's own paired test of the fine-tuned student against its zero-shot self."""
+    c = next((c for c in result["eval"]["comparisons"] if c["model_b"] == Row.ZERO_SHOT), None)
+    return "n/a" if c is None else f"p = {c['p_value']:.3g} ({c['only_a_right']} vs {c['only_b_right']})"
+
+
+def suite_changes(result: dict) -> str:
+    """The forgetting suite's headlines before -> after fine-tuning, in points, task by task."""
+    entries = result["eval"].get("forgetting", {}).get("entries", [])
+    return "; ".join(f"{e['task']} {100 * e['before']:.1f} -> {100 * e['after']:.1f}"
+                     for e in entries if "skipped" not in e) or "n/a"
 
 
 def test_reads(results: list[dict]) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from protege.config import load_config
 from protege.evaluate.rows import Row
-from protege.lab.experiments.compare import fine_tuned, paired, row, test_reads
+from protege.lab.experiments.compare import fine_tuned, paired, row, suite_changes, test_reads, vs_untuned
 from protege.lab.experiments.cooperative import student_share
 from protege.lab.experiments.doc_table import phased_command
 from protege.pipeline import Pipeline
@@ -122,17 +122,6 @@ def arms(config: str, overrides: list[str], data: dict, run: bool = True) -> lis
     return results
 
 
-def _vs_untuned(result: dict) -> str:
-    c = next((c for c in result["eval"]["comparisons"] if c["model_b"] == Row.ZERO_SHOT), None)
-    return "n/a" if c is None else f"p = {c['p_value']:.3g} ({c['only_a_right']} vs {c['only_b_right']})"
-
-
-def _suite(result: dict) -> str:
-    entries = result["eval"].get("forgetting", {}).get("entries", [])
-    return "; ".join(f"{e['task']} {100 * e['before']:.1f} -> {100 * e['after']:.1f}"
-                     for e in entries if "skipped" not in e) or "n/a"
-
-
 def table(data: dict, results: list[dict], command: str) -> str:
     v = data["variants"]
     base_s = v[TEACHER_ONLY]["seconds"]
@@ -168,7 +157,7 @@ def table(data: dict, results: list[dict], command: str) -> str:
         value, (lo, hi) = fine_tuned(r)
         vs = "" if r is teacher_only or teacher_only is None else paired(teacher_only, r)
         lines.append(f"| {r['name']} | {r['nll']['nll_per_token']:.3f} | {100 * value:.1f} [{100 * lo:.1f}, "
-                     f"{100 * hi:.1f}] | {vs} | {_vs_untuned(r)} | {_suite(r)} | "
+                     f"{100 * hi:.1f}] | {vs} | {vs_untuned(r)} | {suite_changes(r)} | "
                      f"{round(r['train'].get('seconds') or 0)} | `{r['eval_dir']}` |")
     lines += ["", test_reads(done)]
     return "\n".join(lines) + "\n"

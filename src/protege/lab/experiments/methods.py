@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from protege.evaluate.rows import Row
-from protege.lab.experiments.compare import fine_tuned, paired, row, run_variants, test_reads
+from protege.lab.experiments.compare import (fine_tuned, paired, row, run_variants, suite_changes, test_reads,
+                                              vs_untuned)
 from protege.lab.experiments.doc_table import write_table
 from protege.store import atomic_write_text
 
@@ -44,11 +45,14 @@ def _train_compute(summary: dict) -> str:
 def methods_table(results: list[dict], command: str) -> str:
     metric = results[0]["eval"]["metric"]
     base = row(results[0], Row.ZERO_SHOT)
+    teacher = next((r for r in results[0]["eval"]["rows"] if r["row"] == Row.TEACHER), None)
     lines = [f"Command: `{command}`", "",
              f"Test items: {results[0]['eval']['test_items']}; metric: {metric} (points, 95% bootstrap CI).",
-             f"Student zero-shot baseline: {100 * base[metric]:.1f}.", "",
-             f"| method | fine-tuned {metric} | 95% CI | train compute | train seconds | vs SFT (paired) | run |",
-             "|---|---|---|---|---|---|---|"]
+             f"Student zero-shot baseline: {100 * base[metric]:.1f}."
+             + (f" Teacher ({teacher['shots']}-shot): {100 * teacher[metric]:.1f}." if teacher else ""), "",
+             f"| method | fine-tuned {metric} | 95% CI | train compute | train seconds | vs SFT (paired) "
+             "| vs untuned (paired) | forgetting suite (before -> after) | run |",
+             "|---|---|---|---|---|---|---|---|---|"]
     sft = next((r for r in results if r["name"] == "sft"), None)
     for r in results:
         value, (lo, hi) = fine_tuned(r)
@@ -56,7 +60,7 @@ def methods_table(results: list[dict], command: str) -> str:
         vs = "" if sft is None or r is sft else paired(sft, r)
         lines.append(f"| {r['name']} | {100 * value:.1f} | [{100 * lo:.1f}, {100 * hi:.1f}] | "
                      f"{_train_compute(r['train'])} | {seconds if seconds is None else round(seconds)} | "
-                     f"{vs} | `{r['eval_dir']}` |")
+                     f"{vs} | {vs_untuned(r)} | {suite_changes(r)} | `{r['eval_dir']}` |")
     lines += ["", test_reads(results)]
     return "\n".join(lines) + "\n"
 
