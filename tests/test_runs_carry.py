@@ -69,6 +69,28 @@ def test_complete_local_stage_is_kept_and_partial_one_replaced_by_complete_carry
     assert not list((there / "trec6").glob(".*"))  # no temp folder left behind
 
 
+def _shared_row(root: Path, key: str, records: int, finished: bool) -> Path:
+    """A shared eval row's folder (evaluate/shared_rows.py): no manifest; memory.json written when finished."""
+    row = root / "mbpp" / f"eval-row-{key}"
+    JsonlLog(row / "samples.jsonl").append([{"id": f"i{n}", "ok": True} for n in range(records)])
+    if finished:
+        (row / "memory.json").write_text("{}")
+    return row
+
+
+def test_a_finished_shared_row_counts_as_complete_and_replaces_a_partial_one(tmp_path):
+    here, there, carry = tmp_path / "here", tmp_path / "there", tmp_path / "carry"
+    index = pack([_shared_row(here, "done", 3, finished=True), _shared_row(here, "half", 1, finished=False)],
+                 carry, here)
+    assert index["stages"]["mbpp/eval-row-done"]["complete"] is True
+    assert index["stages"]["mbpp/eval-row-half"]["complete"] is False
+    _shared_row(there, "done", 1, finished=False)  # partial here, finished in the carry: replaced
+    _shared_row(there, "half", 2, finished=True)   # finished here: kept
+    out = unpack(carry, there)
+    assert out["replaced"] == ["mbpp/eval-row-done"] and out["kept"] == ["mbpp/eval-row-half"]
+    assert len(JsonlLog(there / "mbpp" / "eval-row-done" / "samples.jsonl").read()) == 3
+
+
 def test_big_file_left_out_and_its_stage_carried_as_partial(tmp_path):
     here, carry = tmp_path / "here", tmp_path / "carry"
     stage = _stage(here, "big", 1, complete=False)

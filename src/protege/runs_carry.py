@@ -15,6 +15,9 @@ written), then decides stage by stage, never file by file, so a stage is never h
 - complete in the carry, partial here: replaced by the carried one (it holds all the work the partial one does);
 - partial in both: kept here (say so); remove the local folder to take the carried one.
 
+A shared evaluation row (`eval-row-<key>`, evaluate/shared_rows.py) is finished when its memory.json is there,
+as a stage is when its MANIFEST.json is; both count as complete here.
+
 A stage's folder name holds the content key of what determines it, precision included (models/precision.py):
 unpacked on a machine whose automatic precision differs, the stage is not picked up; pass the precision it was
 made with (`protege --precision fp32 ...`) to continue it there.
@@ -29,6 +32,13 @@ from protege.store import (ATTEMPTS, MANIFEST, atomic_write_json, closed_attempt
                            read_json)
 
 INDEX = "CARRIED.json"
+
+
+def _finished_marker(rel: Path) -> str:
+    """The file whose presence says the folder's work is done: a shared eval row's memory.json, else the manifest."""
+    from protege.evaluate.shared_rows import FINISHED, PREFIX
+
+    return FINISHED if Path(rel).name.startswith(PREFIX) else MANIFEST
 
 
 def _stage_relative(stage: Path, runs_root: Path) -> Path:
@@ -60,10 +70,10 @@ def pack(stages: list[Path], to: Path, runs_root: Path = Path("runs"), max_mb: f
         paths = [p for p in sorted(src.rglob("*")) if p.is_file() and not p.name.startswith(".")]  # no temp files
         left_out = [f"{rel / p.relative_to(src)} ({p.stat().st_size / 2**20:.0f} MB > {max_mb:g} MB)"
                     for p in paths if p.stat().st_size > max_mb * 2**20]
-        files = {}
+        files, marker = {}, _finished_marker(rel)
         for p in paths:
             name = str(p.relative_to(src))
-            if p.stat().st_size > max_mb * 2**20 or (left_out and name == MANIFEST):
+            if p.stat().st_size > max_mb * 2**20 or (left_out and name == marker):
                 continue  # without its manifest, a stage missing a file is partial there and redoes its work
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             if name == ATTEMPTS:  # closed here: file times do not survive git, the last write is judged now
@@ -71,7 +81,7 @@ def pack(stages: list[Path], to: Path, runs_root: Path = Path("runs"), max_mb: f
             else:
                 shutil.copy2(p, dest / name)
             files[name] = {"bytes": (dest / name).stat().st_size, "sha256": file_sha256(dest / name)}
-        index["stages"][str(rel)] = {"complete": MANIFEST in files, "packed": now_iso(),
+        index["stages"][str(rel)] = {"complete": marker in files, "packed": now_iso(),
                                      "files": files}
         index["left_out"] = [x for x in index["left_out"] if not x.startswith(f"{rel}/")] + left_out
     to.mkdir(parents=True, exist_ok=True)
@@ -104,7 +114,7 @@ def unpack(carry: Path, runs_root: Path = Path("runs")) -> dict[str, list[str]]:
     outcome: dict[str, list[str]] = {"restored": [], "replaced": [], "kept": [], "kept_partial": []}
     for rel, stage in index["stages"].items():
         local = Path(runs_root) / rel
-        if local.exists() and (local / MANIFEST).exists():
+        if local.exists() and (local / _finished_marker(Path(rel))).exists():
             outcome["kept"].append(rel)
             continue
         if local.exists() and not stage["complete"]:

@@ -29,6 +29,9 @@ from protege.models.precision import key_part
 from protege.store import SAMPLES, JsonlLog, atomic_write_json, content_key, read_json
 from protege.tasks.spec import Example, TaskSpec
 
+FINISHED = "memory.json"  # written last: the row is finished (a shared row's MANIFEST, for runs_carry too)
+PREFIX = "eval-row-"
+
 
 class SharedRow:
     def __init__(self, task_dir: Path, spec: TaskSpec, model_name: str, shots: Sequence[Example], ecfg: EvalConfig,
@@ -36,7 +39,7 @@ class SharedRow:
         setting = {"task": spec.key_fields(), "model": model_name,
                    "shots": [s.id for s in shots], "scoring": scoring, "max_test_items": ecfg.max_test_items,
                    "allow_code_execution": ecfg.allow_code_execution, **key_part(model_name)}
-        self.path = Path(task_dir) / f"eval-row-{content_key(setting)}"
+        self.path = Path(task_dir) / f"{PREFIX}{content_key(setting)}"
         self.max_test_items, self.scoring, self.adopted_from = ecfg.max_test_items, scoring, None
         self.log = JsonlLog(self.path / SAMPLES)
 
@@ -52,14 +55,14 @@ class SharedRow:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def finished(self, items: Sequence[Example]) -> bool:
-        return (self.path / "memory.json").exists() and {it.id for it in items} <= self.log.ids()
+        return (self.path / FINISHED).exists() and {it.id for it in items} <= self.log.ids()
 
     def records(self, items: Sequence[Example]) -> list[dict]:
         by_id = {r["id"]: r for r in self.log.read()}
         return [by_id[it.id] for it in items]
 
     def memory(self) -> dict:
-        return read_json(self.path / "memory.json")
+        return read_json(self.path / FINISHED)
 
     def adopt_model_eval(self, spec: TaskSpec, model_name: str, n_shots: int, items: Sequence[Example],
                          allow_code_execution: bool) -> bool:
@@ -86,4 +89,4 @@ class SharedRow:
         return False
 
     def finish(self, memory: dict) -> None:
-        atomic_write_json(self.path / "memory.json", memory)
+        atomic_write_json(self.path / FINISHED, memory)
