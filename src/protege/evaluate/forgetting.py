@@ -75,19 +75,16 @@ def untuned_records(task: TaskSpec, items, stage: StageDir, student: str, ecfg: 
     scoring = "likelihood"  # evaluate_lm's default, what the suite has always used
     slice_cfg = ecfg.model_copy(update={"max_test_items": ecfg.forgetting.items})
     row = SharedRow(stage.path.parent.parent / task.name, task, student, [], slice_cfg, scoring)
-    with row.locked():
-        if row.finished(items):
-            records = row.records(items)
-        elif row.adopt_model_eval(task, student, 0, items, ecfg.allow_code_execution):
-            print(f"[eval] forgetting {task.name} before: adopted the finished records of {row.adopted_from}")
-            records = row.records(items)
-        else:
-            lm = load_lm(student)
-            with PeakMemory() as peak:
-                records = evaluate_lm(lm, task, items, [], row.log, scoring=scoring,
-                                      allow_code_execution=ecfg.allow_code_execution, progress=progress, desc=desc)
-            row.finish({"peak_rss_mb": peak.mb, "weights_mb": weights_mb(lm),
-                        "scoring": scoring if kind_of(task).LABELLED else "generate"})
+
+    def compute(log: JsonlLog) -> tuple[list[dict], dict]:
+        lm = load_lm(student)
+        with PeakMemory() as peak:
+            records = evaluate_lm(lm, task, items, [], log, scoring=scoring,
+                                  allow_code_execution=ecfg.allow_code_execution, progress=progress, desc=desc)
+        return records, {"peak_rss_mb": peak.mb, "weights_mb": weights_mb(lm),
+                         "scoring": scoring if kind_of(task).LABELLED else "generate"}
+
+    records, _ = row.records_or_compute(task, student, 0, items, ecfg.allow_code_execution, compute, desc)
     atomic_write_text(own.path, "".join(json.dumps(r) + "\n" for r in records))
     return records
 

@@ -90,3 +90,18 @@ class SharedRow:
 
     def finish(self, memory: dict) -> None:
         atomic_write_json(self.path / FINISHED, memory)
+
+    def records_or_compute(self, spec: TaskSpec, model_name: str, n_shots: int, items: Sequence[Example],
+                           allow_code_execution: bool, compute, label: str) -> tuple[list[dict], dict]:
+        """(records, memory) of this row, under its lock: a finished row read, else a finished model-eval run of
+        the same computation adopted, else `compute(self.log) -> (records, memory)` (it resumes from the log) and
+        the row finished."""
+        with self.locked():
+            if self.finished(items):
+                return self.records(items), self.memory()
+            if self.adopt_model_eval(spec, model_name, n_shots, items, allow_code_execution):
+                print(f"[eval] {label}: adopted the finished records of {self.adopted_from}")
+                return self.records(items), self.memory()
+            records, memory = compute(self.log)
+            self.finish(memory)
+            return records, memory

@@ -159,20 +159,14 @@ def _shared_row(cfg: RunConfig, spec: TaskSpec, stage: StageDir, model_name: str
     # An endpoint cannot score label likelihoods: its row generates and parses instead.
     scoring = "generate" if remote else cfg.eval.scoring
     shared = SharedRow(stage.path.parent, spec, model_name, shots, cfg.eval, scoring)
-    with shared.locked():
-        if shared.finished(items):
-            return shared.records(items), shared.memory()
-        if shared.adopt_model_eval(spec, model_name, n_shots, items, cfg.eval.allow_code_execution):
-            print(f"[eval] {row}: adopted the finished records of {shared.adopted_from}")
-            return shared.records(items), shared.memory()
+
+    def compute(log: JsonlLog) -> tuple[list[dict], dict]:
         if cfg.executor.kind == "ray" and not remote:
-            records, memory = _score_on_ray(cfg, spec, model_name, None, items, shots, scoring, shared.log, row,
-                                            progress)
-        else:
-            lm = load_endpoint(cfg, model_name) if remote else load_lm(model_name)
-            records, memory = _score(lm, spec, items, shots, cfg.eval, scoring, shared.log, row, progress, remote)
-        shared.finish(memory)
-        return records, memory
+            return _score_on_ray(cfg, spec, model_name, None, items, shots, scoring, log, row, progress)
+        lm = load_endpoint(cfg, model_name) if remote else load_lm(model_name)
+        return _score(lm, spec, items, shots, cfg.eval, scoring, log, row, progress, remote)
+
+    return shared.records_or_compute(spec, model_name, n_shots, items, cfg.eval.allow_code_execution, compute, row)
 
 
 def _cheap_baselines(spec: TaskSpec, train_rows: list[dict], items, stage: StageDir, resamples: int) -> list[dict]:
