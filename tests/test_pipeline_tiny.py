@@ -153,3 +153,25 @@ def test_another_training_reuses_the_baseline_and_teacher_rows(finished, monkeyp
     second = json.loads((other.stages["eval"] / "results.json").read_text())["rows"]
     assert [r["accuracy"] for r in first if r["row"] != "fine-tuned"] == \
         [r["accuracy"] for r in second if r["row"] != "fine-tuned"]
+
+
+def test_a_finished_evaluation_without_its_training_stage_is_read_not_retrained(finished):
+    """As on a machine that was handed the eval stage (`protege runs unpack`) but not the adapter: a run to eval
+    reuses the evaluation and leaves the missing training stage alone; the train summary comes from results.json.
+    A run to the report, which reads the train log, still needs the training stage and runs it."""
+    import shutil
+
+    pipe, cfg, _ = finished
+    summary = json.loads((pipe.stages["train"] / "MANIFEST.json").read_text())["summary"]
+    assert json.loads((pipe.stages["eval"] / "results.json").read_text())["train"] == summary
+    shutil.rmtree(pipe.stages["train"].path)
+    messages = []
+    again = Pipeline(cfg, progress=False, echo=messages.append)
+    again.run("eval")
+    assert not pipe.stages["train"].path.exists()
+    assert messages[3] == "[train] not needed: every stage after it up to eval is finished"
+    assert messages[4] == f"[eval] reused {pipe.stages['eval'].path}"
+    assert again.train_summary() == summary
+    shutil.rmtree(pipe.stages["report"].path)
+    again.run("report")
+    assert again.stages["train"].complete

@@ -70,7 +70,8 @@ class Pipeline:
 
         from protege.train.distributed import barrier, launched, process_group
 
-        todo = [name for name in STAGES[: STAGES.index(until) + 1] if not self.stages[name].complete]
+        needed = self._needed(until)
+        todo = [name for name in STAGES[: STAGES.index(until) + 1] if name in needed and not self.stages[name].complete]
         if todo and (problems := model_problems(self.cfg, todo) + eval_problems(self.spec, self.cfg, todo)):
             raise ConfigError("run config", problems)  # before any stage runs
         rank, world = process_group() if launched() else (0, 1)
@@ -83,6 +84,9 @@ class Pipeline:
             stage = self.stages[name]
             if stage.complete:
                 self.echo(f"[{name}] reused {stage.path}")
+                continue
+            if name not in needed:
+                self.echo(f"[{name}] not needed: every stage after it up to {until} is finished")
                 continue
             self.echo(f"[{name}] running in {stage.path}" + (f" ({world} processes)" if world > 1 else ""))
             if rank == 0:  # the other processes of a data-parallel train stage compute and write nothing
@@ -220,6 +224,21 @@ class Pipeline:
             generated = merge_answers(generated, JsonlLog(self.stages["answers"] / ANSWERS).read())
         return run_curate(self.spec, self.cfg.curate, stage, generated)
 
+    def _needed(self, until: str) -> set[str]:
+        """The stages a run to `until` has to run or reuse. A later stage may read any earlier one (the report reads
+        the train log), so while `until` is unfinished every stage before it is needed; once it is finished,
+        nothing before it is (an evaluation carried to this machine without its training stage is read, not
+        retrained)."""
+        order = STAGES[: STAGES.index(until) + 1]
+        return {until} if self.stages[until].complete else set(order)
+
+    def train_summary(self) -> dict:
+        """The train stage's MANIFEST summary, or, when only its evaluation is on this machine, the copy the eval
+        stage keeps in results.json ({} for an evaluation made before it kept one)."""
+        if self.stages["train"].complete:
+            return read_json(self.stages["train"] / "MANIFEST.json")["summary"]
+        return read_json(self.stages["eval"] / RESULTS).get("train", {})
+
     def _train(self, stage: StageDir) -> dict:
         from protege.train.stage import run_train_stage, starts_from_sft
 
@@ -242,7 +261,8 @@ class Pipeline:
         from protege.evaluate.stage import run_eval
 
         rows = self._curated_rows()
-        return run_eval(self.spec, self.cfg, stage, self.stages["train"] / "adapter", rows, progress=self.progress)
+        return run_eval(self.spec, self.cfg, stage, self.stages["train"] / "adapter", rows, progress=self.progress,
+                        train_summary=read_json(self.stages["train"] / "MANIFEST.json")["summary"])
 
     def _report(self, stage: StageDir) -> dict:
         from protege.report import write_report

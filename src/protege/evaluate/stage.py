@@ -58,7 +58,10 @@ def money_per_1k(cfg: RunConfig, model_name: str, summary: dict) -> float | None
 
 
 def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path, train_rows: list[dict],
-             progress: bool = True) -> dict:
+             progress: bool = True, train_summary: dict | None = None) -> dict:
+    """The eval stage: every row on the test set, paired comparisons, cheap baselines and the forgetting suite, into
+    results.json (which keeps `train_summary`, the train stage's, so an evaluation read on another machine still
+    says what its training cost)."""
     ecfg = cfg.eval
     few = ecfg.few_shot_per_label
     student, teacher = cfg.train.student, cfg.teacher_for("answers")
@@ -110,7 +113,8 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
     reads = [r for r in read_log(stage / LOG_NAME) if r["task"] == spec.name]
     results = {"task": spec.name, "kind": spec.kind, "metric": spec.headline_metric, "scoring": ecfg.scoring,
                "test_items": len(items), "test_reads": len(reads), "test_access_log": LOG_NAME, "rows": rows,
-               "comparisons": comparisons, "baselines": baselines, "forgetting": forgetting, "config": cfg.model_dump(), **provenance()}
+               "comparisons": comparisons, "baselines": baselines, "forgetting": forgetting, "config": cfg.model_dump(), **({"train": train_summary} if train_summary else {}),
+               **provenance()}
     atomic_write_json(stage / RESULTS, results)
     metric = spec.headline_metric
     return {"metric": metric, **{row["row"]: round(row[metric], 4) for row in rows},

@@ -6,6 +6,7 @@ fine-tuned students on the same test items.
     paired_test(results[0], results[1]) -> McNemar's dict (p_value, b, c)
     vs_untuned(results[0]) -> "p = ... (a vs b)"; suite_changes(results[0]) -> "humaneval 4.9 -> 3.7; ..."
     test_reads(results) -> "Test-set reads ...": the eval stages' access logs, counted for the doc
+    train_seconds(results[0]) -> "472" (or "n/a" where the training stage's summary is not on this machine)
 """
 from __future__ import annotations
 
@@ -27,10 +28,17 @@ def run_variants(config: str, variants: dict[str, list[str]], overrides: list[st
         results.append({"name": name, "cfg": cfg, "spec": pipe.spec, "stages": pipe.stages,
                         "generate": read_json(pipe.stages["generate"] / "MANIFEST.json")["summary"],
                         "curate": read_json(pipe.stages["curate"] / "MANIFEST.json")["summary"],
-                        "train": read_json(pipe.stages["train"] / "MANIFEST.json")["summary"],
+                        "train": pipe.train_summary(),
                         "eval_dir": str(pipe.stages["eval"].path),
                         "eval": read_json(pipe.stages["eval"] / RESULTS)})
     return results
+
+
+def train_seconds(result: dict) -> str:
+    """The arm's training wall time for a table cell; "n/a" for an evaluation whose training stage is not on this
+    machine and which was made before results.json kept the train summary."""
+    seconds = result["train"].get("seconds")
+    return "n/a" if seconds is None else str(round(seconds))
 
 
 def row(result: dict, name: str = Row.FINE_TUNED) -> dict:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from protege.config import load_config
 from protege.evaluate.rows import Row
-from protege.lab.experiments.compare import fine_tuned, paired, row, suite_changes, test_reads, vs_untuned
+from protege.lab.experiments.compare import (fine_tuned, paired, row, suite_changes, test_reads, train_seconds,
+                                              vs_untuned)
 from protege.lab.experiments.cooperative import student_share
 from protege.lab.experiments.doc_table import phased_command
 from protege.pipeline import Pipeline
@@ -118,7 +119,7 @@ def arms(config: str, overrides: list[str], data: dict, run: bool = True) -> lis
         pipe.run("eval")
         results.append({"name": name, "n": n, "cfg": cfg, "spec": pipe.spec, "nll": nll,
                         "eval_dir": str(pipe.stages["eval"].path), "eval": read_json(pipe.stages["eval"] / RESULTS),
-                        "train": read_json(pipe.stages["train"] / "MANIFEST.json")["summary"]})
+                        "train": pipe.train_summary()})
     return results
 
 
@@ -158,7 +159,7 @@ def table(data: dict, results: list[dict], command: str) -> str:
         vs = "" if r is teacher_only or teacher_only is None else paired(teacher_only, r)
         lines.append(f"| {r['name']} | {r['nll']['nll_per_token']:.3f} | {100 * value:.1f} [{100 * lo:.1f}, "
                      f"{100 * hi:.1f}] | {vs} | {vs_untuned(r)} | {suite_changes(r)} | "
-                     f"{round(r['train'].get('seconds') or 0)} | `{r['eval_dir']}` |")
+                     f"{train_seconds(r)} | `{r['eval_dir']}` |")
     lines += ["", test_reads(done)]
     return "\n".join(lines) + "\n"
 

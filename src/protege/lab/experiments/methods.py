@@ -19,7 +19,7 @@ from pathlib import Path
 
 from protege.evaluate.rows import Row
 from protege.lab.experiments.compare import (fine_tuned, paired, row, run_variants, suite_changes, test_reads,
-                                              vs_untuned)
+                                              train_seconds, vs_untuned)
 from protege.lab.experiments.doc_table import write_table
 from protege.store import atomic_write_text
 
@@ -56,10 +56,9 @@ def methods_table(results: list[dict], command: str) -> str:
     sft = next((r for r in results if r["name"] == "sft"), None)
     for r in results:
         value, (lo, hi) = fine_tuned(r)
-        seconds = r["train"].get("seconds")
         vs = "" if sft is None or r is sft else paired(sft, r)
         lines.append(f"| {r['name']} | {100 * value:.1f} | [{100 * lo:.1f}, {100 * hi:.1f}] | "
-                     f"{_train_compute(r['train'])} | {seconds if seconds is None else round(seconds)} | "
+                     f"{_train_compute(r['train'])} | {train_seconds(r)} | "
                      f"{vs} | {vs_untuned(r)} | {suite_changes(r)} | `{r['eval_dir']}` |")
     lines += ["", test_reads(results)]
     return "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ import sys
 
 from protege.config import load_config
 from protege.evaluate.rows import Row
-from protege.lab.experiments.compare import fine_tuned, paired, paired_test, row, test_reads
+from protege.lab.experiments.compare import fine_tuned, paired, paired_test, row, test_reads, train_seconds
 from protege.lab.experiments.doc_table import phased_command
 from protege.pipeline import Pipeline
 from protege.store import ANSWERS, RESULTS, JsonlLog, read_json
@@ -81,7 +81,7 @@ def arms(config: str, overrides: list[str], data: dict[str, dict], run: bool = T
             results.append({"student": student_label, "teacher": teacher_label, "n": n, "cfg": cfg, "spec": pipe.spec,
                             "capacity_nll": capacity["nll_per_token"], "eval_dir": str(pipe.stages["eval"].path),
                             "eval": read_json(pipe.stages["eval"] / RESULTS),
-                            "train": read_json(pipe.stages["train"] / "MANIFEST.json")["summary"]})
+                            "train": pipe.train_summary()})
     return results
 
 
@@ -122,7 +122,7 @@ def table(data: dict[str, dict], results: list[dict], command: str) -> str:
         lines.append(f"| {r['student']} | {r['teacher']} | {_pct(zero[metric])} | {_pct(value, ci)} | "
                      f"{_pct(teacher_row[metric]) if teacher_row else 'n/a'} | {_suite(r, 'humaneval')} | "
                      f"{_suite(r, 'nq_open')} | "
-                     f"{r['capacity_nll']:.3f} | {round(r['train'].get('seconds') or 0)} | `{r['eval_dir']}` |")
+                     f"{r['capacity_nll']:.3f} | {train_seconds(r)} | `{r['eval_dir']}` |")
     lines += ["", "Paired (exact McNemar on the same MBPP test items), the capacity-matched vs the large teacher's "
               "student:", ""]
     for student in dict.fromkeys(r["student"] for r in results):
