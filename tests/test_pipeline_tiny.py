@@ -32,7 +32,7 @@ def test_run_directory_layout(finished):
                    "test-access.jsonl"],
         "train": ["MANIFEST.json", "adapter/README.md", "adapter/adapter_config.json",
                   "adapter/adapter_model.safetensors", "config.yaml", "train_log.jsonl"],
-        "eval": sorted(["MANIFEST.json", "config.yaml", "results.json",
+        "eval": sorted(["MANIFEST.json", "adapter.json", "config.yaml", "results.json",
                         f"samples/{slug}-fewshot.jsonl", f"samples/{slug}-zeroshot.jsonl",
                         "samples/finetuned-zeroshot.jsonl", "samples/cheap-baselines.jsonl",
                         "forgetting/tinyqa-before.jsonl", "forgetting/tinyqa-after.jsonl", "test-access.jsonl"]),

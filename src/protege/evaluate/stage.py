@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from protege.config import RunConfig
+from protege.evaluate.adapter_guard import guard_adapter
 from protege.evaluate.cheap_baselines import cheap_baseline_records
 from protege.evaluate.comparisons import compare
 from protege.evaluate.forgetting import run_forgetting
@@ -64,6 +65,7 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
     says what its training cost)."""
     ecfg = cfg.eval
     few = ecfg.few_shot_per_label
+    guard_adapter(stage, adapter_dir)  # a retrained adapter re-scores the fine-tuned records, never mixes with them
     student, teacher = cfg.train.student, cfg.teacher_for("answers")
     # row name -> (model name, shots); identical (model, shots) pairs share one computation
     plan = {Row.ZERO_SHOT: (student, 0), Row.FEW_SHOT: (student, few), Row.FINE_TUNED: ("finetuned", 0)}
