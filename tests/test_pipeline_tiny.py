@@ -126,6 +126,8 @@ def test_access_log_counts_exactly_the_final_evaluations(finished):
     assert [r["who"] for r in own] == ["baseline (zero-shot)", "baseline (few-shot)", "fine-tuned"]
     assert all(r["purpose"] == "final evaluation" and r["items"] == 12 for r in own)
     assert [(r["task"], r["who"]) for r in log if r["task"] != "tiny"] == [("tinyqa", "forgetting suite")]
+    # what needs no adapter first, the suite's untuned half included; the fine-tuned student's row last
+    assert [r["who"] for r in log] == ["baseline (zero-shot)", "baseline (few-shot)", "forgetting suite", "fine-tuned"]
     curate_log = [json.loads(l) for l in (pipe.stages["curate"] / "test-access.jsonl").open()]
     assert [r["purpose"] for r in curate_log] == ["decontamination"]
     results = json.loads((pipe.stages["eval"] / "results.json").read_text())
@@ -175,3 +177,17 @@ def test_a_finished_evaluation_without_its_training_stage_is_read_not_retrained(
     shutil.rmtree(pipe.stages["report"].path)
     again.run("report")
     assert again.stages["train"].complete
+
+
+def test_rows_that_need_no_adapter_are_scored_before_the_fine_tuned_student(tmp_path, tiny_model_dir, tiny_task):
+    """A teacher row of its own (2 shots) is scored with the baselines and the suite's untuned half, before the
+    fine-tuned student loads; results.json still lists the rows in their usual order."""
+    cfg = load_config(write_tiny_config(tmp_path, tiny_model_dir, tiny_task, eval={"teacher_shots": 2}))
+    pipe = Pipeline(cfg, progress=False, echo=lambda m: None)
+    pipe.run("eval")
+    log = [json.loads(l) for l in (pipe.stages["eval"] / "test-access.jsonl").open()]
+    assert [r["who"] for r in log] == ["baseline (zero-shot)", "baseline (few-shot)", "teacher (few-shot)",
+                                       "forgetting suite", "fine-tuned"]
+    results = json.loads((pipe.stages["eval"] / "results.json").read_text())
+    assert [r["row"] for r in results["rows"]] == ["baseline (zero-shot)", "baseline (few-shot)", "fine-tuned",
+                                                   "teacher (few-shot)"]

@@ -6,6 +6,8 @@ training, with gates that fail the run when a headline metric drops more than al
       forgetting: {tasks: [gsm8k, mbpp, nq_open], items: 50, max_drop: {gsm8k: 5, nq_open: 5}}
 
 Both models see the same items zero-shot; per-item records go to `forgetting/<task>-before|after.jsonl`.
+The eval stage runs the two halves apart, `halves = forgetting_before(...)` before it loads the fine-tuned
+student and `forgetting_after(halves, ...)` after its test row, so the untuned work is done first.
 A drop is before - after in points (0-100); the paired McNemar p-value says whether it is more than noise.
 
 The "before" records depend on the untuned student and the suite's slice only, not on the run's data or training,
@@ -28,28 +30,41 @@ from protege.tasks.kinds import kind_of
 from protege.tasks.spec import TaskSpec, load_task
 
 
-def run_forgetting(spec: TaskSpec, ecfg: EvalConfig, stage: StageDir, student: str, after_lm,
-                   progress: bool = True) -> dict:
-    """The suite on `student` (a model name: the untuned model, loaded only if a "before" row must be computed)
-    and on `after_lm` (the fine-tuned model)."""
-    fcfg = ecfg.forgetting
+def forgetting_before(spec: TaskSpec, ecfg: EvalConfig, stage: StageDir, student: str,
+                      progress: bool = True) -> list[dict]:
+    """The suite's first half: each suite task's test slice (read once, through the access log) and the untuned
+    `student`'s records on it (a model name, loaded only if the shared row must be computed), or why the task is
+    skipped. forgetting_after takes the list."""
     suite = check_suite(ecfg)
-    entries = []
+    halves = []
     for task in suite:
         if task.name == spec.name:
-            entries.append({"task": task.name, "skipped": "it is the target task"})
+            halves.append({"task": task.name, "skipped": "it is the target task"})
             continue
         if kind_of(task).EXECUTES_CODE and not ecfg.allow_code_execution:
-            entries.append({"task": task.name, "skipped": "code execution is off; set eval.allow_code_execution: "
-                                                          "true to include it"})
+            halves.append({"task": task.name, "skipped": "code execution is off; set eval.allow_code_execution: "
+                                                         "true to include it"})
             continue
         items = read_test_set(task, stage / LOG_NAME, stage, "final evaluation", who="forgetting suite",
-                              limit=fcfg.items)
-        before = untuned_records(task, items, stage, student, ecfg, progress)
-        after = evaluate_lm(after_lm, task, items, [], JsonlLog(stage / "forgetting" / f"{task.name}-after.jsonl"),
+                              limit=ecfg.forgetting.items)
+        halves.append({"task": task, "items": items,
+                       "before": untuned_records(task, items, stage, student, ecfg, progress)})
+    return halves
+
+
+def forgetting_after(halves: list[dict], ecfg: EvalConfig, stage: StageDir, after_lm, progress: bool = True) -> dict:
+    """The suite's second half on `after_lm` (the fine-tuned model), measured against forgetting_before's."""
+    entries = []
+    for half in halves:
+        if "skipped" in half:
+            entries.append(half)
+            continue
+        task = half["task"]
+        after = evaluate_lm(after_lm, task, half["items"], [],
+                            JsonlLog(stage / "forgetting" / f"{task.name}-after.jsonl"),
                             allow_code_execution=ecfg.allow_code_execution, progress=progress,
                             desc=f"forgetting {task.name} after")
-        entries.append(measure(task, before, after, fcfg.max_drop, ecfg.bootstrap_resamples))
+        entries.append(measure(task, half["before"], after, ecfg.forgetting.max_drop, ecfg.bootstrap_resamples))
     failures = [e for e in entries if e.get("passed") is False]
     return {"entries": entries, "passed": not failures,
             "failures": [f"{e['task']} {e['metric']} dropped {e['drop']:.1f} points (allowed {e['max_drop']:g})"

@@ -17,7 +17,7 @@ from protege.config import RunConfig
 from protege.evaluate.adapter_guard import guard_adapter
 from protege.evaluate.cheap_baselines import cheap_baseline_records
 from protege.evaluate.comparisons import compare
-from protege.evaluate.forgetting import run_forgetting
+from protege.evaluate.forgetting import forgetting_after, forgetting_before
 from protege.evaluate.memory import PeakMemory, weights_mb
 from protege.evaluate.model_eval import evaluate_lm, pick_shots
 from protege.evaluate.summary import classification_summary, summarize
@@ -73,50 +73,56 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
         plan[Row.TEACHER] = (teacher, few if ecfg.teacher_shots is None else ecfg.teacher_shots)
     computed: dict = {}
     memory: dict = {}
-    rows = []
     finetuned = None
+    before = None
+    # What does not need the adapter comes first (the untuned and teacher rows, then the forgetting suite's
+    # "before" half, all shared rows), what the fine-tuned student scores last: an evaluation cut off between
+    # sessions leaves for later only the part a retrained adapter would score again anyway (adapter_guard.py).
+    for row, (model_name, n_shots) in sorted(plan.items(), key=lambda entry: entry[1][0] == "finetuned"):
+        key = (model_name, n_shots)
+        if key in computed:
+            continue
+        slug = _slug(model_name, n_shots, few)
+        if model_name == "finetuned":
+            before = forgetting_before(spec, ecfg, stage, student, progress=progress)
+        # Each computation reads the test set once, through the access log (final evaluation only).
+        items = read_test_set(spec, stage / LOG_NAME, stage, "final evaluation", who=row, limit=ecfg.max_test_items)
+        if model_name == "finetuned" and cfg.executor.kind == "ray":
+            computed[key], memory[key] = _score_on_ray(cfg, spec, student, adapter_dir, items, [], ecfg.scoring,
+                                                       JsonlLog(stage / "samples" / f"{slug}.jsonl"), row, progress)
+        elif model_name == "finetuned":
+            lm = finetuned = load_finetuned(student, adapter_dir)
+            computed[key], memory[key] = _score(lm, spec, items, [], ecfg, ecfg.scoring,
+                                                JsonlLog(stage / "samples" / f"{slug}.jsonl"), row, progress,
+                                                remote=False)
+        else:
+            computed[key], memory[key] = _shared_row(cfg, spec, stage, model_name, n_shots, pick_shots(spec, n_shots),
+                                                     items, row, progress)
+            # The stage keeps its own copy, so every number in results.json is traceable inside its folder.
+            atomic_write_text(stage / "samples" / f"{slug}.jsonl", "".join(json.dumps(r) + "\n" for r in computed[key]))
+    rows = []
     for row, (model_name, n_shots) in plan.items():
         key = (model_name, n_shots)
-        shots = pick_shots(spec, n_shots)
-        slug = f"{model_name.replace(':', '_').replace('/', '_')}-{_shots_slug(n_shots, few)}"
-        if key not in computed:
-            # Each computation reads the test set once, through the access log (final evaluation only).
-            items = read_test_set(spec, stage / LOG_NAME, stage, "final evaluation", who=row,
-                                  limit=ecfg.max_test_items)
-            if model_name == "finetuned" and cfg.executor.kind == "ray":
-                computed[key], memory[key] = _score_on_ray(cfg, spec, student, adapter_dir, items, [], ecfg.scoring,
-                                                           JsonlLog(stage / "samples" / f"{slug}.jsonl"), row,
-                                                           progress)
-            elif model_name == "finetuned":
-                lm = finetuned = load_finetuned(student, adapter_dir)
-                computed[key], memory[key] = _score(lm, spec, items, [], ecfg, ecfg.scoring,
-                                                    JsonlLog(stage / "samples" / f"{slug}.jsonl"), row, progress,
-                                                    remote=False)
-            else:
-                computed[key], memory[key] = _shared_row(cfg, spec, stage, model_name, n_shots, shots, items, row,
-                                                         progress)
-                # The stage keeps its own copy, so every number in results.json is traceable inside its folder.
-                atomic_write_text(stage / "samples" / f"{slug}.jsonl",
-                                  "".join(json.dumps(r) + "\n" for r in computed[key]))
         summary = summarize(spec, computed[key], ecfg.bootstrap_resamples)
         if summary.get("warning"):
             print(f"[eval] {row}: {summary['warning']}")
         rows.append({"row": row, "model": student if model_name == "finetuned" else model_name,
                      "adapter": str(adapter_dir) if model_name == "finetuned" else None,
-                     "shots": len(shots), "samples": f"samples/{slug}.jsonl", **memory[key],
-                     **summary, "money_per_1k": money_per_1k(cfg, model_name, summary)})
+                     "shots": len(pick_shots(spec, n_shots)),
+                     "samples": f"samples/{_slug(model_name, n_shots, few)}.jsonl",
+                     **memory[key], **summary, "money_per_1k": money_per_1k(cfg, model_name, summary)})
     tuned = computed[("finetuned", 0)]
     comparisons = [compare(spec, Row.FINE_TUNED, tuned, row, computed[key], ecfg.bootstrap_resamples)
                    for row, key in plan.items() if key[0] != "finetuned"]
     baselines = _cheap_baselines(spec, train_rows, items, stage, ecfg.bootstrap_resamples)
     if finetuned is None:
         finetuned = load_finetuned(student, adapter_dir)
-    forgetting = run_forgetting(spec, ecfg, stage, student, finetuned, progress=progress)
+    forgetting = forgetting_after(before, ecfg, stage, finetuned, progress=progress)
     reads = [r for r in read_log(stage / LOG_NAME) if r["task"] == spec.name]
     results = {"task": spec.name, "kind": spec.kind, "metric": spec.headline_metric, "scoring": ecfg.scoring,
                "test_items": len(items), "test_reads": len(reads), "test_access_log": LOG_NAME, "rows": rows,
-               "comparisons": comparisons, "baselines": baselines, "forgetting": forgetting, "config": cfg.model_dump(), **({"train": train_summary} if train_summary else {}),
-               **provenance()}
+               "comparisons": comparisons, "baselines": baselines, "forgetting": forgetting, "config": cfg.model_dump(),
+               **({"train": train_summary} if train_summary else {}), **provenance()}
     atomic_write_json(stage / RESULTS, results)
     metric = spec.headline_metric
     return {"metric": metric, **{row["row"]: round(row[metric], 4) for row in rows},
@@ -148,9 +154,11 @@ def _score_on_ray(cfg: RunConfig, spec: TaskSpec, model: str, adapter: Path | No
                      "scoring": scoring if kind_of(spec).LABELLED else "generate"}
 
 
-def _shots_slug(n_shots: int, few: int) -> str:
-    """samples/<model>-<slug>.jsonl: the names runs have always had, and the shot count where it is neither."""
-    return "zeroshot" if n_shots == 0 else "fewshot" if n_shots == few else f"{n_shots}shot"
+def _slug(model_name: str, n_shots: int, few: int) -> str:
+    """samples/<model>-<shots>.jsonl: the names runs have always had, and the shot count where it is neither
+    zero nor the few-shot row's."""
+    shots = "zeroshot" if n_shots == 0 else "fewshot" if n_shots == few else f"{n_shots}shot"
+    return f"{model_name.replace(':', '_').replace('/', '_')}-{shots}"
 
 
 def _shared_row(cfg: RunConfig, spec: TaskSpec, stage: StageDir, model_name: str, n_shots: int, shots, items,
