@@ -17,3 +17,13 @@ def test_each_method_row_has_score_compute_paired_tests_and_forgetting(tiny_task
     assert "| humaneval 5.0 -> 4.0 |" in lines["| sft"]
     assert "| rl | 25.0 | [15.0, 35.0] |" in lines["| rl"] and "(30 vs 10 items only one got right)" in lines["| rl"]
     assert "Test-set reads logged by these 2 eval stages: 0" in text
+
+
+def test_an_evaluation_read_without_its_training_summary_says_so(tiny_task, tmp_path):
+    """An eval stage carried to this machine without its training stage, made before results.json kept the
+    train summary: its compute and seconds cells say n/a rather than inventing steps or zero seconds."""
+    spec = load_task(str(tiny_task))
+    sft = finished_result(tmp_path / "sft", spec, [True] * 30 + [False] * 10, name="sft")
+    sft["train"] = {}
+    text = methods_table([sft], "python -m x")
+    assert "| sft | 75.0 | [65.0, 85.0] | n/a | n/a |  |" in text

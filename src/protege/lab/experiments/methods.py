@@ -38,6 +38,8 @@ def run_methods(config: str, methods: list[str], overrides: list[str]) -> list[d
 
 
 def _train_compute(summary: dict) -> str:
+    if not summary:  # an evaluation read without its training stage, made before results.json kept the summary
+        return "n/a"
     tokens = summary.get("tokens", {}).get("total")
     return f"{summary.get('steps')} steps, {tokens:,} token passes" if tokens else f"{summary.get('steps')} steps"
 
