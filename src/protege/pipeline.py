@@ -229,8 +229,7 @@ class Pipeline:
         the train log), so while `until` is unfinished every stage before it is needed; once it is finished,
         nothing before it is (an evaluation carried to this machine without its training stage is read, not
         retrained)."""
-        order = STAGES[: STAGES.index(until) + 1]
-        return {until} if self.stages[until].complete else set(order)
+        return {until} if self.stages[until].complete else set(STAGES[: STAGES.index(until) + 1])
 
     def train_summary(self) -> dict:
         """The train stage's MANIFEST summary, or, when only its evaluation is on this machine, the copy the eval
@@ -262,7 +261,7 @@ class Pipeline:
 
         rows = self._curated_rows()
         return run_eval(self.spec, self.cfg, stage, self.stages["train"] / "adapter", rows, progress=self.progress,
-                        train_summary=read_json(self.stages["train"] / "MANIFEST.json")["summary"])
+                        train_summary=self.train_summary())
 
     def _report(self, stage: StageDir) -> dict:
         from protege.report import write_report

@@ -48,14 +48,16 @@ def guard_adapter(stage: StageDir, adapter_dir: Path, echo=print) -> list[Path]:
     other adapter scored aside. Returns the paths they were moved to."""
     sha = adapter_sha256(adapter_dir)
     record = stage.path / RECORD
+    old = read_json(record)["sha256"] if record.exists() else None
+    if old == sha:
+        return []
     moved = []
-    if record.exists() and (old := read_json(record)["sha256"]) != sha:
+    if old is not None:
         for path in finetuned_records(stage):
             target = path.with_name(f"{path.name}.stale-{old[:12]}")
             path.rename(target)
             moved.append(target)
         echo(f"[eval] the adapter in {adapter_dir} is not the one this stage began with (sha256 {sha[:12]}, was "
              f"{old[:12]}): {len(moved)} fine-tuned record file(s) moved aside and scored again")
-    if not record.exists() or read_json(record)["sha256"] != sha:
-        atomic_write_json(record, {"sha256": sha, "adapter": str(adapter_dir)})
+    atomic_write_json(record, {"sha256": sha, "adapter": str(adapter_dir)})
     return moved

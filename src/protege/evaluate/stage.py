@@ -71,6 +71,7 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
     plan = {Row.ZERO_SHOT: (student, 0), Row.FEW_SHOT: (student, few), Row.FINE_TUNED: ("finetuned", 0)}
     if ecfg.evaluate_teacher:
         plan[Row.TEACHER] = (teacher, few if ecfg.teacher_shots is None else ecfg.teacher_shots)
+    shots = {key: pick_shots(spec, key[1]) for key in dict.fromkeys(plan.values())}  # picked (and checked) once
     computed: dict = {}
     memory: dict = {}
     finetuned = None
@@ -96,8 +97,8 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
                                                 JsonlLog(stage / "samples" / f"{slug}.jsonl"), row, progress,
                                                 remote=False)
         else:
-            computed[key], memory[key] = _shared_row(cfg, spec, stage, model_name, n_shots, pick_shots(spec, n_shots),
-                                                     items, row, progress)
+            computed[key], memory[key] = _shared_row(cfg, spec, stage, model_name, n_shots, shots[key], items, row,
+                                                     progress)
             # The stage keeps its own copy, so every number in results.json is traceable inside its folder.
             atomic_write_text(stage / "samples" / f"{slug}.jsonl", "".join(json.dumps(r) + "\n" for r in computed[key]))
     rows = []
@@ -108,8 +109,7 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
             print(f"[eval] {row}: {summary['warning']}")
         rows.append({"row": row, "model": student if model_name == "finetuned" else model_name,
                      "adapter": str(adapter_dir) if model_name == "finetuned" else None,
-                     "shots": len(pick_shots(spec, n_shots)),
-                     "samples": f"samples/{_slug(model_name, n_shots, few)}.jsonl",
+                     "shots": len(shots[key]), "samples": f"samples/{_slug(model_name, n_shots, few)}.jsonl",
                      **memory[key], **summary, "money_per_1k": money_per_1k(cfg, model_name, summary)})
     tuned = computed[("finetuned", 0)]
     comparisons = [compare(spec, Row.FINE_TUNED, tuned, row, computed[key], ecfg.bootstrap_resamples)
