@@ -76,3 +76,24 @@ def test_card_only_with_tasks_scores_only_those_of_the_card(tmp_path, monkeypatc
     with pytest.raises(ValueError, match="scores only humaneval, mbpp"):
         doc.write_baselines("bundled:qwen2.5-coder-0.5b-instruct", out, ["trec6"], 100, str(tmp_path), "cmd",
                             echo=lambda *_: None, card_only=True)
+
+
+@requires_data
+def test_limited_cells_and_card_table_are_rewritten_only_by_the_run_that_measures_them(tmp_path, monkeypatch):
+    """A run of limited cells on a machine without the card's finished cells keeps the card table (its own section),
+    and goes above it; a card run keeps the limited cells."""
+    monkeypatch.setattr(doc, "evaluate_model", fake_result)
+    model, out = "bundled:qwen2.5-coder-0.5b-instruct", tmp_path / "baselines.md"
+    out.write_text("# Baselines\n")
+    doc.write_baselines(model, out, None, 100, str(tmp_path), "card run", echo=lambda *_: None, card_only=True)
+    out.write_text(out.read_text() + "\nA person's reading of the card rows.\n")
+    doc.write_baselines(model, out, ["trec6"], 100, str(tmp_path), "cells run", echo=lambda *_: None)
+    text = out.read_text()
+    cells, card = text.index("protege:baselines bundled:qwen"), text.index("protege:baselines-card bundled:qwen")
+    assert cells < card < text.index("A person's reading")
+    assert "| trec6 | classification |" in text and "| humaneval | 164 | 50.0 [40.0, 60.0] | 61.6 | -11.6 |" in text
+    assert "Reproduce with `card run`" in text and "Reproduce with `cells run`" in text
+    doc.write_baselines(model, out, None, 100, str(tmp_path), "card again", echo=lambda *_: None, card_only=True)
+    again = out.read_text()
+    assert "| trec6 | classification |" in again and "Reproduce with `card again`" in again
+    assert again.count("| humaneval | 164 |") == 1 and "A person's reading" in again

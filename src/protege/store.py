@@ -60,15 +60,19 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def write_marked_section(path: Path, start: str, end: str, text: str) -> None:
+def write_marked_section(path: Path, start: str, end: str, text: str, before: str | None = None) -> None:
     """Put `text` between the marker lines `start` and `end` in a Markdown file, keeping everything outside them:
-    replaced where the markers are, appended after the file's text where they are not (a new file is the block
-    alone). Nothing a person wrote outside the markers is overwritten."""
+    replaced where the markers are; where they are not, inserted just before the line `before` when it is given
+    and in the file, else appended after the file's text (a new file is the block alone). Nothing a person wrote
+    outside the markers is overwritten."""
     block = f"{start}\n{text.rstrip()}\n{end}"
     old = Path(path).read_text() if Path(path).exists() else ""
     if start in old and end in old.split(start, 1)[1]:
-        before, rest = old.split(start, 1)
-        atomic_write_text(path, before + block + rest.split(end, 1)[1])
+        head, rest = old.split(start, 1)
+        atomic_write_text(path, head + block + rest.split(end, 1)[1])
+    elif before and before in old:
+        head, rest = old.split(before, 1)
+        atomic_write_text(path, head + block + "\n\n" + before + rest)
     elif old.strip():
         atomic_write_text(path, old.rstrip() + "\n\n" + block + "\n")
     else:

@@ -7,9 +7,11 @@
 
 Each (task, shots) cell is an ordinary `protege eval --model M --task T` result, reused when already computed,
 so an interrupted run picks up where it stopped and the numbers here are exactly those the command prints.
-Each model's section sits between its own marker comments: measuring another model adds or replaces that
-model's section and keeps everything else in the file. `--card` also scores HumanEval (164) and MBPP test (500)
-zero-shot in full, next to the pass@1 its model card publishes.
+Each model's sections sit between their own marker comments: measuring another model adds or replaces that
+model's sections and keeps everything else in the file. `--card` also scores HumanEval (164) and MBPP test (500)
+zero-shot in full, next to the pass@1 its model card publishes; that table has a section of its own, so the
+limited cells and the card table are each rewritten only by a run that measures them (adding the limited cells
+on a machine without the card's finished cells keeps the card table as it is).
 """
 from __future__ import annotations
 
@@ -44,20 +46,13 @@ def run_baselines(model: str, tasks: list[str] | None = None, limit: int | None 
 
 
 def render(model: str, rows: list[dict], command: str) -> str:
-    """The model's section: its table of (task, shots) cells; with no rows (--card-only), only the title and the
-    command, for render_card to follow."""
-    about = ["Zero-shot and few-shot prompting of the untuned model on every built-in task: the floor a distilled",
-             "student has to rise above. Greedy decoding; classification scored by label likelihood; code run in the",
-             "sandbox. Metrics in percent with 95% bootstrap intervals. Few-shot examples come from each task's seeds."]
-    if not rows:
-        about = ["The untuned model, zero-shot, on every test item of the tasks its model card scores (no limited "
-                 "cells were run for it)."]
-    head = [f"# Baselines: {model}", "", *about, "",
-            f"Reproduce with `{command}` (finished cells are reused from `runs/`)."]
-    if not rows:
-        return "\n".join(head) + "\n"
+    """The model's section of limited cells: its table of (task, shots) cells."""
     lines = [
-        *head,
+        f"# Baselines: {model}", "",
+        "Zero-shot and few-shot prompting of the untuned model on every built-in task: the floor a distilled",
+        "student has to rise above. Greedy decoding; classification scored by label likelihood; code run in the",
+        "sandbox. Metrics in percent with 95% bootstrap intervals. Few-shot examples come from each task's seeds.",
+        "", f"Reproduce with `{command}` (finished cells are reused from `runs/`).",
         "",
         "| task | kind | metric | shots | items | score [95% CI] | other metrics | prompt tokens | tokens out |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -106,9 +101,12 @@ def run_card(model: str, runs_dir: str = "runs", progress: bool = True, echo=pri
     return rows
 
 
-def render_card(model: str, rows: list[dict]) -> str:
+def render_card(model: str, rows: list[dict], command: str) -> str:
+    """The model's card section: the card's tasks in full, zero-shot, next to the published pass@1."""
     card = MODEL_CARDS[model]
-    lines = ["", "Against the model card (every test item, zero-shot, greedy, 384 new tokens at most):", "",
+    lines = [f"# Baselines: {model} against its model card", "",
+             f"Reproduce with `{command}` (finished cells are reused from `runs/`).", "",
+             "Every test item, zero-shot, greedy, 384 new tokens at most:", "",
              "| task | items | pass@1 here [95% CI] | model card | difference |", "|---|---|---|---|---|"]
     for r in rows:
         s, m = r["summary"], r["metric"]
@@ -119,13 +117,15 @@ def render_card(model: str, rows: list[dict]) -> str:
     lines += ["", "The card's numbers are the fp16 model under the Qwen2.5-Coder evaluation harness; here the weights",
               "are the bundled 4-bit Q4_K_M file de-quantised, the prompt is protege's code prompt (the problem, its",
               "tests for MBPP, and 'Reply with the code in one ```python block'), the first code block is run, and",
-              "decoding stops at 384 tokens."]
+              "decoding stops at 384 tokens.", "", measured_on(rows[0])]
     return "\n".join(lines) + "\n"
 
 
-def markers(model: str) -> tuple[str, str]:
-    return (f"<!-- protege:baselines {model} start (written by protege baselines; edit outside the markers) -->",
-            f"<!-- protege:baselines {model} end -->")
+def markers(model: str, part: str = "") -> tuple[str, str]:
+    """The marker lines of a model's section of limited cells (part "") or of its card table (part "card")."""
+    name = f"baselines{'-' + part if part else ''}"
+    return (f"<!-- protege:{name} {model} start (written by protege baselines; edit outside the markers) -->",
+            f"<!-- protege:{name} {model} end -->")
 
 
 def write_baselines(model: str, out: Path, tasks: list[str] | None, limit: int | None, runs_dir: str,
@@ -133,10 +133,11 @@ def write_baselines(model: str, out: Path, tasks: list[str] | None, limit: int |
                     card_only: bool = False) -> Path:
     """Measure the model and write its section of `out` (other models' sections and any prose are kept).
     `card_only`: the card's tasks (those in `tasks`, when given) in full and nothing else (no limited cells)."""
-    rows = [] if card_only else run_baselines(model, tasks, limit, runs_dir, progress, echo)
-    text = render(model, rows, command)
+    if not card_only:
+        rows = run_baselines(model, tasks, limit, runs_dir, progress, echo)
+        # a first section of limited cells goes above the model's card table, where that is already written
+        write_marked_section(out, *markers(model), render(model, rows, command), before=markers(model, "card")[0])
     if card or card_only:
         card_rows = run_card(model, runs_dir, progress, echo, tasks if card_only else None)
-        text += render_card(model, card_rows) + ("\n" + measured_on(card_rows[0]) + "\n" if card_only else "")
-    write_marked_section(out, *markers(model), text)
+        write_marked_section(out, *markers(model, "card"), render_card(model, card_rows, command))
     return out
