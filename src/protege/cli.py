@@ -332,11 +332,24 @@ def bench(config: Path = typer.Argument(..., help="bench config YAML (tasks, tea
                                                           "the config's executor.kind"),
           ray_address: Optional[str] = typer.Option(None, help="a running Ray cluster (default: start a local one)"),
           report_only: bool = typer.Option(False, help="run nothing: write the report from the cells finished so far "
-                                           "(e.g. while another process runs the bench)")):
+                                           "(e.g. while another process runs the bench)"),
+          status: bool = typer.Option(False, help="run and write nothing: print each data job's and cell's stages "
+                                      "(done, begun, to do) and the time spent on them so far"),
+          stage_dirs: bool = typer.Option(False, help="run and write nothing: print the finished and begun stage "
+                                          "folders, one per line, for `protege runs pack`")):
     """Run a students x teachers x tasks x methods matrix, resumably, and write the ranked report."""
     from protege.benchmark.runner import run_bench
     from protege.models.resolve import ModelNotFound
 
+    if status or stage_dirs:
+        from protege.benchmark.config import load_bench_config
+        from protege.benchmark.matrix import build_cells
+        from protege.benchmark.progress import bench_progress, render_progress, stage_dirs as folders
+
+        with user_errors(ModelNotFound):
+            progress = bench_progress(build_cells(load_bench_config(config)))
+        typer.echo(render_progress(progress) if status else "\n".join(str(p) for p in folders(progress)))
+        return
     with user_errors(ModelNotFound):
         folder = run_bench(config, executor=executor, ray_address=ray_address, run=not report_only)
     typer.echo(f"report: {folder / 'report.md'} and {folder / 'report.html'}")
