@@ -22,10 +22,10 @@ from pathlib import Path
 
 from protege.benchmark.capacity import capacity_stage
 from protege.benchmark.matrix import Cell, data_jobs, short_names
+from protege.pipeline import STAGES
 from protege.store import StageDir, closed_attempts
 
 DONE, BEGUN, TODO, NOT_NEEDED = "done", "begun", "to do", "not needed"
-CHAIN = ["generate", "answers", "curate", "train", "eval", "report"]  # the order a run reads them in
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,9 @@ def chain_states(chain: list[StageDir]) -> list[StageState]:
 
 
 def _data_chain(cell: Cell) -> list[StageDir]:
-    names = ["generate", "answers", "curate"] if cell.cfg.generate.mode == "answers" else ["generate", "curate"]
-    return [cell.stages[n] for n in names]
+    """generate, answers, curate; without answers where the pipeline keys it as a pass-through (generate's key)."""
+    generate, answers, curate = (cell.stages[n] for n in ("generate", "answers", "curate"))
+    return [generate, curate] if answers.key == generate.key else [generate, answers, curate]
 
 
 def bench_progress(cells: list[Cell]) -> dict[str, list[ProgressRow]]:
@@ -67,10 +68,10 @@ def bench_progress(cells: list[Cell]) -> dict[str, list[ProgressRow]]:
     teachers = short_names(list(dict.fromkeys(c.teacher for c in cells)))
     data = []
     for job in data_jobs(cells):
-        mine = [c for c in cells if c.stages["curate"].path == job.curate_dir]
-        chain = chain_states(_data_chain(mine[0]))
-        capacity = {c.student: capacity_stage(c.cfg, c.stages["curate"]) for c in mine}
-        stages = chain + [_state(d, name=f"capacity {students[s]}") for s, d in capacity.items()]
+        first = next(c for c in cells if c.stages["curate"].path == job.curate_dir)
+        stages = chain_states(_data_chain(first)) + [
+            _state(capacity_stage(cfg, first.stages["curate"]), name=f"capacity {students[s]}")
+            for s, cfg in job.students.items()]
         data.append(ProgressRow([job.task_name, teachers[job.teacher]], stages))
     rows = [ProgressRow([c.task_name, teachers[c.teacher], students[c.student], c.method],
                         chain_states([c.stages[n] for n in ("train", "eval", "report")])) for c in cells]
@@ -84,7 +85,7 @@ def _cell(s: StageState) -> str:
 def _table(labels: list[str], rows: list[ProgressRow]) -> list[str]:
     """A Markdown table; a stage only some rows have (answers) gets its column, in chain order, blank elsewhere."""
     heads = list(dict.fromkeys(s.stage for r in rows for s in r.stages))
-    heads.sort(key=lambda h: CHAIN.index(h) if h in CHAIN else len(CHAIN))  # stable: capacities keep their order
+    heads.sort(key=lambda h: STAGES.index(h) if h in STAGES else len(STAGES))  # stable: capacities keep their order
     lines = ["| " + " | ".join(labels + heads) + " |", "|---" * (len(labels) + len(heads)) + "|"]
     for r in rows:
         by = {s.stage: _cell(s) for s in r.stages}
