@@ -68,7 +68,8 @@ def test_a_model_pinned_to_a_precision_ignores_the_setting_in_force(tiny_model_d
 def _pipe(tmp_path, tiny_model_dir, tiny_task, **top):
     path = write_tiny_config(tmp_path, tiny_model_dir, tiny_task)
     raw = yaml.safe_load(path.read_text())
-    raw.update(top)
+    for name, value in top.items():  # a section is merged into the tiny config's
+        raw[name] = {**raw[name], **value} if isinstance(value, dict) else value
     path.write_text(yaml.safe_dump(raw))
     return Pipeline(load_config(path), progress=False, echo=lambda m: None)
 
@@ -162,3 +163,35 @@ def test_a_released_model_is_forgotten_and_loads_again(tiny_model_dir):
     assert resolve.load_lm(name) is first
     assert resolve.release(name) == 1 and resolve.release(name) == 0
     assert resolve.load_lm(name) is not first
+
+
+def test_generate_precision_keys_only_the_teachers_stages(tmp_path, tiny_model_dir, tiny_task, cpu):
+    cpu("AVX-512 BF16")
+    fp32 = _pipe(tmp_path, tiny_model_dir, tiny_task, precision="fp32")
+    bf16 = _pipe(tmp_path, tiny_model_dir, tiny_task, precision="bf16")
+    mixed = _pipe(tmp_path, tiny_model_dir, tiny_task, precision="fp32", generate={"precision": "bf16"})
+    back = _pipe(tmp_path, tiny_model_dir, tiny_task, precision="bf16", generate={"precision": "fp32"})
+    # the teacher's data is the bf16 run's; the student's stages compute in fp32 on it
+    assert mixed.stages["generate"].key == bf16.stages["generate"].key != fp32.stages["generate"].key
+    assert "precision" not in mixed._key_section("train") and "precision" not in mixed._key_section("eval")
+    assert mixed.stages["train"].key not in (fp32.stages["train"].key, bf16.stages["train"].key)
+    # fp32 teacher data in a bf16 run is the fp32 run's data: an fp32 run's finished generate stage is reused
+    assert back.stages["generate"].key == fp32.stages["generate"].key
+    assert back._key_section("train")["precision"] == "bf16"
+
+
+def test_generate_precision_is_what_the_teacher_stage_computes_in(tmp_path, tiny_model_dir, tiny_task, monkeypatch):
+    seen = {}
+    for name in ("_generate", "_train"):
+        original = getattr(Pipeline, name)
+
+        def spy(self, stage, _original=original, _name=name):
+            seen[_name] = P.requested()
+            return _original(self, stage)
+        monkeypatch.setattr(Pipeline, name, spy)
+    pipe = _pipe(tmp_path, tiny_model_dir, tiny_task, precision="fp32", generate={"precision": "bf16"})
+    pipe.run("train")
+    assert seen == {"_generate": "bf16", "_train": "fp32"}
+    recorded = {s: yaml.safe_load((pipe.stages[s] / "config.yaml").read_text())["precision"]["setting"]
+                for s in ("generate", "train")}
+    assert recorded == {"generate": "bf16", "train": "fp32"}

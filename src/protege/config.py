@@ -34,6 +34,7 @@ MethodName = Annotated[str, AfterValidator(_known_method)]  # a name in train/re
 LATER_SETTINGS: dict[str, object] = {
     "GenerateConfig.quantize": None,
     "GenerateConfig.prompts_from": None,
+    "GenerateConfig.precision": None,
     "CurateConfig.decontaminate_against": [],
     "TrainConfig.max_examples": None,
     "KDConfig.cross_tokenizer": "auto",
@@ -67,6 +68,10 @@ class GenerateConfig(Strict):
     max_new_tokens: Optional[int] = None  # None: 40 for a one-line classification input, more for whole items
     batch_size: int = 32  # requests per batch (local) and per append to samples.jsonl
     quantize: Optional[Literal["int8"]] = None  # a local teacher's Linear layers in int8 (about 2x fp32 on AVX2)
+    # How the generate and answers stages' local models compute (the teacher, and the cooperative student):
+    # auto | fp32 | bf16; None: the run's `precision`. E.g. bf16 teacher data on an AVX-512 BF16 CPU
+    # for a student trained and evaluated in fp32. Those two stages key on the value it resolves to.
+    precision: Optional[Precision] = None
     seed: int = 0
     # Diversity: each request is steered to one topic and/or written in one persona, rotated by request index.
     topics: list[str] = []

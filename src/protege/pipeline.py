@@ -46,9 +46,6 @@ class Pipeline:
         except DeviceUnavailable as e:
             raise ConfigError("device", [str(e)]) from None
         self.precision = resolve_precision(setting, self.device)  # fp32 or bf16: what every local model runs in
-        self.precision_info = describe(setting, self.device)
-        # what a stage that runs a local model adds to its key: nothing for fp32 on the CPU (every earlier run)
-        self.compute_key = key_part(setting=setting, device=self.device)
         task_key = content_key(self.spec.key_fields())
         keys, upstream = {}, task_key
         for name in STAGES:
@@ -93,7 +90,8 @@ class Pipeline:
                 stage.start({"task": self.cfg.task, "stage": name, **self._stage_config(name)})
             barrier()
             began = time.perf_counter()
-            summary = getattr(self, f"_{name}")(stage)
+            with use_precision(self.stage_precision(name)):
+                summary = getattr(self, f"_{name}")(stage)
             if rank == 0:  # stage_seconds: the run that finished the stage; a resumed one adds its earlier runs
                 seconds = round(time.perf_counter() - began, 1)
                 runs, earlier = stage.earlier_attempts()
@@ -109,7 +107,16 @@ class Pipeline:
         """The settings that determine a stage's output (its key also chains the upstream stage's key)."""
         section = self._settings_key(name)
         # A stage that runs a local model computes in the resolved precision on the resolved device
-        return {**section, **self.compute_key} if self._runs_local_model(name) else section
+        if not self._runs_local_model(name):
+            return section
+        return {**section, **key_part(setting=self.stage_precision(name), device=self.device)}
+
+    def stage_precision(self, name: str) -> str:
+        """The precision setting a stage's local models compute in: generate.precision for the teacher's stages
+        (generate, answers) where it is set, else the run's."""
+        if name in ("generate", "answers") and self.cfg.generate.precision is not None:
+            return self.cfg.generate.precision
+        return self.precision_setting
 
     def _settings_key(self, name: str) -> dict:
         cfg = self.cfg
@@ -117,8 +124,9 @@ class Pipeline:
             return {}
         if name == "train":
             return cfg.train.stage_key()
-        if name == "generate":  # the items; how their answers are rewritten is the answers stage's
-            return key_dump(cfg.generate, exclude={"mode", "student", "answers_teacher", "cooperative"})
+        if name == "generate":  # the items; how their answers are rewritten is the answers stage's (precision:
+            return key_dump(cfg.generate,  # in the compute key, _key_section)
+                            exclude={"mode", "student", "answers_teacher", "cooperative", "precision"})
         if name == "answers":
             return _answers_key(cfg)
         section = key_dump(getattr(cfg, name)) if name in ("curate", "eval") else getattr(cfg, name).model_dump()
@@ -138,7 +146,8 @@ class Pipeline:
     def _stage_config(self, name: str) -> dict:
         if name == "report":
             return {}
-        run = {"precision": self.precision_info} if self._runs_local_model(name) else {}
+        run = ({"precision": describe(self.stage_precision(name), self.device)} if self._runs_local_model(name)
+               else {})
         if name == "answers":
             return {"answers": _answers_key(self.cfg), **run}
         cfg = getattr(self.cfg, name).model_dump()
@@ -195,7 +204,7 @@ class Pipeline:
             gate = run_teacher_gate(self.spec, self.cfg, stage, load_teacher(self.cfg, stage), progress=self.progress,
                                     echo=self.echo)
         summary = run_generate_sharded(self.spec, self.cfg.generate, stage, self.cfg.teacher_for("items"),
-                                       self.cfg.executor, self.precision_setting, self.device_setting,
+                                       self.cfg.executor, self.stage_precision("generate"), self.device_setting,
                                        progress=self.progress)
         return {**summary, "teacher_gate": gate} if gate else summary
 
