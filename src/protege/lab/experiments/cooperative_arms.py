@@ -26,6 +26,7 @@ from protege.lab.experiments.compare import (fine_tuned, paired, row, suite_chan
                                               vs_untuned)
 from protege.lab.experiments.cooperative import student_share
 from protege.lab.experiments.doc_table import phased_command
+from protege.models.precision import key_part, use_precision
 from protege.pipeline import Pipeline
 from protege.store import ANSWERS, RESULTS, JsonlLog, content_key, read_json
 
@@ -33,8 +34,10 @@ TEACHER_ONLY, LEXICAL, TRAINED = "teacher only", "cooperative, lexical predictor
 
 
 def predictor_dir(cfg, teacher_only: Pipeline) -> Path:
-    """The trained boundary classifier's folder for this teacher/student pair and these prompts (fitted once)."""
-    key = content_key({"teacher_answers": teacher_only.stages["answers"].key, "student": cfg.train.student})
+    """The trained boundary classifier's folder for this teacher/student pair and these prompts (fitted once;
+    the student's answers computed in the answers stage's precision, in the key where it is not fp32)."""
+    key = content_key({"teacher_answers": teacher_only.stages["answers"].key, "student": cfg.train.student,
+                       **key_part(setting=teacher_only.stage_precision("answers"))})
     return Path(cfg.runs_dir) / teacher_only.spec.name / f"boundary-{key}"
 
 
@@ -55,8 +58,9 @@ def fit_predictor(cfg, teacher_only: Pipeline, progress: bool = True) -> tuple[P
     instruction = cfg.generate.cooperative.answer_instruction
     prompts = [answer_prompt(teacher_only.spec, items[a["id"]], instruction) for a in answers if a["id"] in items]
     decoding = GenerationConfig(max_new_tokens=cfg.generate.cooperative.max_new_tokens, temperature=0.0)
-    own = [g.text for start in range(0, len(prompts), 16)
-           for g in student.generate(prompts[start:start + 16], decoding)]
+    with use_precision(teacher_only.stage_precision("answers")):  # the student writes data, as in the answers stage
+        own = [g.text for start in range(0, len(prompts), 16)
+               for g in student.generate(prompts[start:start + 16], decoding)]
     train_boundary_classifier([a["raw"] for a in answers] + own, out)
     return out, read_json(out / META_FILE)
 
