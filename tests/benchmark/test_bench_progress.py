@@ -105,3 +105,18 @@ def test_the_cli_prints_status_and_folders_and_runs_nothing(finished, tmp_path):
     listed = folders.output.split()
     assert len(listed) == 10 and all(Path(p).is_dir() for p in listed)
     assert sorted(p for p in runs.rglob("*")) == before
+
+
+@pytest.mark.parametrize("mode", ["items", "answers", "cooperative"])
+def test_the_answers_stage_is_listed_where_the_pipeline_runs_one(tmp_path, tiny_model_dir, mode):
+    from test_answer_modes import _code_task
+
+    raw = bench_dict(tmp_path, {"tiny": _code_task(tmp_path / "code"), "m0": tiny_model_dir, "m1": tiny_model_dir})
+    raw["students"] = raw["students"][:1]
+    raw["base"]["generate"]["mode"] = mode
+    raw["base"]["curate"]["allow_code_execution"] = True
+    raw["base"]["eval"]["allow_code_execution"] = True
+    (data,) = bench_progress(build_cells(parse_bench_config(raw)))["data"]
+    expected = ["generate", "curate"] if mode == "items" else ["generate", "answers", "curate"]
+    assert [s.stage for s in data.stages] == expected + ["capacity " + Path(tiny_model_dir).name]
+    assert {s.state for s in data.stages} == {TODO}
