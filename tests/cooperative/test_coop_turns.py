@@ -139,9 +139,10 @@ def test_max_new_tokens_counts_both_sides_and_shrinks_the_last_chunk():
 def test_max_turns_caps_and_an_empty_ping_pong_is_broken_by_the_teacher_keeping_a_word():
     student, teacher = Scripted(" x = 1", " x = 1"), Scripted(" hmm we", " hmm we")
     sample = run(student, teacher, max_turns=3, first="teacher")
-    # The teacher keeps only a space (it would hand "hmm" to the student), the student only a space (its "x" is
-    # capability, and a student is never forced to keep one), so the teacher keeps its first word, style or not.
-    assert spans(sample) == [("teacher", " "), ("student", " "), ("teacher", " hmm")] and sample.forced == 1
+    # The teacher keeps only a space (it would hand "hmm" to the student), the student nothing (its "x" is
+    # capability, a student is never forced to keep one, and its space would double the teacher's), so the teacher
+    # keeps its first word, style or not, without a second space before it.
+    assert spans(sample) == [("teacher", " hmm")] and sample.forced == 1
     assert sample.stop == "max_turns" and sample.turns == 3
 
 
@@ -152,3 +153,16 @@ def test_config_rejects_unknown_keys_and_reports_every_problem_at_once():
         CooperativeConfig(teacher_chunk_tokens=0, repeat_times=1, student_top_p=0, final_markers=[""])
     for field in ("teacher_chunk_tokens", "repeat_times", "student_top_p", "final_markers"):
         assert field in str(e.value)
+
+
+
+def test_a_side_starting_with_a_space_after_one_that_ended_with_one_does_not_double_it():
+    """Session 21's cooperative MBPP answers read "problem,   we need to find  the longest": the side handing over
+    closed its clause with a space, and the other side's first token (" we") brought its own."""
+    student = Scripted("Okay, so the", " we add them. Then", ("Hmm. ", "eos"))
+    teacher = Scripted("total is 3 + 4 = 7. Then we", " 7 + 1 = 8. Wait", ("So it is 8", "eos"))
+    sample = run(student, teacher)
+    assert "  " not in sample.text  # before: "total is 3 + 4 = 7.   7 + 1 = 8."
+    # the student's turn after "7. " keeps nothing ("we" is the teacher's to write): a space alone is not kept
+    assert spans(sample) == [("student", "Okay, so "), ("teacher", "total is 3 + 4 = 7. 7 + 1 = 8. "),
+                             ("student", "Hmm. "), ("teacher", "So it is 8")]

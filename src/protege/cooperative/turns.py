@@ -137,6 +137,10 @@ def turn_machine(sessions: dict[str, Session], cfg: CooperativeConfig, predictor
                     keep = snap_cut(text, c, marker_end)
                     final_from = len(text) + keep
         kept = c[:keep]
+        if lead := _doubled_space(text, kept):  # final_from, set from offsets in c, moves back with the cut
+            kept = kept[lead:]
+            if final_from is not None and final_from > len(text):
+                final_from = max(len(text), final_from - lead)
         for s in sessions.values():  # the active side's proposal is reconciled with (or dropped for) `kept`
             s.append(kept)
         text += kept
@@ -162,6 +166,13 @@ def turn_machine(sessions: dict[str, Session], cfg: CooperativeConfig, predictor
     chars = {side: sum(len(s["text"]) for s in spans if s["by"] == side) for side in ("student", "teacher")}
     stats = {side: dict(getattr(s, "stats", {})) for side, s in sessions.items()}
     return CooperativeSample(text, spans, tokens, chars, turns, stop, final_from, forced, stats)
+
+
+def _doubled_space(text: str, kept: str) -> int:
+    """How many leading spaces of a side's kept text to drop: where the answer already ends in whitespace (the
+    other side closed its clause with it), this side's first token often brings its own (" in"), which would
+    leave two spaces at every hand-off, a spacing neither model writes alone."""
+    return len(kept) - len(kept.lstrip(" ")) if text[-1:].isspace() else 0
 
 
 def _before_last_word(chunk: str) -> int:
