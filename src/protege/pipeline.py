@@ -45,7 +45,8 @@ class Pipeline:
             self.device = resolve_device(self.device_setting)  # cpu or cuda:N: where every local model runs
         except DeviceUnavailable as e:
             raise ConfigError("device", [str(e)]) from None
-        self.precision = resolve_precision(setting, self.device)  # fp32 or bf16: what every local model runs in
+        # fp32 or bf16: the run's local models (the teacher's stages may differ: generate.precision, stage_precision)
+        self.precision = resolve_precision(setting, self.device)
         task_key = content_key(self.spec.key_fields())
         keys, upstream = {}, task_key
         for name in STAGES:
@@ -124,9 +125,9 @@ class Pipeline:
             return {}
         if name == "train":
             return cfg.train.stage_key()
-        if name == "generate":  # the items; how their answers are rewritten is the answers stage's (precision:
-            return key_dump(cfg.generate,  # in the compute key, _key_section)
-                            exclude={"mode", "student", "answers_teacher", "cooperative", "precision"})
+        if name == "generate":  # the items; how their answers are rewritten is the answers stage's; the precision
+            # is added by _key_section as the value it resolves to, as for every stage that runs a local model
+            return key_dump(cfg.generate, exclude={"mode", "student", "answers_teacher", "cooperative", "precision"})
         if name == "answers":
             return _answers_key(cfg)
         section = key_dump(getattr(cfg, name)) if name in ("curate", "eval") else getattr(cfg, name).model_dump()

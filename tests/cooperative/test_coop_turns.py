@@ -155,7 +155,6 @@ def test_config_rejects_unknown_keys_and_reports_every_problem_at_once():
         assert field in str(e.value)
 
 
-
 def test_a_side_starting_with_a_space_after_one_that_ended_with_one_does_not_double_it():
     """Session 21's cooperative MBPP answers read "problem,   we need to find  the longest": the side handing over
     closed its clause with a space, and the other side's first token (" we") brought its own."""
