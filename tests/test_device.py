@@ -16,7 +16,7 @@ from protege.models.base import GenerationConfig
 from protege.models.device import DeviceUnavailable, check_device, resolve_device, use_device
 from protege.models.local import LocalLM
 from protege.pipeline import Pipeline
-from tiny import write_tiny_config
+from tiny import NO_ENCODER, write_tiny_config
 
 
 @pytest.mark.parametrize("bad", ["gpu", "cuda:x", "cuda:", "CPU", ""])
@@ -47,8 +47,10 @@ def test_a_gpu_that_is_not_there_is_a_clear_error(tmp_path, tiny_model_dir, tiny
     assert result.exit_code == 2 and "auto, cpu, cuda or cuda:N" in result.output
 
 
-def test_the_cpu_setting_keeps_every_stage_key(tmp_path, tiny_model_dir, tiny_task):
+def test_the_cpu_setting_keeps_every_stage_key(tmp_path, tiny_model_dir, tiny_task, monkeypatch):
     """Runs made before the setting existed (all on the CPU) are reused: device: cpu adds nothing to a key."""
+    monkeypatch.delenv("PROTEGE_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # auto means the CPU, as before the setting
     path = write_tiny_config(tmp_path, tiny_model_dir, tiny_task)
     plain = Pipeline(load_config(path), progress=False, echo=lambda m: None)
     pinned = Pipeline(load_config(path, ["device=cpu"]), progress=False, echo=lambda m: None)
@@ -83,7 +85,7 @@ def test_generation_and_scoring_on_cuda_match_the_cpu(tiny_model_dir, shared):
 
 @requires_cuda
 def test_a_lora_step_and_the_kd_cache_run_on_cuda(tmp_path, tiny_model_dir, tiny_task):
-    cfg = load_config(write_tiny_config(tmp_path, tiny_model_dir, tiny_task,
+    cfg = load_config(write_tiny_config(tmp_path, tiny_model_dir, tiny_task, curate=NO_ENCODER,
                                         train={"method": "kd", "kd": {"alpha": 0.5, "top_k": 8}}), ["device=cuda"])
     stage = Pipeline(cfg, progress=False, echo=lambda m: None).run("train")
     assert (stage.path / "adapter" / "adapter_config.json").exists()
@@ -95,8 +97,10 @@ def test_cooperative_sampling_runs_on_cuda(tiny_model_dir):
     from protege.cooperative.session import LocalSession
 
     session = LocalSession(LocalLM.from_dir(tiny_model_dir, device="cuda:0"), PROMPTS[0], temperature=1.0, seed=1)
-    session.step(4)
-    assert len(session.answer_ids()) > 0
+    chunk = session.step(4)  # a proposal: nothing is part of the answer until it is appended
+    assert chunk.n_tokens > 0 and session.answer_ids == []
+    session.append(chunk.text)
+    assert session.text == chunk.text and session.lm.tokenizer.decode(session.answer_ids) == chunk.text
 
 
 @requires_cuda

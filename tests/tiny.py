@@ -85,6 +85,11 @@ def write_tiny_qa_task(folder: Path, n_test: int = 6) -> Path:
     return folder / "task.yaml"
 
 
+# Curation without the MiniLM sentence encoder (its package, 88 MB, is not on a bare GPU machine): for tests
+# about something else that must run there (scripts/gpu-check.sh). Exact and n-gram checks stay on.
+NO_ENCODER = {"contam_cosine": None, "near_dup_cosine": None}
+
+
 def write_tiny_config(folder: Path, model_dir: Path, task_path: Path, **sections) -> Path:
     """A run config over the tiny model and task, small enough to run the whole flow in seconds."""
     import yaml

@@ -25,8 +25,8 @@ def _peaked_teacher(folder):
     return folder
 
 
-def _losses(tmp_path, name, model_dir, task, **train):
-    cfg = load_config(write_tiny_config(tmp_path / name, model_dir, task, train=train))
+def _losses(tmp_path, name, model_dir, task, curate=None, **train):
+    cfg = load_config(write_tiny_config(tmp_path / name, model_dir, task, train=train, curate=curate or {}))
     pipe = Pipeline(cfg, progress=False, echo=lambda m: None)
     pipe.run("train")
     return pipe, [r for r in JsonlLog(pipe.stages["train"] / "train_log.jsonl").read()]

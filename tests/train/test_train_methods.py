@@ -147,3 +147,16 @@ def test_rl_from_the_base_student_keeps_its_stage_key():
 
     assert "start" not in TrainConfig(method="rl").stage_key()["rl"]
     assert TrainConfig(method="rl", rl={"start": "sft"}).stage_key()["rl"]["start"] == "sft"
+
+
+def test_trl_configs_get_the_checkpointing_switch_by_the_name_their_transformers_has():
+    """transformers 5.17 (the lent GPU machine's) has only `gradient_checkpointing`; newer ones renamed it."""
+    import dataclasses
+
+    from protege.train.dpo import checkpointing_field
+
+    old = dataclasses.make_dataclass("Old", [("gradient_checkpointing", bool, False)])
+    new = dataclasses.make_dataclass("New", [("gradient_checkpointing", bool, False),
+                                             ("activation_checkpointing", bool, False)])
+    assert checkpointing_field(old) == "gradient_checkpointing"
+    assert checkpointing_field(new) == "activation_checkpointing"

@@ -129,10 +129,19 @@ def trainer_args(config_cls, out_dir: Path, lm, *, lr: float, epochs: float, bat
         bf16=resolve_precision(None, device) == "bf16",
         learning_rate=lr, num_train_epochs=epochs, per_device_train_batch_size=batch_size, seed=seed, data_seed=seed,
         logging_steps=1, save_strategy="steps", save_steps=checkpoint_every, save_total_limit=1,
-        # TRL turns checkpointing of activations on by default (through the deprecated name, which warns); a
-        # small student on CPU has the memory and not the time for its recomputation.
-        activation_checkpointing=False,
+        # TRL turns checkpointing of activations on by default; a small student on CPU has the memory and not the
+        # time for its recomputation.
+        **{checkpointing_field(config_cls): False},
         report_to="none", push_to_hub=False, disable_tqdm=not progress, dataloader_num_workers=0, **extra)
+
+
+def checkpointing_field(config_cls) -> str:
+    """The name of the activation-checkpointing switch in this transformers: `activation_checkpointing` in newer
+    releases (the old name warns there), `gradient_checkpointing` in older 5.x ones (5.17 has no new name)."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
 def quiet(trainer, progress: bool) -> None:
