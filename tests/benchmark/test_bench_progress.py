@@ -59,7 +59,9 @@ def test_a_finished_bench_reads_done_everywhere_with_each_stages_measured_second
     assert {s.state for s in every} == {DONE}
     for s in every:
         assert s.seconds == attempt_seconds(s.path), s
-    assert all(s.seconds > 0 for s in every if s.stage in ("generate", "train", "eval"))  # curating 8 rows: ~0 s
+    # training and evaluating load models and take seconds; a tiny teacher writing 8 items (its model already
+    # loaded in this process) or curating them can round to 0.0 s
+    assert all(s.seconds > 0 for s in every if s.stage in ("train", "eval"))
     text = render_progress(progress)
     assert "2 of 2 cells finished; stages: 10 done, 0 begun, 0 to do, 0 not needed" in text
     assert f"{sum(s.seconds for s in every):,.0f} s" in text

@@ -45,6 +45,36 @@ def test_the_trained_predictor_learns_from_both_models_and_is_fitted_once(tmp_pa
     assert folder.parent == pipe.stages["answers"].path.parent and folder.name.startswith("boundary-")
     again, _ = arms.fit_predictor(pipe.cfg, pipe, progress=False)
     assert again == folder and len(fitted) == 1
+    assert fitted[0][6:] == [r["text"] for r in JsonlLog(folder / arms.STUDENT_ANSWERS).read()]
+
+
+def test_the_predictors_student_answers_are_kept_as_they_come_and_a_refit_reuses_them(tmp_path, tiny_model_dir,
+                                                                                      monkeypatch):
+    """A fit stopped after the student's answers (the long part) resumes without asking the student again."""
+    import protege.cooperative.classifier as classifier
+    from protege.models.local import LocalLM
+
+    config, pipe = _teacher_only(tmp_path, tiny_model_dir)
+    real = classifier.train_boundary_classifier
+
+    def stopped(texts, out, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(classifier, "train_boundary_classifier", stopped)
+    try:
+        arms.fit_predictor(pipe.cfg, pipe, progress=False)
+    except KeyboardInterrupt:
+        pass
+    folder = arms.predictor_dir(pipe.cfg, pipe)
+    kept = JsonlLog(folder / arms.STUDENT_ANSWERS).read()
+    assert [r["id"] for r in kept] == [f"gen-{i}" for i in range(6)]
+    asked = []
+    real_generate = LocalLM.generate
+    monkeypatch.setattr(LocalLM, "generate", lambda self, prompts, *a, **k: asked.append(prompts)
+                        or real_generate(self, prompts, *a, **k))
+    monkeypatch.setattr(classifier, "train_boundary_classifier", real)
+    again, meta = arms.fit_predictor(pipe.cfg, pipe, progress=False)
+    assert again == folder and asked == [] and meta["train_texts"] + meta["held_out_texts"] == 12
     agree = arms.predictor_agreement(folder, str(pipe.stages["answers"].path))
     assert agree["texts"] == 6 and 0 <= agree["accuracy"] <= 1
 

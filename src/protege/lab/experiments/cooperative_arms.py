@@ -31,6 +31,7 @@ from protege.pipeline import Pipeline
 from protege.store import ANSWERS, RESULTS, JsonlLog, content_key, read_json
 
 TEACHER_ONLY, LEXICAL, TRAINED = "teacher only", "cooperative, lexical predictor", "cooperative, trained predictor"
+STUDENT_ANSWERS = "student_answers.jsonl"  # in the predictor's folder: the student's own answers it learns from
 
 
 def predictor_dir(cfg, teacher_only: Pipeline) -> Path:
@@ -54,14 +55,23 @@ def fit_predictor(cfg, teacher_only: Pipeline, progress: bool = True) -> tuple[P
         return out, read_json(out / META_FILE)
     answers = JsonlLog(teacher_only.stages["answers"] / ANSWERS).read()
     items = {r["id"]: r for r in JsonlLog(teacher_only.stages["generate"] / "samples.jsonl").read()}
-    student = load_lm(cfg.train.student)
     instruction = cfg.generate.cooperative.answer_instruction
-    prompts = [answer_prompt(teacher_only.spec, items[a["id"]], instruction) for a in answers if a["id"] in items]
-    decoding = GenerationConfig(max_new_tokens=cfg.generate.cooperative.max_new_tokens, temperature=0.0)
-    with use_precision(teacher_only.stage_precision("answers")):  # the student writes data, as in the answers stage
-        own = [g.text for start in range(0, len(prompts), 16)
-               for g in student.generate(prompts[start:start + 16], decoding)]
-    train_boundary_classifier([a["raw"] for a in answers] + own, out)
+    asked = [(a["id"], answer_prompt(teacher_only.spec, items[a["id"]], instruction)) for a in answers
+             if a["id"] in items]
+    # The student's answers are kept as they come (a stop loses at most one batch of 16; the run resumes after it).
+    log = JsonlLog(out / STUDENT_ANSWERS)
+    done = log.ids()
+    todo = [(i, prompt) for i, prompt in asked if i not in done]
+    if todo:
+        student = load_lm(cfg.train.student)
+        decoding = GenerationConfig(max_new_tokens=cfg.generate.cooperative.max_new_tokens, temperature=0.0)
+        with use_precision(teacher_only.stage_precision("answers")):  # the student writes data, as answers does
+            for start in range(0, len(todo), 16):
+                batch = todo[start:start + 16]
+                log.append([{"id": i, "text": g.text}
+                            for (i, _), g in zip(batch, student.generate([p for _, p in batch], decoding))])
+    own = {r["id"]: r["text"] for r in log.read()}
+    train_boundary_classifier([a["raw"] for a in answers] + [own[i] for i, _ in asked], out)
     return out, read_json(out / META_FILE)
 
 
