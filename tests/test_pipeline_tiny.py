@@ -138,7 +138,7 @@ def test_access_log_counts_exactly_the_final_evaluations(finished):
 def test_another_training_reuses_the_baseline_and_teacher_rows(finished, monkeypatch):
     """A second eval stage of the same task computes only its fine-tuned row; the rows that do not depend on
     training are read from the first stage's shared records, and each stage keeps its own identical copy."""
-    import protege.evaluate.stage as stage_module
+    import protege.evaluate.model_eval as stage_module  # evaluate_measured calls it there
 
     pipe, cfg, _ = finished
     scored = []

@@ -16,11 +16,13 @@ def test_teacher_shots_unset_keeps_every_eval_key():
 
 
 def _scored_rows(monkeypatch):
-    import protege.evaluate.stage as stage_module
+    import protege.evaluate.model_eval as stage_module  # evaluate_measured calls it there
 
     scored = []
     real = stage_module.evaluate_lm
-    monkeypatch.setattr(stage_module, "evaluate_lm", lambda *a, **k: scored.append(k["desc"]) or real(*a, **k))
+    # the eval stage's rows only (the forgetting suite's are scored through the same function)
+    monkeypatch.setattr(stage_module, "evaluate_lm", lambda *a, **k: (k["desc"].startswith("eval ") and
+                                                                      scored.append(k["desc"])) or real(*a, **k))
     return scored
 
 

@@ -22,7 +22,7 @@ import json
 from protege.config import EvalConfig
 from protege.errors import ConfigError
 from protege.scoring.metrics.paired import mcnemar
-from protege.evaluate.model_eval import evaluate_lm
+from protege.evaluate.model_eval import evaluate_lm, evaluate_measured
 from protege.evaluate.summary import item_correct, summarize
 from protege.evaluate.test_access import LOG_NAME, read_test_set
 from protege.store import JsonlLog, StageDir, atomic_write_text
@@ -75,7 +75,6 @@ def untuned_records(task: TaskSpec, items, stage: StageDir, student: str, ecfg: 
                     progress: bool = True) -> list[dict]:
     """The untuned student's records on one suite task's items, from the shared row (computed there once, or
     adopted from a finished `protege baselines`/`protege eval` run of the same slice); the stage keeps a copy."""
-    from protege.evaluate.memory import PeakMemory, weights_mb
     from protege.evaluate.shared_rows import SharedRow
     from protege.models.resolve import load_lm
 
@@ -92,12 +91,8 @@ def untuned_records(task: TaskSpec, items, stage: StageDir, student: str, ecfg: 
     row = SharedRow(stage.path.parent.parent / task.name, task, student, [], slice_cfg, scoring)
 
     def compute(log: JsonlLog) -> tuple[list[dict], dict]:
-        lm = load_lm(student)
-        with PeakMemory() as peak:
-            records = evaluate_lm(lm, task, items, [], log, scoring=scoring,
-                                  allow_code_execution=ecfg.allow_code_execution, progress=progress, desc=desc)
-        return records, {"peak_rss_mb": peak.mb, "weights_mb": weights_mb(lm),
-                         "scoring": scoring if kind_of(task).LABELLED else "generate"}
+        return evaluate_measured(load_lm(student), task, items, [], log, scoring, ecfg.allow_code_execution, desc,
+                                 progress)
 
     records, _ = row.records_or_compute(task, student, 0, items, ecfg.allow_code_execution, compute, desc)
     atomic_write_text(own.path, "".join(json.dumps(r) + "\n" for r in records))

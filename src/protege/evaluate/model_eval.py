@@ -55,6 +55,20 @@ def evaluate_lm(lm, spec: TaskSpec, items: Sequence[Example], shots: Sequence[Ex
                                allow_code_execution=allow_code_execution)
 
 
+
+def evaluate_measured(lm, spec: TaskSpec, items: Sequence[Example], shots: Sequence[Example], log: JsonlLog,
+                      scoring: str, allow_code_execution: bool, desc: str, progress: bool = True,
+                      remote: bool = False) -> tuple[list[dict], dict]:
+    """evaluate_lm, and the memory it took: the row's cost columns (None for a remote model, whose memory is the
+    server's, not this process's) and the scoring it used ("generate" for kinds without labels)."""
+    from protege.evaluate.memory import PeakMemory, weights_mb
+
+    with PeakMemory() as peak:
+        records = evaluate_lm(lm, spec, items, shots, log, scoring=scoring,
+                              allow_code_execution=allow_code_execution, desc=desc, progress=progress)
+    return records, {"peak_rss_mb": None if remote else peak.mb, "weights_mb": None if remote else weights_mb(lm),
+                     "scoring": scoring if kind_of(spec).LABELLED else "generate"}
+
 def model_eval_stage(runs_dir: str | Path, spec: TaskSpec, model: str, shots: int, limit: int | None,
                      scoring: str) -> tuple[dict, StageDir]:
     """The setting of one model's evaluation and its folder `runs/<task>/model-eval-<key>/` (not created)."""

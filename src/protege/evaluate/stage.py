@@ -18,8 +18,7 @@ from protege.evaluate.adapter_guard import guard_adapter
 from protege.evaluate.cheap_baselines import cheap_baseline_records
 from protege.evaluate.comparisons import compare
 from protege.evaluate.forgetting import forgetting_after, forgetting_before
-from protege.evaluate.memory import PeakMemory, weights_mb
-from protege.evaluate.model_eval import evaluate_lm, pick_shots
+from protege.evaluate.model_eval import evaluate_measured, pick_shots
 from protege.evaluate.summary import classification_summary, summarize
 from protege.evaluate.rows import Row
 from protege.evaluate.test_access import LOG_NAME, read_log, read_test_set
@@ -131,13 +130,9 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
 
 def _score(lm, spec: TaskSpec, items, shots, ecfg, scoring: str, log: JsonlLog, row: str,
            progress: bool, remote: bool) -> tuple[list[dict], dict]:
-    """One model's per-item records on the test items, and the memory it took (None for a remote model, whose
-    memory is the server's, not this process's)."""
-    with PeakMemory() as peak:
-        records = evaluate_lm(lm, spec, items, shots, log, scoring=scoring,
-                              allow_code_execution=ecfg.allow_code_execution, desc=f"eval {row}", progress=progress)
-    return records, {"peak_rss_mb": None if remote else peak.mb, "weights_mb": None if remote else weights_mb(lm),
-                     "scoring": scoring if kind_of(spec).LABELLED else "generate"}
+    """One model's per-item records on the test items, and the memory it took."""
+    return evaluate_measured(lm, spec, items, shots, log, scoring, ecfg.allow_code_execution, f"eval {row}",
+                             progress, remote)
 
 
 def _score_on_ray(cfg: RunConfig, spec: TaskSpec, model: str, adapter: Path | None, items, shots, scoring: str,
