@@ -38,6 +38,8 @@ LATER_SETTINGS: dict[str, object] = {
     "CurateConfig.decontaminate_against": [],
     "TrainConfig.max_examples": None,
     "KDConfig.cross_tokenizer": "auto",
+    "KDConfig.align": "start",
+    "OnPolicyConfig.align": "start",
     "CooperativeConfig.answer_instruction": None,
     "CooperativeConfig.handoff": "word",
     "DPOConfig.start": "base",
@@ -162,6 +164,10 @@ class KDConfig(Strict):
     # A teacher with another tokenizer (train/cross_tokenizer.py): auto aligns by character offsets and compares
     # on the shared tokens (the teacher's logits online); align does so even for one tokenizer; refuse stops
     cross_tokenizer: Literal["auto", "align", "refuse"] = "auto"
+    # Across tokenizers, which positions are compared: span (both next tokens are the same text: start and end
+    # at the same characters) or start (they only start together; before session 22, and it taught a SmolLM2
+    # student Qwen's bare newline where its own token is newline + indentation). One tokenizer: the same.
+    align: Literal["span", "start"] = "span"
 
     @model_validator(mode="after")
     def _check(self):
@@ -229,6 +235,7 @@ class OnPolicyConfig(Strict):
     # A teacher with another tokenizer: auto scores the student's text re-tokenised by the teacher, aligned by
     # character offsets, on the shared tokens (train/cross_tokenizer.py); align does so even for one tokenizer
     cross_tokenizer: Literal["auto", "align", "refuse"] = "auto"
+    align: Literal["span", "start"] = "span"  # as train.kd.align
     # The budget in token passes (student sampling + teacher scoring + student training, as train/rl.py counts)
     # or seconds; match_sft: the token passes the same run's SFT would spend. Neither: every epoch runs.
     budget_tokens: Optional[int] = None

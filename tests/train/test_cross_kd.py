@@ -112,3 +112,40 @@ def test_a_rest_holding_almost_no_mass_stays_finite():
     logits = torch.tensor([[30.0, 0.0, -20.0, -25.0]])
     folded = fold(torch.log_softmax(logits, -1), torch.tensor([0, 1]), complete=False)
     assert torch.isfinite(folded).all() and folded[0, 2] < -40  # the rest: about e^-50 of the mass
+
+
+def test_span_alignment_keeps_only_positions_where_both_predict_the_same_text():
+    # "):\n    x" as [):][\n    ][x] (student) and [):\n][    ][x] (teacher): both start at 0 and at 7, but at 0 the
+    # teacher's token is "):\n" and the student's "):" (another text); at 7 both are "x"
+    s_starts, t_starts = [0, 2, 7], [0, 3, 7]
+    assert aligned_positions(s_starts, t_starts) == [(0, 0), (2, 2)]
+    ends = (cross_tokenizer.token_ends(s_starts, 8), cross_tokenizer.token_ends(t_starts, 8))
+    assert ends == ([2, 7, 8], [3, 7, 8])
+    assert aligned_positions(s_starts, t_starts, *ends) == [(2, 2)]
+    # each template's end-of-turn text lies beyond the shared answer: the two end tokens still pair
+    assert cross_tokenizer.token_ends([0, 5], 5) == [5, 5]
+
+
+def test_span_pairs_of_two_real_rows_predict_the_same_token_text(tmp_path, tiny_model_dir):
+    from protege.models.local import LocalLM
+    from protege.train.cross_kd import pair_row
+
+    other = build_tiny_model(tmp_path / "other", seed=3, corpus=["Paris Tokyo Hamlet NASA"], vocab_size=262)
+    student, teacher = LocalLM.from_dir(tiny_model_dir), LocalLM.from_dir(other)
+    prompt = [{"role": "user", "content": "Where is Paris ?"}]
+    answer = "Paris is a location ."
+    rows = {a: pair_row(student, teacher, prompt, answer, True, 256, align=a) for a in ("start", "span")}
+    start, span = rows["start"][1]["pairs"], rows["span"][1]["pairs"]
+    assert set(span) < set(start)  # the teacher's small vocabulary cuts some words finer: those positions go
+    s_ids, t_ids = rows["span"][0]["input_ids"], rows["span"][1]["input_ids"]
+    for s_pos, t_pos in span:  # position p predicts token p + 1
+        s_text = student.tokenizer.decode([s_ids[s_pos + 1]]).strip()
+        t_text = teacher.tokenizer.decode([t_ids[t_pos + 1]]).strip()
+        assert s_text == t_text, (s_text, t_text)
+
+
+def test_the_start_alignment_keeps_the_stage_keys_runs_had_before_span():
+    from protege.config import KDConfig, OnPolicyConfig, key_dump
+
+    assert "align" not in key_dump(KDConfig(align="start")) and key_dump(KDConfig())["align"] == "span"
+    assert "align" not in key_dump(OnPolicyConfig(align="start"))

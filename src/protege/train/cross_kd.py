@@ -13,34 +13,39 @@ from protege.store import StageDir
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
 from protege.train.cross_tokenizer import (UnsupportedTokenizers, aligned_kd_loss, aligned_positions, answer_tokens,
-                                           vocabulary_map)
+                                           token_ends, vocabulary_map)
 from protege.train.kd_loss import TokenizerMismatch
 from protege.train.loop import collate, train_lora
 from protege.train.shared_prefix import body_hidden
 
 
-def pair_row(student, teacher, prompt, answer: str, finished: bool, max_len: int) -> tuple[dict, dict]:
+def pair_row(student, teacher, prompt, answer: str, finished: bool, max_len: int,
+             align: str = "span") -> tuple[dict, dict]:
     """One row as the student's example (prompt + answer in its template, labels on the answer) and the
     teacher's ids with the aligned (student position, teacher position) pairs, both positions predicting the same
-    answer character. `finished`: the answer ends its turn (each model's end-of-turn text is appended)."""
+    answer character (align="span": the same token text). `finished`: the answer ends its turn (each model's
+    end-of-turn text is appended)."""
     s_answer = answer + (student.end_of_turn(prompt) if finished else "")
     t_answer = answer + (teacher.end_of_turn(prompt) if finished else "")
     sp, sa, s_starts = answer_tokens(student.tokenizer, student.render(prompt), s_answer)
     tp, ta, t_starts = answer_tokens(teacher.tokenizer, teacher.render(prompt), t_answer)
     s_cut, t_cut = max(0, len(sp) + len(sa) - max_len), max(0, len(tp) + len(ta) - max_len)
-    pairs = [(len(sp) + k - 1 - s_cut, len(tp) + m - 1 - t_cut) for k, m in aligned_positions(s_starts, t_starts)]
+    ends = (token_ends(s_starts, len(answer)), token_ends(t_starts, len(answer))) if align == "span" else None
+    pairs = [(len(sp) + k - 1 - s_cut, len(tp) + m - 1 - t_cut)
+             for k, m in aligned_positions(s_starts, t_starts, *(ends or ()))]
     return ({"input_ids": (sp + sa)[-max_len:], "labels": ([-100] * len(sp) + sa)[-max_len:]},
             {"input_ids": (tp + ta)[-max_len:], "pairs": [(a, b) for a, b in pairs if a >= 0 and b >= 0]})
 
 
-def paired_examples(spec: TaskSpec, rows: list[dict], student, teacher, max_len: int) -> tuple[list, list]:
+def paired_examples(spec: TaskSpec, rows: list[dict], student, teacher, max_len: int,
+                    align: str = "span") -> tuple[list, list]:
     """pair_row of every row's prompt and target (the teacher's text, as SFT trains on it)."""
     kind = kind_of(spec)
     students, teachers = [], []
     for row in rows:
         example = Example(**{k: v for k, v in row.items() if k in Example.model_fields})
         prompt = kind.prompt(spec, example)
-        s, t = pair_row(student, teacher, prompt, kind.target(spec, example), True, max_len)
+        s, t = pair_row(student, teacher, prompt, kind.target(spec, example), True, max_len, align)
         students.append(s)
         teachers.append(t)
     return students, teachers
@@ -96,7 +101,7 @@ def run_cross_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
     kd = cfg.train.kd
     name = cfg.teacher_for("kd")
     teacher, vmap = load_aligned_teacher(name, student, "train.kd.cross_tokenizer")
-    examples, paired = paired_examples(spec, rows, student, teacher, cfg.train.max_seq_len)
+    examples, paired = paired_examples(spec, rows, student, teacher, cfg.train.max_seq_len, kd.align)
 
     def loss_fn(model, batch, indices):
         loss, parts = aligned_loss(model, teacher, batch, [paired[i] for i in indices], vmap, kd.alpha,
@@ -107,7 +112,7 @@ def run_cross_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
                          f"a={kd.alpha}", progress=progress)
     answer_tokens_total = sum(sum(1 for x in e["labels"] if x != -100) for e in examples)
     return {"method": "kd", "teacher": name, "alpha": kd.alpha, "temperature": kd.temperature,
-            "divergence": kd.divergence, "signal": "online", "cross_tokenizer": True,
+            "divergence": kd.divergence, "signal": "online", "cross_tokenizer": True, "align": kd.align,
             "shared_tokens": len(vmap.student_ids), "student_vocabulary": vmap.student_size,
             "teacher_vocabulary": vmap.teacher_size,
             "aligned_positions": sum(len(p["pairs"]) for p in paired) / max(1, answer_tokens_total), **summary}

@@ -8,7 +8,13 @@ The method is token alignment plus a vocabulary mapping, the family of FuseLLM (
 Fusion of Large Language Models") and TRL's GOLD trainer, kept to its exact core:
 - Sequences are aligned by character offsets in the answer: a student position and a teacher position are
   compared when the tokens they predict start at the same character of the answer text, so both models have
-  read exactly the same text (each in its own chat template) and predict what comes next from there.
+  read exactly the same text (each in its own chat template) and predict what comes next from there; and, by
+  default (train.kd.align: span), end at the same character too, so both predict the same text. Where the
+  two cut the text differently the teacher's distribution describes its own tokenization, not the text: Qwen
+  writes a line break and the next line's indentation as two tokens where SmolLM2 writes one, and comparing
+  there (align: start) taught a SmolLM2 student Qwen's bare newline at 341 line breaks of 115 MBPP answers,
+  the likely reason that student wrote functions ending after their first line (docs/experiments/methods-code.md;
+  not yet shown by retraining with span).
 - The vocabularies meet on the tokens both have: pairs whose token is the same byte string (byte-level BPE
   tokens are read back to bytes, SentencePiece ones through their U+2581 space and <0xNN> byte tokens), special
   tokens of the same name, and the two end-of-turn tokens, which end the answer in either template. Each side's
@@ -136,8 +142,16 @@ def answer_tokens(tokenizer, prefix: str, answer: str) -> tuple[list[int], list[
     return p_ids, ids, [max(0, start - len(prefix)) for start, _ in offsets]
 
 
-def aligned_positions(student_starts: list[int], teacher_starts: list[int]) -> list[tuple[int, int]]:
-    """(k, m) for student answer token k and teacher answer token m that start at the same character."""
+def token_ends(starts: list[int], text_end: int) -> list[int]:
+    """Where each answer token's text ends: the next token's start, and `text_end` for the last; clipped to
+    `text_end` (the answer both sides share: each template's own end-of-turn text lies beyond it)."""
+    return [min(nxt, text_end) for nxt in starts[1:] + [text_end]]
+
+
+def aligned_positions(student_starts: list[int], teacher_starts: list[int], student_ends: list[int] | None = None,
+                      teacher_ends: list[int] | None = None) -> list[tuple[int, int]]:
+    """(k, m) for student answer token k and teacher answer token m that start at the same character, and, where
+    the ends are given, also end at the same one (the same text: "span" alignment)."""
     teacher_at = {}
     for m, start in enumerate(teacher_starts):
         teacher_at.setdefault(start, m)
@@ -145,7 +159,9 @@ def aligned_positions(student_starts: list[int], teacher_starts: list[int]) -> l
     for k, start in enumerate(student_starts):
         if start in teacher_at and start not in seen:
             seen.add(start)
-            pairs.append((k, teacher_at[start]))
+            m = teacher_at[start]
+            if student_ends is None or student_ends[k] == teacher_ends[m]:
+                pairs.append((k, m))
     return pairs
 
 

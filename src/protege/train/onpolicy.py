@@ -135,7 +135,7 @@ def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
         from protege.train.cross_kd import aligned_loss, load_aligned_teacher, pair_row, paired_examples
 
         teacher, vmap = load_aligned_teacher(teacher_name, student, "train.onpolicy.cross_tokenizer")
-        examples, paired = paired_examples(spec, rows, student, teacher, cfg.train.max_seq_len)
+        examples, paired = paired_examples(spec, rows, student, teacher, cfg.train.max_seq_len, o.align)
         kind = kind_of(spec)
         prompts_of = [kind.prompt(spec, Example(**{k: v for k, v in r.items() if k in Example.model_fields}))
                       for r in rows]
@@ -160,7 +160,8 @@ def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
             sampled = sum(len(p) + len(a) for p, a in zip(prompts, answers))
             if cross:  # the teacher reads the student's text in its own tokens: re-tokenised and aligned
                 rebuilt = [pair_row(student, teacher, prompts_of[i], tok.decode(a, skip_special_tokens=True),
-                                    tok.eos_token_id in a, cfg.train.max_seq_len) for i, a in zip(indices, answers)]
+                                    tok.eos_token_id in a, cfg.train.max_seq_len, o.align)
+                           for i, a in zip(indices, answers)]
                 fresh, entries = [r[0] for r in rebuilt], [r[1] for r in rebuilt]
             else:
                 fresh = [{"input_ids": p + a, "labels": [-100] * len(p) + a} for p, a in zip(prompts, answers)]
