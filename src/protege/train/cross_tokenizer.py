@@ -12,7 +12,7 @@ Fusion of Large Language Models") and TRL's GOLD trainer, kept to its exact core
   default (train.kd.align: span), end at the same character too, so both predict the same text. Where the
   two cut the text differently the teacher's distribution describes its own tokenization, not the text: Qwen
   writes a line break and the next line's indentation as two tokens where SmolLM2 writes one, and comparing
-  there (align: start) taught a SmolLM2 student Qwen's bare newline at 341 line breaks of 115 MBPP answers,
+  there (align: start) taught a SmolLM2 student Qwen's bare newline at 252 line breaks of 115 MBPP answers,
   the likely reason that student wrote functions ending after their first line (docs/experiments/methods-code.md;
   not yet shown by retraining with span).
 - The vocabularies meet on the tokens both have: pairs whose token is the same byte string (byte-level BPE
