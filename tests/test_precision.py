@@ -195,3 +195,19 @@ def test_generate_precision_is_what_the_teacher_stage_computes_in(tmp_path, tiny
     recorded = {s: yaml.safe_load((pipe.stages[s] / "config.yaml").read_text())["precision"]["setting"]
                 for s in ("generate", "train")}
     assert recorded == {"generate": "bf16", "train": "fp32"}
+
+
+def test_a_stage_in_bf16_on_a_cpu_that_emulates_it_says_so_and_what_to_change(tmp_path, tiny_model_dir, tiny_task,
+                                                                               cpu):
+    assert P.slow_bf16_notice("bf16", "cpu") is not None or P.bf16_fast("cpu")
+    cpu("AVX2 only")
+    assert "PROTEGE_PRECISION=fp32" in P.slow_bf16_notice("bf16", "cpu")
+    assert P.slow_bf16_notice("fp32", "cpu") is None and P.slow_bf16_notice("auto", "cpu") is None
+    pipe = _pipe(tmp_path, tiny_model_dir, tiny_task, generate={"precision": "bf16", "num_examples": 4})
+    said = []
+    pipe.echo = said.append
+    pipe.run("curate")
+    notices = [line for line in said if "emulated" in line]
+    assert len(notices) == 1 and notices[0].startswith("[generate] bf16 is emulated on this CPU (AVX2")
+    cpu("AVX-512 BF16")
+    assert P.slow_bf16_notice("bf16", "cpu") is None

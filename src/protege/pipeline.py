@@ -15,7 +15,8 @@ from pathlib import Path
 
 from protege.config import RunConfig, key_dump
 from protege.models.device import DeviceUnavailable, requested_device, resolve_device, use_device
-from protege.models.precision import describe, key_part, requested, resolve_precision, use_precision
+from protege.models.precision import (describe, key_part, requested, resolve_precision, slow_bf16_notice,
+                                      use_precision)
 from protege.store import ANSWERS, RESULTS, SAMPLES, TRAIN_LOG, JsonlLog, StageDir, content_key, read_json
 
 STAGES = ["generate", "answers", "curate", "train", "eval", "report"]
@@ -87,6 +88,8 @@ class Pipeline:
                 self.echo(f"[{name}] not needed: every stage after it up to {until} is finished")
                 continue
             self.echo(f"[{name}] running in {stage.path}" + (f" ({world} processes)" if world > 1 else ""))
+            if self._runs_local_model(name) and (slow := slow_bf16_notice(self.stage_precision(name), self.device)):
+                self.echo(f"[{name}] {slow}")
             if rank == 0:  # the other processes of a data-parallel train stage compute and write nothing
                 stage.start({"task": self.cfg.task, "stage": name, **self._stage_config(name)})
             barrier()

@@ -58,6 +58,20 @@ def bf16_fast(device: str = "cpu") -> bool:
     return f["amx_bf16"] or f["avx512_bf16"]
 
 
+def slow_bf16_notice(setting: str | None, device: str | None = None) -> str | None:
+    """A line for the log where `setting` resolves to bf16 on a device without fast bf16 (an AVX2-only CPU, where
+    torch emulates it: many times slower than fp32), saying what to change; None elsewhere."""
+    from protege.models.device import resolve_device
+
+    device = device or resolve_device()
+    if resolve_precision(setting, device) != "bf16" or bf16_fast(device):
+        return None
+    where = f"this CPU ({cpu_summary()})" if device == "cpu" else f"{device} (no bf16 support)"
+    return (f"bf16 is emulated on {where}, many times slower than fp32: set precision "
+            "fp32 (PROTEGE_PRECISION=fp32, or generate.precision: fp32 for the teacher's stages) unless these "
+            "stage keys must match bf16 runs made elsewhere")
+
+
 def check_setting(value: str, where: str) -> str:
     if value not in SETTINGS:
         raise ValueError(f"{where}: precision must be one of {', '.join(SETTINGS)}; got {value!r}")
