@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The long code experiments of issues 19-21, continued on whatever machine this is: installs the real teachers,
-# restores carry/ under runs/ (checked), prunes the Qwen student once (cached), then runs each experiment's own
+# restores carry/ under runs/ (checked), prunes the Qwen student once where one needs it (cached), then runs each experiment's own
 # command in turn. Every command reuses finished stages and resumes begun ones, so stopping this script loses at
 # most the chunk of items in progress; run it again to go on.
 #
@@ -18,7 +18,8 @@ make -s teachers
 for folder in carry/*/; do
   [ -f "$folder/CARRIED.json" ] && .venv/bin/protege runs unpack "$folder"
 done
-STUDENT="hf:$($PY -c 'from protege.lab.experiments.teacher_size import pruned_student; print(pruned_student()[3:])')"
+# The pruned Qwen student, made once and cached (a few minutes the first time): only the experiments that use it.
+pruned() { echo "hf:$($PY -c 'from protege.lab.experiments.teacher_size import pruned_student; print(pruned_student()[3:])')"; }
 
 run() {
   case "$1" in
@@ -28,7 +29,7 @@ run() {
                     --out docs/experiments/methods-code.md ;;
     methods-code-qwen) $PY -m protege.lab.experiments.methods configs/methods-code.yaml \
                          --methods sft,kd,onpolicy,rl --out docs/experiments/methods-code.md --table qwen-student \
-                         "train.student=$STUDENT" ;;
+                         "train.student=$(pruned)" ;;
     cooperative-code) $PY -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \
                         --out docs/experiments/cooperative-code.md ;;
     *) echo "unknown experiment '$1': teacher-size, methods-code, methods-code-qwen or cooperative-code" >&2
