@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The long code experiments of issues 19-21, continued on whatever machine this is: installs the real teachers,
-# restores carry/ under runs/ (checked), prunes the Qwen student once where one needs it (cached), then runs each experiment's own
-# command in turn. Every command reuses finished stages and resumes begun ones, so stopping this script loses at
+# restores carry/ under runs/ (checked), prunes the Qwen student once where one needs it (cached), then runs each
+# experiment's own command in turn. Every command reuses finished stages and resumes begun ones, so stopping this script loses at
 # most the chunk of items in progress; run it again to go on.
 #
 #   scripts/continue-experiments.sh                 # every experiment, in order
