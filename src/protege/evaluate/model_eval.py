@@ -55,7 +55,6 @@ def evaluate_lm(lm, spec: TaskSpec, items: Sequence[Example], shots: Sequence[Ex
                                allow_code_execution=allow_code_execution)
 
 
-
 def evaluate_measured(lm, spec: TaskSpec, items: Sequence[Example], shots: Sequence[Example], log: JsonlLog,
                       scoring: str, allow_code_execution: bool, desc: str, progress: bool = True,
                       remote: bool = False) -> tuple[list[dict], dict]:
@@ -68,6 +67,7 @@ def evaluate_measured(lm, spec: TaskSpec, items: Sequence[Example], shots: Seque
                               allow_code_execution=allow_code_execution, desc=desc, progress=progress)
     return records, {"peak_rss_mb": None if remote else peak.mb, "weights_mb": None if remote else weights_mb(lm),
                      "scoring": scoring if kind_of(spec).LABELLED else "generate"}
+
 
 def model_eval_stage(runs_dir: str | Path, spec: TaskSpec, model: str, shots: int, limit: int | None,
                      scoring: str) -> tuple[dict, StageDir]:
