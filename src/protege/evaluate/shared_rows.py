@@ -13,6 +13,10 @@ the second and later asks read the first one's records instead of recomputing th
             records = evaluate_lm(lm, spec, items, shots, row.log, ...)   # resumes from what the log holds
             row.finish(memory)
 
+A row on a slice of the test set (eval.max_test_items) takes its items' records from the same row finished on
+the whole test set, when there is one (a bench slice after a full experiment, say), as it adopts a finished
+`protege eval` run.
+
 Layout: `runs/<task>/eval-row-<key>/samples.jsonl` (append-only per-item records, as every eval writes) and
 `memory.json` (written last: the row is finished). Each eval stage still gets its own copy of the records in
 `samples/`, so every number in results.json is traceable inside the stage's folder.
@@ -40,6 +44,9 @@ class SharedRow:
                    "shots": [s.id for s in shots], "scoring": scoring, "max_test_items": ecfg.max_test_items,
                    "allow_code_execution": ecfg.allow_code_execution, **key_part(model_name)}
         self.path = Path(task_dir) / f"{PREFIX}{content_key(setting)}"
+        # the same row on the whole test set: a slice of it is the same computation per item
+        self.whole = None if ecfg.max_test_items is None else \
+            Path(task_dir) / f"{PREFIX}{content_key({**setting, 'max_test_items': None})}"
         self.max_test_items, self.scoring, self.adopted_from = ecfg.max_test_items, scoring, None
         self.log = JsonlLog(self.path / SAMPLES)
 
@@ -88,6 +95,19 @@ class SharedRow:
             return True
         return False
 
+    def adopt_whole_row(self, items: Sequence[Example]) -> bool:
+        """Take these items' records from the finished row of the same model, shots and scoring on the whole test
+        set (another run's max_test_items: None); False when there is none or it lacks an item."""
+        if self.whole is None or not (self.whole / FINISHED).exists():
+            return False
+        by_id = {r["id"]: r for r in JsonlLog(self.whole / SAMPLES).read()}
+        if not {it.id for it in items} <= set(by_id):
+            return False
+        self.log.append([by_id[it.id] for it in items if it.id not in self.log.ids()])
+        self.adopted_from = str(self.whole)
+        self.finish({**read_json(self.whole / FINISHED), "adopted_from": self.adopted_from})
+        return True
+
     def finish(self, memory: dict) -> None:
         atomic_write_json(self.path / FINISHED, memory)
 
@@ -99,7 +119,8 @@ class SharedRow:
         with self.locked():
             if self.finished(items):
                 return self.records(items), self.memory()
-            if self.adopt_model_eval(spec, model_name, n_shots, items, allow_code_execution):
+            if self.adopt_model_eval(spec, model_name, n_shots, items, allow_code_execution) or \
+                    self.adopt_whole_row(items):
                 print(f"[eval] {label}: adopted the finished records of {self.adopted_from}")
                 return self.records(items), self.memory()
             records, memory = compute(self.log)
