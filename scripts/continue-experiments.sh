@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The long code experiments of issues 19-21, continued on whatever machine this is: installs the real teachers,
 # restores carry/ under runs/ (checked), prunes the Qwen student once where one needs it (cached), then runs each
-# experiment's own command in turn. Every command reuses finished stages and resumes begun ones, so stopping this script loses at
-# most the chunk of items in progress; run it again to go on.
+# experiment's own command in turn. Every command reuses finished stages and resumes begun ones, so stopping this
+# script loses at most the chunk of items in progress; run it again to go on.
 #
 #   scripts/continue-experiments.sh                 # every experiment, in order
 #   scripts/continue-experiments.sh methods-code    # one (teacher-size, methods-code, methods-code-qwen, cooperative-code)
@@ -19,7 +19,9 @@ for folder in carry/*/; do
   [ -f "$folder/CARRIED.json" ] && .venv/bin/protege runs unpack "$folder"
 done
 # The pruned Qwen student, made once and cached (a few minutes the first time): only the experiments that use it.
-pruned() { echo "hf:$($PY -c 'from protege.lab.experiments.teacher_size import pruned_student; print(pruned_student()[3:])')"; }
+pruned() {
+  echo "hf:$($PY -c 'from protege.lab.experiments.teacher_size import pruned_student; print(pruned_student()[3:])')"
+}
 
 run() {
   case "$1" in

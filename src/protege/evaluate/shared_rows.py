@@ -83,16 +83,9 @@ class SharedRow:
             return False  # a model-eval of a code task always ran the code; this row would not
         for limit in dict.fromkeys([self.max_test_items, None]):  # its own slice, or the whole test set
             _, stage = model_eval_stage(self.path.parent.parent, spec, model_name, n_shots, limit, self.scoring)
-            if not stage.complete:
-                continue
-            by_id = {r["id"]: r for r in JsonlLog(stage / SAMPLES).read()}
-            if not {it.id for it in items} <= set(by_id):
-                continue
-            self.log.append([by_id[it.id] for it in items if it.id not in self.log.ids()])
-            self.adopted_from = str(stage.path)
-            self.finish({"peak_rss_mb": None, "weights_mb": None, "scoring": self.scoring,
-                         "adopted_from": self.adopted_from})
-            return True
+            if stage.complete and self._adopt(stage.path, items, {"peak_rss_mb": None, "weights_mb": None,
+                                                                  "scoring": self.scoring}):
+                return True
         return False
 
     def adopt_whole_row(self, items: Sequence[Example]) -> bool:
@@ -100,12 +93,18 @@ class SharedRow:
         set (another run's max_test_items: None); False when there is none or it lacks an item."""
         if self.whole is None or not (self.whole / FINISHED).exists():
             return False
-        by_id = {r["id"]: r for r in JsonlLog(self.whole / SAMPLES).read()}
+        return self._adopt(self.whole, items, read_json(self.whole / FINISHED))
+
+    def _adopt(self, source: Path, items: Sequence[Example], memory: dict) -> bool:
+        """Copy these items' records from a finished computation's samples into this row's log and finish the row
+        with `memory` (naming the source); False, and nothing written, when the source lacks an item."""
+        by_id = {r["id"]: r for r in JsonlLog(source / SAMPLES).read()}
         if not {it.id for it in items} <= set(by_id):
             return False
-        self.log.append([by_id[it.id] for it in items if it.id not in self.log.ids()])
-        self.adopted_from = str(self.whole)
-        self.finish({**read_json(self.whole / FINISHED), "adopted_from": self.adopted_from})
+        have = self.log.ids()
+        self.log.append([by_id[it.id] for it in items if it.id not in have])
+        self.adopted_from = str(source)
+        self.finish({**memory, "adopted_from": self.adopted_from})
         return True
 
     def finish(self, memory: dict) -> None:
@@ -114,8 +113,8 @@ class SharedRow:
     def records_or_compute(self, spec: TaskSpec, model_name: str, n_shots: int, items: Sequence[Example],
                            allow_code_execution: bool, compute, label: str) -> tuple[list[dict], dict]:
         """(records, memory) of this row, under its lock: a finished row read, else a finished model-eval run of
-        the same computation adopted, else `compute(self.log) -> (records, memory)` (it resumes from the log) and
-        the row finished."""
+        the same computation or this row finished on the whole test set adopted, else `compute(self.log) ->
+        (records, memory)` (it resumes from the log) and the row finished."""
         with self.locked():
             if self.finished(items):
                 return self.records(items), self.memory()
