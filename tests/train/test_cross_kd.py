@@ -89,6 +89,25 @@ def test_a_teacher_with_another_tokenizer_distils_on_the_shared_tokens(tmp_path,
     assert len(again.student_ids) == summary["shared_tokens"]
 
 
+def test_the_teacher_reads_each_row_once_however_many_epochs(tmp_path, tiny_model_dir, tiny_task, monkeypatch):
+    from protege.train import cross_kd
+
+    monkeypatch.setenv("PROTEGE_CACHE", str(tmp_path / "cache"))
+    read = []
+    real = cross_kd.teacher_targets
+
+    def counted(teacher, paired, *args, **kwargs):
+        read.extend(tuple(p["input_ids"]) for p in paired)
+        return real(teacher, paired, *args, **kwargs)
+
+    monkeypatch.setattr(cross_kd, "teacher_targets", counted)
+    other = build_tiny_model(tmp_path / "other", seed=3, corpus=CORPUS[::-1] + ["yes no even odd"], vocab_size=270)
+    summary, log = _run(tmp_path, "cross", tiny_model_dir, tiny_task, teacher=f"hf:{other}", alpha=0.5)
+    assert max(r["epoch"] for r in log) == 1  # two epochs ran
+    assert read and len(read) == len(set(read))  # each row once, the second epoch from memory
+    assert all(r["kd"] > 0 for r in log)
+
+
 def test_each_side_folds_onto_the_shared_tokens_and_a_bucket_for_its_own():
     import torch
 

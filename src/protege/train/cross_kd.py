@@ -1,6 +1,8 @@
 """train.method=kd with a teacher of another tokenizer: each row is tokenised by both models in their own chat
 templates, the answer positions are aligned by character offsets, and KD is taken on the shared tokens
-(train/cross_tokenizer.py). The teacher's logits are computed online (the top-k cache is in one vocabulary).
+(train/cross_tokenizer.py). The teacher reads every row once, before training, and its full-vocabulary
+log-probabilities at the aligned positions, folded onto the shared tokens, stay in memory for every epoch (the
+top-k disk cache is in one vocabulary); the teacher then leaves memory.
 
     protege train my-run.yaml --method kd train.kd.teacher=bundled:qwen2.5-coder-1.5b-instruct   # SmolLM2 student
 """
@@ -13,7 +15,7 @@ from protege.store import StageDir
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
 from protege.train.cross_tokenizer import (UnsupportedTokenizers, aligned_kd_loss, aligned_positions, answer_tokens,
-                                           token_ends, vocabulary_map)
+                                           teacher_side, token_ends, vocabulary_map)
 from protege.train.kd_loss import TokenizerMismatch
 from protege.train.loop import collate, train_lora
 from protege.train.shared_prefix import body_hidden
@@ -51,31 +53,71 @@ def paired_examples(spec: TaskSpec, rows: list[dict], student, teacher, max_len:
     return students, teachers
 
 
-def aligned_loss(model, teacher, batch: dict, paired: list[dict], vmap, alpha: float, temperature: float,
-                 kind: str, beta: float, chunk_tokens: int):
-    """aligned_kd_loss on a collated student batch and its rows' teacher entries (pair_row), the teacher's
-    logits computed here without gradient."""
+def teacher_targets(teacher, paired: list[dict], vmap, temperature: float, chunk_tokens: int = 256) -> list:
+    """Per row of `paired` (pair_row's teacher entries), the teacher's folded log-probabilities at its aligned
+    positions ([pairs, shared tokens (+1)], teacher_side), without gradient. The teacher's body runs once over
+    the batch, its common opening once (train/shared_prefix.py), and its output layer only at the aligned
+    positions: a 151,936-word projection of every prompt position cost a seventh of the step."""
+    model = teacher.model
+    pad = teacher.tokenizer.pad_token_id if teacher.tokenizer.pad_token_id is not None else 0
+    batch = collate([{"input_ids": p["input_ids"], "labels": p["input_ids"]} for p in paired], pad)
+    ids, mask = batch["input_ids"].to(teacher.device), batch["attention_mask"].to(teacher.device)
+    head = model.get_output_embeddings()
+    whole = getattr(model.config, "final_logit_softcapping", None) is not None or not hasattr(model, "model")
+    with torch.no_grad():
+        states = model(input_ids=ids, attention_mask=mask).logits if whole else body_hidden(model, ids, mask)
+
+        def logits_at(b: int, pos: torch.Tensor) -> torch.Tensor:
+            if whole:  # a capped output (tanh after the layer) or no separate body: the full logits, picked
+                return states[b, pos]
+            parts = [head(states[b, pos[i:i + chunk_tokens]]) for i in range(0, len(pos), chunk_tokens)]
+            return torch.cat(parts) if parts else states.new_zeros((0, head.weight.shape[0]))
+
+        out = []
+        for b, entry in enumerate(paired):
+            pos = torch.tensor([t for _, t in entry["pairs"]], dtype=torch.long, device=ids.device)
+            out.append(teacher_side(logits_at(b, pos), vmap, temperature))
+    return out
+
+
+def aligned_loss(model, teacher_rows: list, batch: dict, paired: list[dict], vmap, alpha: float,
+                 temperature: float, kind: str, beta: float, chunk_tokens: int):
+    """aligned_kd_loss on a collated student batch, its rows' teacher entries (pair_row) and the teacher's
+    targets at their pairs (teacher_targets, one tensor per row, in the entries' pair order)."""
     inner = model.get_base_model()
     hidden = body_hidden(inner, batch["input_ids"], batch["attention_mask"])
     targets = batch["labels"][:, 1:]
     keep = targets != -100
     flat = torch.full(keep.shape, -1, dtype=torch.long, device=keep.device)
     flat[keep] = torch.arange(int(keep.sum()), device=keep.device)
-    pad = teacher.tokenizer.pad_token_id if teacher.tokenizer.pad_token_id is not None else 0
-    t_batch = collate([{"input_ids": p["input_ids"], "labels": p["input_ids"]} for p in paired], pad)
-    with torch.no_grad():
-        logits = teacher.model(input_ids=t_batch["input_ids"].to(teacher.device),
-                               attention_mask=t_batch["attention_mask"].to(teacher.device)).logits
     rows, t_rows = [], []
     for b, entry in enumerate(paired):
-        for s_pos, t_pos in entry["pairs"]:
-            if s_pos < keep.shape[1] and flat[b, s_pos] >= 0:
-                rows.append(int(flat[b, s_pos]))
-                t_rows.append(logits[b, t_pos])
+        used = [j for j, (s_pos, _) in enumerate(entry["pairs"]) if s_pos < keep.shape[1] and flat[b, s_pos] >= 0]
+        rows += [int(flat[b, entry["pairs"][j][0]]) for j in used]
+        t_rows.append(teacher_rows[b][used])
     aligned = torch.tensor(rows, dtype=torch.long, device=keep.device)
-    t_logits = torch.stack(t_rows) if t_rows else logits.new_zeros((0, logits.shape[-1]))
-    return aligned_kd_loss(hidden[:, :-1][keep], inner.lm_head, targets[keep], aligned, t_logits, vmap, alpha,
+    t_logp = torch.cat(t_rows).to(keep.device)
+    return aligned_kd_loss(hidden[:, :-1][keep], inner.lm_head, targets[keep], aligned, t_logp, vmap, alpha,
                            temperature, kind, beta, chunk_tokens)
+
+
+def all_teacher_targets(teacher, paired: list[dict], vmap, temperature: float, batch_size: int,
+                        progress: bool = True) -> list:
+    """teacher_targets of every row, batch by batch (rows of similar length together), before training: the
+    teacher reads each row once however many epochs follow, and leaves memory before the student trains."""
+    from tqdm.auto import tqdm
+
+    order = sorted(range(len(paired)), key=lambda i: len(paired[i]["input_ids"]))
+    out = [None] * len(paired)
+    bar = tqdm(total=len(paired), desc=f"teacher logits at aligned positions ({teacher.name})", unit="row",
+               disable=not progress)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        for i, t in zip(chunk, teacher_targets(teacher, [paired[i] for i in chunk], vmap, temperature)):
+            out[i] = t.cpu()  # kept on the host for every epoch
+        bar.update(len(chunk))
+    bar.close()
+    return out
 
 
 def load_aligned_teacher(name: str, student, option: str):
@@ -102,17 +144,23 @@ def run_cross_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
     name = cfg.teacher_for("kd")
     teacher, vmap = load_aligned_teacher(name, student, "train.kd.cross_tokenizer")
     examples, paired = paired_examples(spec, rows, student, teacher, cfg.train.max_seq_len, kd.align)
+    targets = all_teacher_targets(teacher, paired, vmap, kd.temperature, cfg.train.batch_size, progress)
+    teacher = None
+    if name != cfg.train.student:
+        from protege.models.resolve import release
+
+        release(name)
 
     def loss_fn(model, batch, indices):
-        loss, parts = aligned_loss(model, teacher, batch, [paired[i] for i in indices], vmap, kd.alpha,
-                                   kd.temperature, kd.divergence, kd.beta, kd.chunk_tokens)
+        loss, parts = aligned_loss(model, [targets[i] for i in indices], batch, [paired[i] for i in indices],
+                                   vmap, kd.alpha, kd.temperature, kd.divergence, kd.beta, kd.chunk_tokens)
         return loss, {k: v for k, v in parts.items() if v == v}
 
     summary = train_lora(cfg.train, stage, student, examples, loss_fn, desc=f"train LoRA KD across tokenizers "
                          f"a={kd.alpha}", progress=progress)
     answer_tokens_total = sum(sum(1 for x in e["labels"] if x != -100) for e in examples)
     return {"method": "kd", "teacher": name, "alpha": kd.alpha, "temperature": kd.temperature,
-            "divergence": kd.divergence, "signal": "online", "cross_tokenizer": True, "align": kd.align,
+            "divergence": kd.divergence, "signal": "memory", "cross_tokenizer": True, "align": kd.align,
             "shared_tokens": len(vmap.student_ids), "student_vocabulary": vmap.student_size,
             "teacher_vocabulary": vmap.teacher_size,
             "aligned_positions": sum(len(p["pairs"]) for p in paired) / max(1, answer_tokens_total), **summary}

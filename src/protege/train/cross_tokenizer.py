@@ -2,7 +2,8 @@
 
     vmap = vocabulary_map(student.tokenizer, teacher.tokenizer)      # built once per pair, cached on disk
     pairs = aligned_positions(student_starts, teacher_starts)        # positions predicting the same character
-    loss, parts = aligned_kd_loss(hidden, lm_head, targets, rows, teacher_logits, vmap, alpha, T, kind, beta)
+    teacher_logp = teacher_side(teacher_logits, vmap, T)            # [aligned, shared tokens (+1)], constants
+    loss, parts = aligned_kd_loss(hidden, lm_head, targets, rows, teacher_logp, vmap, alpha, T, kind, beta)
 
 The method is token alignment plus a vocabulary mapping, the family of FuseLLM (Wan et al. 2024, "Knowledge
 Fusion of Large Language Models") and TRL's GOLD trainer, kept to its exact core:
@@ -179,13 +180,19 @@ def fold(logp: torch.Tensor, ids: torch.Tensor, complete: bool) -> torch.Tensor:
     return torch.cat([mapped, rest], dim=-1)
 
 
-def aligned_kd_loss(hidden, lm_head, targets, rows: torch.Tensor, teacher_logits: torch.Tensor,
+def teacher_side(teacher_logits: torch.Tensor, vmap: VocabularyMap, temperature: float) -> torch.Tensor:
+    """The teacher's log-probabilities at temperature T folded onto the shared tokens (fold): what the loss
+    compares the student with, small enough to keep for every aligned position of a run."""
+    return fold(F.log_softmax(teacher_logits.float() / temperature, dim=-1), vmap.teacher_ids, vmap.complete)
+
+
+def aligned_kd_loss(hidden, lm_head, targets, rows: torch.Tensor, teacher_logp: torch.Tensor,
                     vmap: VocabularyMap, alpha: float, temperature: float, kind: str, beta: float,
                     chunk_tokens: int = 256):
     """(1 - alpha) * CE over every answer position + alpha * T^2 * mean KD over the aligned ones.
 
     hidden [N,H] and targets [N]: the student's answer positions; rows [A]: which of them are aligned;
-    teacher_logits [A,Vt]: the teacher's logits at the matching positions (constants)."""
+    teacher_logp [A, shared (+1)]: teacher_side of the teacher's logits at the matching positions (constants)."""
     n, a = hidden.shape[0], rows.shape[0]
     want_ce, want_kd = alpha < 1.0, alpha > 0.0 and a > 0
     zero = hidden.new_zeros((), dtype=torch.float32)
@@ -193,9 +200,8 @@ def aligned_kd_loss(hidden, lm_head, targets, rows: torch.Tensor, teacher_logits
     def ce_chunk(h, tgt):
         return F.cross_entropy(lm_head(h).float(), tgt, reduction="sum")
 
-    def kd_chunk(h, t):
+    def kd_chunk(h, tt):
         s = fold(F.log_softmax(lm_head(h).float() / temperature, dim=-1), vmap.student_ids, vmap.complete)
-        tt = fold(F.log_softmax(t.float() / temperature, dim=-1), vmap.teacher_ids, vmap.complete)
         return divergence(s, tt, kind, beta).sum()
 
     def run(fn, *args):
@@ -209,7 +215,7 @@ def aligned_kd_loss(hidden, lm_head, targets, rows: torch.Tensor, teacher_logits
         picked = hidden.index_select(0, rows)
         for start in range(0, a, chunk_tokens):
             kd_sum = kd_sum + run(kd_chunk, picked[start:start + chunk_tokens],
-                                  teacher_logits[start:start + chunk_tokens].detach())
+                                  teacher_logp[start:start + chunk_tokens].detach())
     ce_mean, kd_mean = ce_sum / n, kd_sum / max(a, 1)
     loss = (1.0 - alpha) * ce_mean + alpha * temperature ** 2 * kd_mean
     nan = float("nan")

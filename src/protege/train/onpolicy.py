@@ -132,7 +132,8 @@ def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
                          "local model with the student's vocabulary")
     cross = o.cross_tokenizer == "align" or (o.cross_tokenizer == "auto" and not same_vocabulary(teacher_name, student))
     if cross:
-        from protege.train.cross_kd import aligned_loss, load_aligned_teacher, pair_row, paired_examples
+        from protege.train.cross_kd import (aligned_loss, load_aligned_teacher, pair_row, paired_examples,
+                                            teacher_targets)
 
         teacher, vmap = load_aligned_teacher(teacher_name, student, "train.onpolicy.cross_tokenizer")
         examples, paired = paired_examples(spec, rows, student, teacher, cfg.train.max_seq_len, o.align)
@@ -167,8 +168,8 @@ def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
                 fresh = [{"input_ids": p + a, "labels": [-100] * len(p) + a} for p, a in zip(prompts, answers)]
             batch = {k: v.to(batch["input_ids"].device) for k, v in collate(fresh, tok.pad_token_id).items()}
         if cross:
-            loss, parts = aligned_loss(model, teacher, batch, entries, vmap, 1.0, 1.0, *divergence_args(o.beta),
-                                       o.chunk_tokens)
+            loss, parts = aligned_loss(model, teacher_targets(teacher, entries, vmap, 1.0, o.chunk_tokens), batch,
+                                       entries, vmap, 1.0, 1.0, *divergence_args(o.beta), o.chunk_tokens)
         else:
             loss, parts = distill_loss(model, teacher.model, batch, o.beta, o.top_k, o.chunk_tokens)
         passes.tokens += sampled + 2 * int(batch["attention_mask"].sum())  # + teacher scoring + student training
