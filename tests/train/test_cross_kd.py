@@ -105,6 +105,7 @@ def test_the_teacher_reads_each_row_once_however_many_epochs(tmp_path, tiny_mode
     summary, log = _run(tmp_path, "cross", tiny_model_dir, tiny_task, teacher=f"hf:{other}", alpha=0.5)
     assert max(r["epoch"] for r in log) == 1  # two epochs ran
     assert read and len(read) == len(set(read))  # each row once, the second epoch from memory
+    assert 0 < summary["teacher_seconds"] <= summary["seconds"]  # that pass is in the run's wall time
     assert all(r["kd"] > 0 for r in log)
 
 

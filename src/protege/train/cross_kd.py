@@ -8,6 +8,8 @@ top-k disk cache is in one vocabulary); the teacher then leaves memory.
 """
 from __future__ import annotations
 
+import time
+
 import torch
 
 from protege.config import RunConfig
@@ -144,7 +146,9 @@ def run_cross_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
     name = cfg.teacher_for("kd")
     teacher, vmap = load_aligned_teacher(name, student, "train.kd.cross_tokenizer")
     examples, paired = paired_examples(spec, rows, student, teacher, cfg.train.max_seq_len, kd.align)
+    began = time.perf_counter()
     targets = all_teacher_targets(teacher, paired, vmap, kd.temperature, cfg.train.batch_size, progress)
+    teacher_seconds = time.perf_counter() - began
     teacher = None
     if name != cfg.train.student:
         from protege.models.resolve import release
@@ -163,4 +167,6 @@ def run_cross_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
             "divergence": kd.divergence, "signal": "memory", "cross_tokenizer": True, "align": kd.align,
             "shared_tokens": len(vmap.student_ids), "student_vocabulary": vmap.student_size,
             "teacher_vocabulary": vmap.teacher_size,
-            "aligned_positions": sum(len(p["pairs"]) for p in paired) / max(1, answer_tokens_total), **summary}
+            "aligned_positions": sum(len(p["pairs"]) for p in paired) / max(1, answer_tokens_total), **summary,
+            # the wall time includes the teacher's pass, which the training loop's own clock does not
+            "seconds": summary["seconds"] + teacher_seconds, "teacher_seconds": teacher_seconds}
