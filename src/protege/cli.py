@@ -336,7 +336,10 @@ def bench(config: Path = typer.Argument(..., help="bench config YAML (tasks, tea
           status: bool = typer.Option(False, help="run and write nothing: print each data job's and cell's stages "
                                       "(done, begun, to do) and the time spent on them so far"),
           stage_dirs: bool = typer.Option(False, help="run and write nothing: print the finished and begun stage "
-                                          "folders, one per line, for `protege runs pack`")):
+                                          "folders, one per line, for `protege runs pack`"),
+          only: Optional[list[str]] = typer.Option(None, help="FIELD=VALUE (task, teacher, student, method; "
+                                                   "repeatable): run, or show, only these cells; the report still "
+                                                   "covers every finished cell")):
     """Run a students x teachers x tasks x methods matrix, resumably, and write the ranked report."""
     from protege.benchmark.runner import run_bench
     from protege.models.resolve import ModelNotFound
@@ -345,13 +348,14 @@ def bench(config: Path = typer.Argument(..., help="bench config YAML (tasks, tea
         from protege.benchmark.config import load_bench_config
         from protege.benchmark.matrix import build_cells
         from protege.benchmark.progress import bench_progress, render_progress, stage_dirs as folders
+        from protege.benchmark.selection import select_cells
 
         with user_errors(ModelNotFound):
-            progress = bench_progress(build_cells(load_bench_config(config)))
+            progress = bench_progress(select_cells(build_cells(load_bench_config(config)), only or []))
         typer.echo(render_progress(progress) if status else "\n".join(str(p) for p in folders(progress)))
         return
     with user_errors(ModelNotFound):
-        folder = run_bench(config, executor=executor, ray_address=ray_address, run=not report_only)
+        folder = run_bench(config, executor=executor, ray_address=ray_address, run=not report_only, only=only)
     typer.echo(f"report: {folder / 'report.md'} and {folder / 'report.html'}")
 
 

@@ -26,6 +26,7 @@ from protege.benchmark.config import BenchConfig, load_bench_config
 from protege.benchmark.executors import make_executor
 from protege.benchmark.matrix import Cell, DataJob, build_cells, data_jobs
 from protege.benchmark.report import write_report
+from protege.benchmark.selection import select_cells
 from protege.errors import ConfigError
 from protege.store import atomic_write_json, atomic_write_text
 
@@ -74,10 +75,12 @@ def _execute(ex, cells: list[Cell], status: Path, echo) -> None:
 
 
 def run_bench(config: str | Path | BenchConfig, executor: str | None = None, ray_address: str | None = None,
-              progress: bool = True, echo=print, run: bool = True) -> Path:
+              progress: bool = True, echo=print, run: bool = True, only: list[str] | None = None) -> Path:
     """Run (or resume) the bench and write its report; returns the report folder.
 
     `run=False` runs nothing and writes the report from the cells finished so far (unfinished ones are listed).
+    `only` (FIELD=VALUE terms, benchmark/selection.py) runs the matching cells and their data only; the report
+    still covers every finished cell.
 
     `executor` ("local" or "ray") and `ray_address` override the config's `executor.kind` and
     `executor.ray_address`; None keeps the config's.
@@ -88,6 +91,7 @@ def run_bench(config: str | Path | BenchConfig, executor: str | None = None, ray
         raise ConfigError("executor", [f"{kind!r}: choose 'local' (this process) or 'ray'"])
     address = ray_address if ray_address is not None else bench.executor.ray_address
     cells = build_cells(bench)
+    chosen = select_cells(cells, only or [])
     out = bench.out_dir
     status = out / "status"
     atomic_write_text(out / "bench.yaml", yaml.safe_dump(bench.model_dump(), sort_keys=False))
@@ -97,11 +101,15 @@ def run_bench(config: str | Path | BenchConfig, executor: str | None = None, ray
     if not run:
         echo(f"[bench] {bench.name}: report only, from the {sum(c.stages['report'].complete for c in cells)} of "
              f"{len(cells)} cells finished")
-    elif any(not c.stages["report"].complete for c in cells) or any(not _data_done(j, cells) for j in data_jobs(cells)):
+    elif any(not c.stages["report"].complete for c in chosen) or any(not _data_done(j, chosen)
+                                                                     for j in data_jobs(chosen)):
+        if len(chosen) < len(cells):
+            echo(f"[bench] --only: {len(chosen)} of the {len(cells)} cells")
         with make_executor(kind, address, bench.executor, progress=progress, echo=echo) as ex:
-            _execute(ex, cells, status, echo)
+            _execute(ex, chosen, status, echo)
     else:  # everything is finished: no executor, so no Ray cluster started just to do nothing
-        echo(f"[bench] {bench.name}: all {len(cells)} cells already finished")
+        echo(f"[bench] {bench.name}: all {len(chosen)} {'selected ' if len(chosen) < len(cells) else ''}cells "
+             "already finished")
     records = collect(cells, status)
     analysis = analyse(records, list(dict.fromkeys(c.task_name for c in cells)), bench.students, bench.teachers,
                        bench.methods, resamples=bench.rank_resamples, seed=bench.seed)
