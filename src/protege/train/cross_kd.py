@@ -59,7 +59,8 @@ def teacher_targets(teacher, paired: list[dict], vmap, temperature: float, chunk
     """Per row of `paired` (pair_row's teacher entries), the teacher's folded log-probabilities at its aligned
     positions ([pairs, shared tokens (+1)], teacher_side), without gradient. The teacher's body runs once over
     the batch, its common opening once (train/shared_prefix.py), and its output layer only at the aligned
-    positions: a 151,936-word projection of every prompt position cost a seventh of the step."""
+    positions. Measured on Qwen2.5-Coder-1.5B, 8 MBPP rows of 260 tokens, fp32, 2 AVX2 cores: 103-109 s for the
+    full logits, 88 s for the body alone, 76 s with the common opening run once."""
     model = teacher.model
     pad = teacher.tokenizer.pad_token_id if teacher.tokenizer.pad_token_id is not None else 0
     batch = collate([{"input_ids": p["input_ids"], "labels": p["input_ids"]} for p in paired], pad)
