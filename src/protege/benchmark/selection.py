@@ -36,12 +36,15 @@ def parse_only(terms: list[str]) -> dict[str, set[str]]:
     return wanted
 
 
-def _names(cell: Cell, field: str, shorts: dict[str, str]) -> set[str]:
-    """What a term may call this cell's value of `field`."""
+def _shown(cell: Cell, field: str, shorts: dict[str, str]) -> str:
+    """This cell's value of `field` as the report shows it: the task's spec name, a model's short name."""
     value = getattr(cell, field)
-    if field == "task":
-        return {value, cell.task_name}
-    return {value, shorts.get(value, value)}
+    return cell.task_name if field == "task" else shorts.get(value, value)
+
+
+def _names(cell: Cell, field: str, shorts: dict[str, str]) -> set[str]:
+    """What a term may call this cell's value of `field`: as the config lists it or as the report shows it."""
+    return {getattr(cell, field), _shown(cell, field, shorts)}
 
 
 def select_cells(cells: list[Cell], terms: list[str]) -> list[Cell]:
@@ -51,10 +54,9 @@ def select_cells(cells: list[Cell], terms: list[str]) -> list[Cell]:
     shorts = short_names(list(dict.fromkeys([c.teacher for c in cells] + [c.student for c in cells])))
     problems = []
     for field, values in wanted.items():
-        known = set().union(*(_names(c, field, shorts) for c in cells)) if cells else set()
+        known = set().union(*(_names(c, field, shorts) for c in cells))
+        choices = sorted({_shown(c, field, shorts) for c in cells})
         for value in sorted(values - known):
-            choices = sorted({shorts.get(getattr(c, field), getattr(c, field)) if field != "task" else c.task_name
-                              for c in cells})
             problems.append(f"{field}={value}: no cell of this bench has it; choose one of {', '.join(choices)}")
     if problems:
         raise ConfigError("--only", problems)
