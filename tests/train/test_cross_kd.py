@@ -109,6 +109,33 @@ def test_the_teacher_reads_each_row_once_however_many_epochs(tmp_path, tiny_mode
     assert all(r["kd"] > 0 for r in log)
 
 
+@pytest.mark.precision("fp32")
+def test_a_stopped_run_reads_the_teachers_pass_back_instead_of_redoing_it(tmp_path, tiny_model_dir, tiny_task,
+                                                                          monkeypatch):
+    from protege.train import cross_kd
+
+    monkeypatch.setenv("PROTEGE_CACHE", str(tmp_path / "cache"))
+    other = f"hf:{build_tiny_model(tmp_path / 'other', seed=3, corpus=CORPUS[::-1] + ['yes no'], vocab_size=270)}"
+    _, whole = _run(tmp_path, "whole", tiny_model_dir, tiny_task, teacher=other, alpha=0.5)
+    real = cross_kd.train_lora
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt  # the machine went away once the teacher's pass was done
+
+    monkeypatch.setattr(cross_kd, "train_lora", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, "resumed", tiny_model_dir, tiny_task, teacher=other, alpha=0.5)
+    saved = list((tmp_path / "resumed").rglob("teacher-targets/*.pt"))
+    assert saved
+    monkeypatch.setattr(cross_kd, "train_lora", real)
+    read = []
+    monkeypatch.setattr(cross_kd, "teacher_targets", lambda teacher, paired, *a, **k: read.append(paired))
+    summary, resumed = _run(tmp_path, "resumed", tiny_model_dir, tiny_task, teacher=other, alpha=0.5)
+    assert read == []  # every batch came back from the stage
+    assert [r["loss"] for r in resumed] == pytest.approx([r["loss"] for r in whole], rel=1e-6)
+    assert not any(p.exists() for p in saved)  # removed once the adapter is trained
+
+
 def test_each_side_folds_onto_the_shared_tokens_and_a_bucket_for_its_own():
     import torch
 

@@ -199,6 +199,12 @@ def release(name: str) -> int:
     return len(keys)
 
 
+def release_teacher(teacher: str, student: str) -> None:
+    """release(teacher) once a method has what it needs from it, unless the teacher is the student, which trains on."""
+    if teacher != student:
+        release(teacher)
+
+
 def _load_openai(name: str, api_key_env: str = "OPENAI_API_KEY", batch_size: int | None = None, **kwargs):
     from protege.models.openai_http import OpenAILM, parse_openai_name
 

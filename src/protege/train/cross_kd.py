@@ -2,23 +2,28 @@
 templates, the answer positions are aligned by character offsets, and KD is taken on the shared tokens
 (train/cross_tokenizer.py). The teacher reads every row once, before training, and its full-vocabulary
 log-probabilities at the aligned positions, folded onto the shared tokens, stay in memory for every epoch (the
-top-k disk cache is in one vocabulary); the teacher then leaves memory.
+top-k disk cache is in one vocabulary); the teacher then leaves memory. Each batch of that pass is also saved in the
+stage (teacher-targets/, removed when training ends), so a stopped stage resumes without the teacher's pass.
 
     protege train my-run.yaml --method kd train.kd.teacher=bundled:qwen2.5-coder-1.5b-instruct   # SmolLM2 student
 """
 from __future__ import annotations
 
+import os
+import shutil
 import time
+from pathlib import Path
 
 import torch
 
 from protege.config import RunConfig
-from protege.store import StageDir
+from protege.store import StageDir, content_key
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
 from protege.train.cross_tokenizer import (UnsupportedTokenizers, aligned_kd_loss, aligned_positions, answer_tokens,
                                            teacher_side, token_ends, vocabulary_map)
 from protege.train.kd_loss import TokenizerMismatch
+from protege.models.resolve import release_teacher
 from protege.train.loop import collate, train_lora
 from protege.train.shared_prefix import body_hidden
 
@@ -105,9 +110,11 @@ def aligned_loss(model, teacher_rows: list, batch: dict, paired: list[dict], vma
 
 
 def all_teacher_targets(teacher, paired: list[dict], vmap, temperature: float, batch_size: int,
-                        progress: bool = True) -> list:
+                        progress: bool = True, folder: Path | None = None) -> list:
     """teacher_targets of every row, batch by batch (rows of similar length together), before training: the
-    teacher reads each row once however many epochs follow, and leaves memory before the student trains."""
+    teacher reads each row once however many epochs follow, and leaves memory before the student trains. With
+    `folder`, each batch's targets are saved there as they come (named by the batch's content) and a batch already
+    there is read back instead of recomputed: a stopped stage does not redo the teacher's pass."""
     from tqdm.auto import tqdm
 
     order = sorted(range(len(paired)), key=lambda i: len(paired[i]["input_ids"]))
@@ -116,11 +123,27 @@ def all_teacher_targets(teacher, paired: list[dict], vmap, temperature: float, b
                disable=not progress)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        for i, t in zip(chunk, teacher_targets(teacher, [paired[i] for i in chunk], vmap, temperature)):
-            out[i] = t.cpu()  # kept on the host for every epoch
+        entries = [paired[i] for i in chunk]
+        path = folder / f"{content_key([entries, vmap.teacher_size, temperature], 16)}.pt" if folder else None
+        if path is not None and path.exists():
+            rows = torch.load(path)
+        else:
+            rows = [t.cpu() for t in teacher_targets(teacher, entries, vmap, temperature)]  # kept on the host
+            if path is not None:
+                _save(rows, path)
+        for i, t in zip(chunk, rows):
+            out[i] = t
         bar.update(len(chunk))
     bar.close()
     return out
+
+
+def _save(rows: list, path: Path) -> None:
+    """torch.save through a temporary name: a kill leaves the whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(rows, tmp)
+    os.replace(tmp, path)
 
 
 def load_aligned_teacher(name: str, student, option: str):
@@ -147,14 +170,11 @@ def run_cross_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
     name = cfg.teacher_for("kd")
     teacher, vmap = load_aligned_teacher(name, student, "train.kd.cross_tokenizer")
     examples, paired = paired_examples(spec, rows, student, teacher, cfg.train.max_seq_len, kd.align)
-    began = time.perf_counter()
-    targets = all_teacher_targets(teacher, paired, vmap, kd.temperature, cfg.train.batch_size, progress)
+    began, saved = time.perf_counter(), stage.path / "teacher-targets"
+    targets = all_teacher_targets(teacher, paired, vmap, kd.temperature, cfg.train.batch_size, progress, saved)
     teacher_seconds = time.perf_counter() - began
     teacher = None
-    if name != cfg.train.student:
-        from protege.models.resolve import release
-
-        release(name)
+    release_teacher(name, cfg.train.student)
 
     def loss_fn(model, batch, indices):
         loss, parts = aligned_loss(model, [targets[i] for i in indices], batch, [paired[i] for i in indices],
@@ -163,6 +183,7 @@ def run_cross_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
 
     summary = train_lora(cfg.train, stage, student, examples, loss_fn, desc=f"train LoRA KD across tokenizers "
                          f"a={kd.alpha}", progress=progress)
+    shutil.rmtree(saved, ignore_errors=True)  # the adapter is trained: the pass is not needed again
     answer_tokens_total = sum(sum(1 for x in e["labels"] if x != -100) for e in examples)
     return {"method": "kd", "teacher": name, "alpha": kd.alpha, "temperature": kd.temperature,
             "divergence": kd.divergence, "signal": "memory", "cross_tokenizer": True, "align": kd.align,

@@ -16,6 +16,7 @@ import torch
 
 from protege.config import RunConfig
 from protege.models.precision import key_part
+from protege.models.resolve import release_teacher
 from protege.store import StageDir, content_key
 from protege.tasks.spec import TaskSpec
 from protege.train.kd_loss import balanced_kd_loss, check_same_tokenizer
@@ -83,11 +84,8 @@ def run_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows: list[
                 with teacher.autocast():  # the precision the online signal would run in
                     write_logit_cache(folder, teacher.model, examples, kd.top_k, kd.temperature, batch_size=8,
                                       progress=progress)
-            teacher = None  # its logits are on disk now; free the memory (unless the teacher is the student)
-            if cfg.teacher_for("kd") != cfg.train.student:
-                from protege.models.resolve import release
-
-                release(cfg.teacher_for("kd"))
+            teacher = None  # its logits are on disk now: free the memory
+            release_teacher(cfg.teacher_for("kd"), cfg.train.student)
         barrier()
         cache = LogitCache(folder, k=kd.top_k, temperature=kd.temperature, examples=examples)
         cache_info = {"cache": str(folder), "cache_bytes_per_token": cache.bytes_per_token}
