@@ -137,13 +137,13 @@ class StubRemote:
 
 
 def test_remote_session_sends_prompt_and_answer_so_far_and_reads_a_short_answer_as_the_end():
-    teacher = StubRemote([("3 + 4 = 7. So", 10), ("= 7", 2)])
-    student = StubRemote([("Okay, so the", 5), ("Right. ", 5)])
+    teacher = StubRemote([(" 3 + 4 = 7. So", 10), (" = 7", 2)])
+    student = StubRemote([("Okay, so the", 5), (" Right. ", 5)])
     cfg = CooperativeConfig()
     sample = cooperate("Q: 3 + 4?\nA:", teacher, student, cfg)
     assert sample.text == "Okay, so 3 + 4 = 7. Right. = 7" and sample.stop == "eos"
-    assert student.calls == [("Q: 3 + 4?\nA:", 5), ("Q: 3 + 4?\nA:Okay, so 3 + 4 = 7. ", 5)]
-    assert teacher.calls[1] == ("Q: 3 + 4?\nA:Okay, so 3 + 4 = 7. Right. ", 10)
+    assert student.calls == [("Q: 3 + 4?\nA:", 5), ("Q: 3 + 4?\nA:Okay, so 3 + 4 = 7.", 5)]
+    assert teacher.calls[1] == ("Q: 3 + 4?\nA:Okay, so 3 + 4 = 7. Right.", 10)
     with pytest.raises(ValueError, match="render="):
         cooperate(PROMPT, teacher, student, cfg)
     s = open_session(StubRemote([]), PROMPT, render=lambda chat: "<rendered>")

@@ -37,18 +37,20 @@ def spans(sample):
 
 
 def test_turns_alternate_and_each_chunk_is_cut_where_its_side_ends():
-    student = Scripted("Okay, so the", "Then, we add", ("Hmm. ", "eos"))
-    teacher = Scripted("total is 3 + 4 = 7. Then we", "7 + 1 = 8. Wait", ("So it is 8", "eos"))
+    # As real tokenizers do, each side's words bring the space before them (" total"): a hand-off leaves the
+    # spaces after the kept words to the next side.
+    student = Scripted("Okay, so the", " Then, we add", (" Hmm. ", "eos"))
+    teacher = Scripted(" total is 3 + 4 = 7. Then we", " 7 + 1 = 8. Wait", (" So it is 8", "eos"))
     sample = run(student, teacher)
-    assert spans(sample) == [("student", "Okay, so "), ("teacher", "total is 3 + 4 = 7. "),
-                             ("student", "Then, "), ("teacher", "7 + 1 = 8. "), ("student", "Hmm. "),
-                             ("teacher", "So it is 8")]
+    assert spans(sample) == [("student", "Okay, so"), ("teacher", " total is 3 + 4 = 7."),
+                             ("student", " Then,"), ("teacher", " 7 + 1 = 8."), ("student", " Hmm."),
+                             ("teacher", " So it is 8")]
     # The student's end of sequence came right after its kept text: the teacher (final writer) finishes, uncut.
-    assert sample.final_from == len("Okay, so total is 3 + 4 = 7. Then, 7 + 1 = 8. Hmm. ")
+    assert sample.final_from == len("Okay, so total is 3 + 4 = 7. Then, 7 + 1 = 8. Hmm.")
     assert sample.stop == "eos" and sample.turns == 6
     assert student.asked == [5, 5, 5] and teacher.asked == [10, 10, 10]
     assert sample.tokens == {"student": 15, "teacher": 30}
-    assert sample.chars == {"student": len("Okay, so Then, Hmm. "), "teacher": len(sample.text) - 20}
+    assert sample.chars == {"student": len("Okay, so Then, Hmm."), "teacher": len(sample.text) - 19}
 
 
 def test_a_chunk_kept_whole_gives_back_a_trailing_word_the_token_limit_may_have_split():
@@ -56,77 +58,77 @@ def test_a_chunk_kept_whole_gives_back_a_trailing_word_the_token_limit_may_have_
     the student's "0" completed the teacher's word and was kept); the teacher writes 50 whole next turn."""
     from protege.cooperative.turns import _before_last_word
 
-    student = Scripted("0 minutes", "0 minutes", ("Okay. ", "eos"))
-    teacher = Scripted("12 / hour * 5", "50 minutes = $10. ", ("#### 10", "eos"))
+    student = Scripted("0 minutes", " 50 minutes", (" Okay. ", "eos"))
+    teacher = Scripted("12 / hour * 5", " 50 minutes = $10. ", (" #### 10", "eos"))
     sample = run(student, teacher)
-    assert spans(sample) == [("teacher", "12 / hour * 50 minutes = $10. "), ("student", "Okay. "),
-                             ("teacher", "#### 10")]
+    assert spans(sample) == [("teacher", "12 / hour * 50 minutes = $10."), ("student", " Okay."),
+                             ("teacher", " #### 10")]
     assert _before_last_word("x = 12") == len("x = ") and _before_last_word("x = 12. ") == len("x = 12. ")
     assert _before_last_word("total") == len("total")  # one word is all the chunk holds: kept, no empty loop
 
 
 def test_an_empty_cut_passes_control_without_appending_and_same_side_spans_merge():
-    student = Scripted("Well, ", "hmm, right, ")
-    teacher = Scripted("So 3 + 4", ("4 + 4 = 8", "eos"))
+    student = Scripted("Well, ", " hmm, right, ")
+    teacher = Scripted(" So 3 + 4", (" 4 + 4 = 8", "eos"))
     sample = run(student, teacher)
-    assert spans(sample) == [("student", "Well, hmm, right, "), ("teacher", "4 + 4 = 8")]
+    assert spans(sample) == [("student", "Well, hmm, right,"), ("teacher", " 4 + 4 = 8")]
     assert sample.stop == "eos" and sample.turns == 4 and sample.forced == 0
 
 
 def test_teacher_can_go_first():
-    sample = run(Scripted(("Okay.", "eos")), Scripted("x = 2, so", ("x + 1 = 3", "eos")), first="teacher")
-    assert spans(sample) == [("teacher", "x = 2, "), ("student", "Okay."), ("teacher", "x + 1 = 3")]
+    sample = run(Scripted((" Okay.", "eos")), Scripted("x = 2, so", (" x + 1 = 3", "eos")), first="teacher")
+    assert spans(sample) == [("teacher", "x = 2,"), ("student", " Okay."), ("teacher", " x + 1 = 3")]
     assert sample.stop == "eos"
 
 
 def test_final_marker_in_the_final_writers_text_lets_it_write_the_rest_uncut():
     student = Scripted("Okay, so ")
-    teacher = Scripted("x = 5. Final answer: 5, so", "Well, really 5", ("!", "eos"))
+    teacher = Scripted(" x = 5. Final answer: 5, so", " Well, really 5", ("!", "eos"))
     sample = run(student, teacher)
-    assert spans(sample) == [("student", "Okay, so "), ("teacher", "x = 5. Final answer: 5, soWell, really 5!")]
-    assert sample.text[sample.final_from:] == ": 5, soWell, really 5!"
+    assert spans(sample) == [("student", "Okay, so"), ("teacher", " x = 5. Final answer: 5, so Well, really 5!")]
+    assert sample.text[sample.final_from:] == ": 5, so Well, really 5!"
     assert teacher.asked == [10, 10, 10] and sample.stop == "eos"
 
 
 def test_final_marker_from_the_other_side_hands_over_after_the_marker():
     student = Scripted("Well, ", (": 7, done", "eos"))
-    teacher = Scripted("3 + 4 = 7. #### 7")
+    teacher = Scripted(" 3 + 4 = 7. #### 7")
     sample = run(student, teacher, final_answer_by="student")
-    assert spans(sample) == [("student", "Well, "), ("teacher", "3 + 4 = 7. ####"), ("student", ": 7, done")]
+    assert spans(sample) == [("student", "Well,"), ("teacher", " 3 + 4 = 7. ####"), ("student", ": 7, done")]
     assert sample.final_from == len("Well, 3 + 4 = 7. ####") and sample.stop == "eos"
 
 
 def test_the_other_side_ending_right_after_the_marker_still_leaves_the_answer_to_the_final_writer():
-    student, teacher = Scripted("Well, ", (" 7", "eos")), Scripted(("3 + 4 = 7. ####", "eos"))
+    student, teacher = Scripted("Well, ", (" 7", "eos")), Scripted((" 3 + 4 = 7. ####", "eos"))
     sample = run(student, teacher, final_answer_by="student")
-    assert spans(sample) == [("student", "Well, "), ("teacher", "3 + 4 = 7. ####"), ("student", " 7")]
+    assert spans(sample) == [("student", "Well,"), ("teacher", " 3 + 4 = 7. ####"), ("student", " 7")]
     assert sample.stop == "eos" and sample.final_from == len("Well, 3 + 4 = 7. ####")
 
 
 def test_a_marker_split_across_turns_is_found():
     # The teacher keeps "##", the student's "## " is cut to nothing, the teacher's "##" completes "####".
-    sample = run(Scripted("Well, ", "## "), Scripted("total 12 ##", ("## 12", "eos")))
+    sample = run(Scripted("Well, ", "## "), Scripted(" total 12 ##", ("## 12", "eos")))
     assert sample.final_from == len("Well, total 12 ####") and sample.stop == "eos"
 
 
 def test_markers_are_case_insensitive_and_can_be_switched_off():
-    s = run(Scripted("So "), Scripted("final ANSWER is 3. So", ("x", "eos")))
+    s = run(Scripted("So "), Scripted(" final ANSWER is 3. So", ("x", "eos")))
     assert s.final_from is not None
-    s = run(Scripted("So ", ("Okay.", "eos")), Scripted("final answer is 3. So", "3", "x"), final_markers=[],
+    s = run(Scripted("So ", (" Okay.", "eos")), Scripted(" final answer is 3. So", " 3", " x"), final_markers=[],
             max_turns=3)
-    assert s.final_from is not None and spans(s)[:3] == [("student", "So "), ("teacher", "final answer is 3. "),
-                                                        ("student", "Okay.")]  # handed over by eos, not marker
+    assert s.final_from is not None and spans(s)[:3] == [("student", "So"), ("teacher", " final answer is 3."),
+                                                        ("student", " Okay.")]  # handed over by eos, not marker
 
 
 def test_eos_after_a_cut_is_dropped_with_the_rest_of_the_chunk():
-    sample = run(Scripted("Okay, now ", "Hmm"), Scripted(("7. So", "eos"), "8"), max_turns=4)
-    assert spans(sample)[1] == ("teacher", "7. ") and sample.stop == "max_turns"
+    sample = run(Scripted("Okay, now ", " Hmm"), Scripted((" 7. So", "eos"), " 8"), max_turns=4)
+    assert spans(sample)[1] == ("teacher", " 7.") and sample.stop == "max_turns"
 
 
 def test_repetition_stops_a_loop():
-    sample = run(Scripted(*["Hmm, "] * 5), Scripted(*["x = 1. "] * 5))
+    sample = run(Scripted(*[" Hmm, "] * 5), Scripted(*[" x = 1. "] * 5))
     assert sample.stop == "repetition" and sample.turns == 6
-    assert sample.text == "Hmm, x = 1. " * 3
+    assert sample.text == " Hmm, x = 1." * 3
 
 
 def test_max_new_tokens_counts_both_sides_and_shrinks_the_last_chunk():
@@ -155,13 +157,35 @@ def test_config_rejects_unknown_keys_and_reports_every_problem_at_once():
         assert field in str(e.value)
 
 
-def test_a_side_starting_with_a_space_after_one_that_ended_with_one_does_not_double_it():
-    """Session 21's cooperative MBPP answers read "problem,   we need to find  the longest": the side handing over
-    closed its clause with a space, and the other side's first token (" we") brought its own."""
-    student = Scripted("Okay, so the", " we add them. Then", ("Hmm. ", "eos"))
-    teacher = Scripted("total is 3 + 4 = 7. Then we", " 7 + 1 = 8. Wait", ("So it is 8", "eos"))
+class Reading(Scripted):
+    """A Scripted session that also keeps the answer it was reading at each step."""
+
+    def __init__(self, *chunks):
+        super().__init__(*chunks)
+        self.read: list[str] = []
+
+    def step(self, n_tokens: int) -> Chunk:
+        self.read.append(self.text)
+        return super().step(n_tokens)
+
+
+def test_a_hand_off_leaves_the_spaces_after_a_sides_words_to_the_next_side():
+    """Session 24's cooperative MBPP answers broke their sentences with line breaks ("returns a list \nof tuples",
+    2.2 an answer): the side handing over kept the space that closed its clause, and SmolLM2, reading an answer
+    that ends in a space (its tokens put spaces before words), wrote a line break there 41 times in 61 (once in 61
+    without the space). No side now reads an answer that ends in a space, and none is doubled."""
+    student = Reading("Okay, so the", " we add them. Then", (" Hmm. ", "eos"))
+    teacher = Reading(" total is 3 + 4 = 7. Then we", " 7 + 1 = 8. Wait", (" So it is 8", "eos"))
     sample = run(student, teacher)
-    assert "  " not in sample.text  # before: "total is 3 + 4 = 7.   7 + 1 = 8."
-    # the student's turn after "7. " keeps nothing ("we" is the teacher's to write): a space alone is not kept
-    assert spans(sample) == [("student", "Okay, so "), ("teacher", "total is 3 + 4 = 7. 7 + 1 = 8. "),
-                             ("student", "Hmm. "), ("teacher", "So it is 8")]
+    assert not any(text.endswith(" ") for text in student.read + teacher.read)
+    assert sample.text == "Okay, so total is 3 + 4 = 7. 7 + 1 = 8. Hmm. So it is 8"
+    # the student's turn after "7." keeps nothing ("we" is the teacher's to write): a space alone is not kept
+    assert spans(sample) == [("student", "Okay, so"), ("teacher", " total is 3 + 4 = 7. 7 + 1 = 8."),
+                             ("student", " Hmm."), ("teacher", " So it is 8")]
+
+
+def test_a_side_starting_with_a_space_after_a_line_end_does_not_add_it():
+    """A hand-off after a line end keeps the line break (a model reads it as its own token); the next side's
+    first word then comes without the space its token carries."""
+    sample = run(Scripted("Okay.\n"), Scripted((" 3 + 4 = 7", "eos")))
+    assert spans(sample) == [("student", "Okay.\n"), ("teacher", "3 + 4 = 7")]

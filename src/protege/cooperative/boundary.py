@@ -66,7 +66,7 @@ def cut_at_first(context: str, chunk: str, side: Side, label: Callable[[str], li
 
 
 # A clause or line ends after , ; : . ! ? followed by whitespace (so "x.y" and "3.5" do not), or at a line end;
-# the whitespace after the mark stays with the clause it closes.
+# the whitespace after the mark stays with the clause it closes (turns.py then leaves spaces to the next side).
 _CLAUSE_END = re.compile(r"[,;:.!?](?=\s)\s*|\n\s*")
 
 
