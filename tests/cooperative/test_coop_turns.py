@@ -189,3 +189,14 @@ def test_a_side_starting_with_a_space_after_a_line_end_does_not_add_it():
     first word then comes without the space its token carries."""
     sample = run(Scripted("Okay.\n"), Scripted((" 3 + 4 = 7", "eos")))
     assert spans(sample) == [("student", "Okay.\n"), ("teacher", "3 + 4 = 7")]
+
+
+def test_the_final_writers_code_keeps_its_indentation_across_chunks():
+    """Session 21's doubled-space rule also dropped the spaces that open a chunk after a line end inside the final
+    answer: code lost its indentation (15 of 96 cooperative MBPP answers, found in session 24). Text written uncut
+    is kept as written."""
+    student = Scripted("Okay, so")
+    teacher = Scripted(" we loop.\n```python\ndef f(xs):\n", "    for x in xs:\n", "        print(x)\n",
+                       ("```", "eos"))
+    sample = run(student, teacher)
+    assert "def f(xs):\n    for x in xs:\n        print(x)\n```" in sample.text and sample.stop == "eos"

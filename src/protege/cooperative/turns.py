@@ -120,7 +120,8 @@ def turn_machine(sessions: dict[str, Session], cfg: CooperativeConfig, predictor
         turns += 1
         tokens[active] += chunk.n_tokens
         c = chunk.text
-        if final_from is not None:
+        uncut = final_from is not None  # the final-answer writer goes on with its own text: kept as written
+        if uncut:
             keep = len(c)
         else:
             keep = snap_cut(text, c, predictor.cut(text, c, active))
@@ -141,7 +142,7 @@ def turn_machine(sessions: dict[str, Session], cfg: CooperativeConfig, predictor
         if final_from is None:  # the other side writes next: it brings the space with its first word
             keep = _before_trailing_spaces(c, keep)
         kept = c[:keep]
-        if lead := _doubled_space(text, kept):  # final_from, set from offsets in c, moves back with the cut
+        if not uncut and (lead := _doubled_space(text, kept)):  # final_from, set from offsets in c, moves back with the cut
             kept = kept[lead:]
             if final_from is not None and final_from > len(text):
                 final_from = max(len(text), final_from - lead)
