@@ -142,7 +142,7 @@ def turn_machine(sessions: dict[str, Session], cfg: CooperativeConfig, predictor
         if final_from is None:  # the other side writes next: it brings the space with its first word
             keep = _before_trailing_spaces(c, keep)
         kept = c[:keep]
-        if not uncut and (lead := _doubled_space(text, kept)):  # final_from, set from offsets in c, moves back with the cut
+        if not uncut and (lead := _doubled_space(text, kept)):  # final_from, set from c, moves back with the cut
             kept = kept[lead:]
             if final_from is not None and final_from > len(text):
                 final_from = max(len(text), final_from - lead)

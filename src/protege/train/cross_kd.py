@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 
 from protege.config import RunConfig
+from protege.models.resolve import release_teacher
 from protege.store import StageDir, content_key
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
 from protege.train.cross_tokenizer import (UnsupportedTokenizers, aligned_kd_loss, aligned_positions, answer_tokens,
                                            teacher_side, token_ends, vocabulary_map)
 from protege.train.kd_loss import TokenizerMismatch
-from protege.models.resolve import release_teacher
 from protege.train.loop import collate, train_lora
 from protege.train.shared_prefix import body_hidden
 
