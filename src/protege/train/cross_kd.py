@@ -9,7 +9,6 @@ stage (teacher-targets/, removed when training ends), so a stopped stage resumes
 """
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 
 from protege.config import RunConfig
 from protege.models.resolve import release_teacher
-from protege.store import StageDir, content_key
+from protege.store import StageDir, atomic_torch_save, content_key
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
 from protege.train.cross_tokenizer import (UnsupportedTokenizers, aligned_kd_loss, aligned_positions, answer_tokens,
@@ -130,20 +129,12 @@ def all_teacher_targets(teacher, paired: list[dict], vmap, temperature: float, b
         else:
             rows = [t.cpu() for t in teacher_targets(teacher, entries, vmap, temperature)]  # kept on the host
             if path is not None:
-                _save(rows, path)
+                atomic_torch_save(rows, path)
         for i, t in zip(chunk, rows):
             out[i] = t
         bar.update(len(chunk))
     bar.close()
     return out
-
-
-def _save(rows: list, path: Path) -> None:
-    """torch.save through a temporary name: a kill leaves the whole file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(rows, tmp)
-    os.replace(tmp, path)
 
 
 def load_aligned_teacher(name: str, student, option: str):

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from protege.store import atomic_torch_save
 from protege.train.kd_loss import divergence
 
 
@@ -124,11 +125,8 @@ def vocabulary_map(student_tok, teacher_tok, cache: Path | None = None, min_shar
     student_ids = torch.tensor([p[0] for p in pairs], dtype=torch.long)
     teacher_ids = torch.tensor([p[1] for p in pairs], dtype=torch.long)
     vmap = VocabularyMap(student_ids, teacher_ids, len(student_tok), len(teacher_tok))
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"student_ids": student_ids, "teacher_ids": teacher_ids, "student_size": vmap.student_size,
-                "teacher_size": vmap.teacher_size}, tmp)
-    tmp.replace(path)
+    atomic_torch_save({"student_ids": student_ids, "teacher_ids": teacher_ids, "student_size": vmap.student_size,
+                       "teacher_size": vmap.teacher_size}, path)
     return vmap
 
 

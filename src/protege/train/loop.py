@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from protege.config import TrainConfig
-from protege.store import TRAIN_LOG, JsonlLog, StageDir, atomic_write_json
+from protege.store import TRAIN_LOG, JsonlLog, StageDir, atomic_torch_save, atomic_write_json
 from protege.train.distributed import barrier, process_group, sum_gradients
 from protege.train.distributed import total as total_over_processes
 
@@ -159,9 +159,6 @@ def tensorboard_writer(stage: StageDir, report_to: str):
 
 
 def _save_checkpoint(ckpt: Path, model, opt, sched, step: int, get_state) -> None:
-    ckpt.mkdir(parents=True, exist_ok=True)
-    tmp = ckpt / "state.pt.tmp"
-    torch.save({"adapter": get_state(model), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "step": step, "rng": torch.get_rng_state()}, tmp)
-    tmp.replace(ckpt / "state.pt")
+    atomic_torch_save({"adapter": get_state(model), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                       "step": step, "rng": torch.get_rng_state()}, ckpt / "state.pt")
     atomic_write_json(ckpt / "position.json", {"step": step})
