@@ -9,6 +9,7 @@ from protege.pipeline import Pipeline
 from protege.store import JsonlLog
 from test_answer_modes import _code_task
 from tiny import write_tiny_config
+from written_results import finished_result
 
 TEACHER_TEXTS = ["Well, so we loop over the list and add each item.\n```python\ndef f(xs):\n    return sum(xs)\n```",
                  "Okay, let's see: first we sort, then we take the last one.\n```python\ndef g(xs):\n"
@@ -90,6 +91,23 @@ def test_variants_share_the_teacher_items_and_differ_in_their_answers(tmp_path, 
     assert all(p.cfg.train.epochs == 1 for p in pipes)
 
 
+def test_the_on_policy_arm_learns_from_the_teacher_only_prompts_at_the_sft_arms_size(tmp_path, tiny_model_dir):
+    config, pipe = _teacher_only(tmp_path, tiny_model_dir)
+    runs = arms.variants(config, [])
+    data = {"variants": {arms.TEACHER_ONLY: {"overrides": runs[arms.TEACHER_ONLY], "kept": 5},
+                         arms.LEXICAL: {"overrides": runs[arms.LEXICAL], "kept": 3}}}
+    chosen = arms.arm_overrides(data)
+    assert list(chosen) == [arms.TEACHER_ONLY, arms.LEXICAL, arms.ONPOLICY]
+    cfgs = {name: load_config(config, args) for name, args in chosen.items()}
+    assert {c.train.max_examples for c in cfgs.values()} == {3}  # the smallest yield, for every arm
+    assert [c.train.method for c in cfgs.values()] == ["sft", "sft", "onpolicy"]
+    pipes = {name: Pipeline(c, progress=False, echo=lambda m: None) for name, c in cfgs.items()}
+    on, only = pipes[arms.ONPOLICY], pipes[arms.TEACHER_ONLY]
+    assert all(on.stages[s].key == only.stages[s].key for s in ("generate", "answers", "curate"))
+    assert on.stages["train"].key != only.stages["train"].key
+    assert cfgs[arms.ONPOLICY].train.onpolicy.match_sft  # at the token passes SFT spends on the same rows
+
+
 def test_the_table_of_a_run_still_going(tmp_path):
     data = {"predictor": {"dir": "runs/mbpp/boundary-x", "train_texts": 600, "train_tokens": 40000,
                           "held_out_texts": 148, "held_out_accuracy": 0.97, "held_out_style_f1": 0.81},
@@ -98,8 +116,29 @@ def test_the_table_of_a_run_still_going(tmp_path):
                                              "student_tokens": 0, "student_share": None},
                          arms.LEXICAL: {"answered": 374, "kept": 150, "seconds": 1500.0, "teacher_tokens": 25000,
                                         "student_tokens": 4000, "student_share": 0.125}}}
-    text = arms.table(data, [{"name": arms.TEACHER_ONLY, "pending": True}], "python -m x")
+    text = arms.table(data, [{"name": arms.TEACHER_ONLY, "pending": True}, {"name": arms.ONPOLICY, "pending": True}],
+                      "python -m x")
     assert f"| {arms.LEXICAL} | 374 | 1500 | 1.50 | 25,000 | 4,000 | 12.5% | 150 |" in text
     assert f"| {arms.TEACHER_ONLY} | 374 | 1000 | 1.00 | 30,000 | 0 | n/a | 160 |" in text
     assert "95.0% (style F1 0.70)" in text and "Still running" in text and arms.TEACHER_ONLY in text.split("Still")[1]
+    assert arms.ONPOLICY in text.split("Still")[1]
     json.dumps(data)  # the doc's .json twin holds the data as it is
+
+
+def test_the_finished_arms_rows_give_nll_compute_and_paired_tests(tiny_task, tmp_path):
+    """The on-policy arm's NLL cell says it learns from its own samples; every arm shows its training compute."""
+    from protege.tasks.spec import load_task
+
+    spec = load_task(str(tiny_task))
+    data = {"predictor": {"dir": "b", "train_texts": 2, "train_tokens": 9, "held_out_texts": 1},
+            "agreement": {"texts": 1, "accuracy": 1.0, "style_f1": 1.0},
+            "variants": {arms.TEACHER_ONLY: {"answered": 4, "kept": 4, "seconds": 10.0, "teacher_tokens": 9,
+                                             "student_tokens": 0, "student_share": None}}}
+    only = finished_result(tmp_path / "a", spec, [True] * 30 + [False] * 10, name=arms.TEACHER_ONLY, n=40,
+                           nll={"nll_per_token": 0.8123})
+    on = finished_result(tmp_path / "b", spec, [False] * 30 + [True] * 10, name=arms.ONPOLICY, n=40, nll=None)
+    text = arms.table(data, [only, on], "python -m x")
+    rows = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ")}
+    assert rows[arms.TEACHER_ONLY].startswith(f"| {arms.TEACHER_ONLY} | 0.812 | 75.0 [65.0, 85.0] |  | p = 0.0123")
+    assert rows[arms.ONPOLICY].startswith(f"| {arms.ONPOLICY} | its own samples | 25.0 [15.0, 35.0] | p = ")
+    assert "| 3 steps, 4,096 token passes | 12 |" in rows[arms.ONPOLICY]

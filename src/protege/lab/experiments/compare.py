@@ -41,6 +41,16 @@ def train_seconds(result: dict) -> str:
     return "n/a" if seconds is None else str(round(seconds))
 
 
+def train_compute(result: dict) -> str:
+    """The arm's training compute for a table cell: optimizer steps and token passes (tokens through one forward,
+    as the budgeted methods count them); "n/a" where the training stage's summary is not on this machine."""
+    summary = result["train"]
+    if not summary:
+        return "n/a"
+    tokens = summary.get("tokens", {}).get("total")
+    return f"{summary.get('steps')} steps, {tokens:,} token passes" if tokens else f"{summary.get('steps')} steps"
+
+
 def row(result: dict, name: str = Row.FINE_TUNED) -> dict:
     return next(r for r in result["eval"]["rows"] if r["row"] == name)
 

@@ -14,6 +14,9 @@ teacher-only), tokens each side decoded, the student's share of the answer chara
 student's NLL per token on each training set before training (lower: closer to its own voice), the fine-tuned
 student's headline metric with its CI, exact McNemar against the teacher-only student and against the untuned
 student, the forgetting suite before -> after, and how far the two predictors agree on the cooperative answers.
+A fourth arm learns in the student's own voice another way: on-policy distillation (train.method=onpolicy), the
+student sampling answers to the same N prompts and the teacher scoring them, at the token passes SFT spends on
+those rows (train.onpolicy.match_sft), so it compares with the SFT arms at equal training compute.
 """
 from __future__ import annotations
 
@@ -22,8 +25,8 @@ from pathlib import Path
 
 from protege.config import load_config
 from protege.evaluate.rows import Row
-from protege.lab.experiments.compare import (fine_tuned, paired, row, suite_changes, test_reads, train_seconds,
-                                              vs_untuned)
+from protege.lab.experiments.compare import (fine_tuned, paired, row, suite_changes, test_reads, train_compute,
+                                              train_seconds, vs_untuned)
 from protege.lab.experiments.cooperative import student_share
 from protege.lab.experiments.doc_table import phased_command
 from protege.models.precision import key_part, use_precision
@@ -31,6 +34,7 @@ from protege.pipeline import Pipeline
 from protege.store import ANSWERS, RESULTS, JsonlLog, content_key, read_json
 
 TEACHER_ONLY, LEXICAL, TRAINED = "teacher only", "cooperative, lexical predictor", "cooperative, trained predictor"
+ONPOLICY = "on-policy KD (the student's samples, scored by the teacher)"
 STUDENT_ANSWERS = "student_answers.jsonl"  # in the predictor's folder: the student's own answers it learns from
 
 
@@ -116,22 +120,32 @@ def predictor_agreement(folder: Path, answers_dir: str) -> dict:
     return {"texts": len(texts), "accuracy": agreement(p, gold), "style_f1": agreement(p, gold, "style_f1")}
 
 
+def arm_overrides(data: dict) -> dict[str, list[str]]:
+    """Each arm's overrides: every variant's student SFT on its first N curated rows (N the smallest yield), and
+    the on-policy arm on the teacher-only variant's first N prompts (its generate and curate stages)."""
+    n = min(v["kept"] for v in data["variants"].values())
+    out = {name: v["overrides"] + [f"train.max_examples={n}"] for name, v in data["variants"].items()}
+    out[ONPOLICY] = data["variants"][TEACHER_ONLY]["overrides"] + ["train.method=onpolicy",
+                                                                   f"train.max_examples={n}"]
+    return out
+
+
 def arms(config: str, overrides: list[str], data: dict, run: bool = True) -> list[dict]:
-    """Each variant's student fine-tuned on the first N curated rows (N the smallest yield) and evaluated;
-    `run=False` reads the finished ones and lists the others as pending. (The overrides are in each variant's.)"""
+    """Each arm trained and evaluated (arm_overrides); `run=False` reads the finished ones and lists the others
+    as pending. (The overrides are in each variant's.)"""
     from protege.benchmark.capacity import run_capacity
 
-    n = min(v["kept"] for v in data["variants"].values())
     results = []
-    for name, v in data["variants"].items():
-        cfg = load_config(config, v["overrides"] + [f"train.max_examples={n}"])
+    for name, args in arm_overrides(data).items():
+        cfg = load_config(config, args)
         pipe = Pipeline(cfg)
         if not run and not pipe.stages["eval"].complete:
             results.append({"name": name, "pending": True})
             continue
-        nll = run_capacity(cfg, echo=lambda m: None)
+        # the student's NLL on the rows it learns from; the on-policy arm learns from its own samples instead
+        nll = None if name == ONPOLICY else run_capacity(cfg, echo=lambda m: None)
         pipe.run("eval")
-        results.append({"name": name, "n": n, "cfg": cfg, "spec": pipe.spec, "nll": nll,
+        results.append({"name": name, "n": cfg.train.max_examples, "cfg": cfg, "spec": pipe.spec, "nll": nll,
                         "eval_dir": str(pipe.stages["eval"].path), "eval": read_json(pipe.stages["eval"] / RESULTS),
                         "train": pipe.train_summary()})
     return results
@@ -166,13 +180,15 @@ def table(data: dict, results: list[dict], command: str) -> str:
               f"{done[0]['eval']['test_items']} test items, {metric} in points with 95% bootstrap CIs; untuned "
               f"(zero-shot) {100 * zero[metric]:.1f}. McNemar: exact, on the same test items.", "",
               f"| answers by | student NLL per token on the data | fine-tuned {metric} | vs teacher-only | vs untuned "
-              "| forgetting suite (before -> after) | train s | eval run |", "|---|---|---|---|---|---|---|---|"]
+              "| forgetting suite (before -> after) | train compute | train s | eval run |",
+              "|---|---|---|---|---|---|---|---|---|"]
     teacher_only = next((r for r in done if r["name"] == TEACHER_ONLY), None)
     for r in done:
         value, (lo, hi) = fine_tuned(r)
         vs = "" if r is teacher_only or teacher_only is None else paired(teacher_only, r)
-        lines.append(f"| {r['name']} | {r['nll']['nll_per_token']:.3f} | {100 * value:.1f} [{100 * lo:.1f}, "
-                     f"{100 * hi:.1f}] | {vs} | {vs_untuned(r)} | {suite_changes(r)} | "
+        nll = "its own samples" if r["nll"] is None else f"{r['nll']['nll_per_token']:.3f}"
+        lines.append(f"| {r['name']} | {nll} | {100 * value:.1f} [{100 * lo:.1f}, "
+                     f"{100 * hi:.1f}] | {vs} | {vs_untuned(r)} | {suite_changes(r)} | {train_compute(r)} | "
                      f"{train_seconds(r)} | `{r['eval_dir']}` |")
     lines += ["", test_reads(done)]
     return "\n".join(lines) + "\n"

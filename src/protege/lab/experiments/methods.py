@@ -19,7 +19,7 @@ from pathlib import Path
 
 from protege.evaluate.rows import Row
 from protege.lab.experiments.compare import (fine_tuned, paired, row, run_variants, suite_changes, test_reads,
-                                              train_seconds, vs_untuned)
+                                              train_compute, train_seconds, vs_untuned)
 from protege.lab.experiments.doc_table import write_table
 from protege.store import atomic_write_text
 
@@ -35,13 +35,6 @@ def run_methods(config: str, methods: list[str], overrides: list[str]) -> list[d
     if unknown:
         raise SystemExit(f"--methods: unknown {unknown}; choose from {', '.join(VARIANTS)}")
     return run_variants(config, {m: VARIANTS[m] for m in methods}, overrides)
-
-
-def _train_compute(summary: dict) -> str:
-    if not summary:  # an evaluation read without its training stage, made before results.json kept the summary
-        return "n/a"
-    tokens = summary.get("tokens", {}).get("total")
-    return f"{summary.get('steps')} steps, {tokens:,} token passes" if tokens else f"{summary.get('steps')} steps"
 
 
 def methods_table(results: list[dict], command: str) -> str:
@@ -60,7 +53,7 @@ def methods_table(results: list[dict], command: str) -> str:
         value, (lo, hi) = fine_tuned(r)
         vs = "" if sft is None or r is sft else paired(sft, r)
         lines.append(f"| {r['name']} | {100 * value:.1f} | [{100 * lo:.1f}, {100 * hi:.1f}] | "
-                     f"{_train_compute(r['train'])} | {train_seconds(r)} | "
+                     f"{train_compute(r)} | {train_seconds(r)} | "
                      f"{vs} | {vs_untuned(r)} | {suite_changes(r)} | `{r['eval_dir']}` |")
     lines += ["", test_reads(results)]
     return "\n".join(lines) + "\n"
