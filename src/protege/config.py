@@ -217,7 +217,8 @@ class DPOConfig(Strict):
 class OnPolicyConfig(Strict):
     """On-policy distillation (train.method=onpolicy; GKD, Agarwal et al. 2024): at each step the student samples
     answers to the batch's prompts, the teacher scores the student's own tokens, and the loss is a divergence
-    between the two over those tokens (train/onpolicy.py). The teacher must share the student's vocabulary."""
+    between the two over those tokens (train/onpolicy.py). A teacher with another vocabulary scores the student's
+    text in its own tokens, aligned by character offsets (cross_tokenizer below)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
