@@ -3,7 +3,7 @@ fine-tuned students on the same test items.
 
     results = run_variants("configs/code-mbpp.yaml", {"sft": ["train.method=sft"], "dpo": ["train.method=dpo"]})
     fine_tuned(results[0]) -> (value, (low, high)); paired(results[0], results[1]) -> "p = ... (a vs b items)"
-    paired_test(results[0], results[1]) -> McNemar's dict (p_value, b, c)
+    paired_test(results[0], results[1]) -> exact McNemar's dict (p_value, b, c)
     vs_untuned(results[0]) -> "p = ... (a vs b)"; suite_changes(results[0]) -> "humaneval 4.9 -> 3.7; ..."
     test_reads(results) -> "Test-set reads ...": the eval stages' access logs, counted for the doc
     train_seconds(results[0]) -> "472" (or "n/a" where the training stage's summary is not on this machine)
@@ -61,21 +61,25 @@ def fine_tuned(result: dict) -> tuple[float, tuple[float, float]]:
     return r[metric], tuple(r[f"{metric}_ci"])
 
 
-def _correct(result: dict) -> dict:
+def _correct(result: dict, row_name: str = Row.FINE_TUNED) -> dict:
     from protege.evaluate.summary import item_correct
 
-    records = JsonlLog(Path(result["eval_dir"]) / row(result)["samples"]).read()
+    records = JsonlLog(Path(result["eval_dir"]) / row(result, row_name)["samples"]).read()
     return {r["id"]: item_correct(result["spec"], r) for r in records}
 
 
-def paired_test(a: dict, b: dict) -> dict:
-    """McNemar on the two fine-tuned students' per-item correctness, over the items both answered: p_value, and
-    b (items only a got right) and c (only b)."""
-    from protege.scoring.metrics.paired import mcnemar
+def _exact(ca: dict, cb: dict) -> dict:
+    """Exact McNemar (two-sided binomial tail over the discordant items, at any count, as the benchmark's
+    paired test) over the items both answered: p_value, b (items only a got right) and c (only b)."""
+    from protege.benchmark.rank_tests import paired_test as binary_or_wilcoxon
 
-    ca, cb = _correct(a), _correct(b)
     ids = sorted(set(ca) & set(cb))
-    return mcnemar([ca[i] for i in ids], [cb[i] for i in ids])
+    return binary_or_wilcoxon([float(ca[i]) for i in ids], [float(cb[i]) for i in ids])
+
+
+def paired_test(a: dict, b: dict) -> dict:
+    """Exact McNemar on the two fine-tuned students' per-item correctness (see _exact)."""
+    return _exact(_correct(a), _correct(b))
 
 
 def paired(a: dict, b: dict) -> str:
@@ -84,9 +88,16 @@ def paired(a: dict, b: dict) -> str:
 
 
 def vs_untuned(result: dict) -> str:
-    """The eval stage's own paired test of the fine-tuned student against its zero-shot self."""
+    """Exact McNemar of the fine-tuned student against its zero-shot self on the same items (the eval stage's own
+    comparison switches to a chi-square from 25 discordant items; that one is used only where the zero-shot
+    row's answers are not on this machine, and says so)."""
+    zero = next((r for r in result["eval"]["rows"] if r["row"] == Row.ZERO_SHOT), None)
+    if zero is not None and zero.get("samples") and (Path(result["eval_dir"]) / zero["samples"]).exists():
+        test = _exact(_correct(result), _correct(result, Row.ZERO_SHOT))
+        return f"p = {test['p_value']:.3g} ({test['b']} vs {test['c']})"
     c = next((c for c in result["eval"]["comparisons"] if c["model_b"] == Row.ZERO_SHOT), None)
-    return "n/a" if c is None else f"p = {c['p_value']:.3g} ({c['only_a_right']} vs {c['only_b_right']})"
+    return "n/a" if c is None else (f"p = {c['p_value']:.3g} ({c['only_a_right']} vs {c['only_b_right']}; "
+                                    f"{c.get('method', 'stored test')})")
 
 
 def suite_changes(result: dict) -> str:
