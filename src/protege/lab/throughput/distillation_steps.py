@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> dict:
     out = {"rows": results, "examples": len(rows), "batch": args.batch, "precision": describe(), **provenance()}
     print("| row | seconds | tokens/s | x SFT | token passes |\n|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['row']} | {r['seconds']:.1f} | {r['tokens_per_s']:.0f} | {r['x_sft']:.2f} | {r['token_passes']} |")
+        print(f"| {r['row']} | {r['seconds']:.1f} | {r['tokens_per_s']:.0f} | {r['x_sft']:.2f} | "
+              f"{r['token_passes']['total']:,} |")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(Path(args.json), out)
     return out
