@@ -191,3 +191,19 @@ def test_cached_prune_scores_once_then_reuses_the_folder_and_finishes_an_incompl
     monkeypatch.setenv("PROTEGE_CACHE", str(tmp_path))
     (target / "prune.json").unlink()  # a folder a kill left without its last file is pruned again
     assert json.loads((cached_prune(source, 2) / "prune.json").read_text())["layers_after"] == 2
+
+
+def test_a_second_depth_reuses_the_first_depths_layer_scores(deep_dir, tmp_path, monkeypatch):
+    """Pruning to several depths (lab/experiments/prune_depth.py) scores the layers once: the second depth takes
+    the cached first's scores and keeps the layers a fresh scoring keeps; a cosine prune's scores are not reused."""
+    monkeypatch.setenv("PROTEGE_CACHE", str(tmp_path / "cache"))
+    source = str(deep_dir)
+    prune_model(deep_dir, pruned_dir(source, 5), keep_layers=5, method="cosine")  # another method: not reused
+    first = json.loads((cached_prune(source, 4) / "prune.json").read_text())
+    assert first["method"] == "nll"
+    fresh = prune_model(deep_dir, tmp_path / "fresh", keep_layers=3)
+    monkeypatch.setattr("protege.models.prune.layer_importance", lambda *a, **k: pytest.fail("scored again"))
+    second = json.loads((cached_prune(source, 3) / "prune.json").read_text())
+    assert second["scores"] == first["scores"] and second["kept"] == fresh["kept"]
+    with pytest.raises(ValueError, match="5 layer scores given for a model of 6 layers"):
+        prune_model(deep_dir, tmp_path / "bad", keep_layers=3, scores=first["scores"][:5])

@@ -72,6 +72,17 @@ def write_tiny_task(folder: Path, n_test: int = 12) -> Path:
     return folder / "task.yaml"
 
 
+def add_tiny_validation(task: Path, numbers, rows: list[dict] | None = None) -> Path:
+    """The tiny task with a validation split: yes/no questions about `numbers` worded unlike the test items, then
+    `rows` as given (e.g. copies of test items)."""
+    made = [{"question": f"Is {i} an odd or even number , truly ?", "answer": "yes" if i % 2 == 0 else "no"}
+            for i in numbers]
+    (task.parent / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in made + (rows or [])))
+    task.write_text(task.read_text() + "validation: {path: validation.jsonl, format: jsonl, "
+                                       "fields: {text: question, label: answer}}\n")
+    return task
+
+
 def write_tiny_qa_task(folder: Path, n_test: int = 6) -> Path:
     """A closed-book QA task (the forgetting suite of tiny runs): answers are the numbers themselves."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,3 +10,4 @@ Scoring = Literal["likelihood", "generate"]  # classification: label likelihood,
 ExecutorKind = Literal["local", "ray"]  # protege bench: cells in this process, or on a Ray cluster
 Importance = Literal["nll", "cosine"]  # protege student prune: how layers are scored
 ExportFormat = Literal["hf", "gguf", "ollama"]  # protege export: what to write
+Split = Literal["test", "validation"]  # protege eval --model: the final score, or a choice made on validation

@@ -20,7 +20,7 @@ from typing import List, NoReturn, Optional
 
 import typer
 
-from protege.choices import ExecutorKind, ExportFormat, Importance, Precision, Scoring
+from protege.choices import ExecutorKind, ExportFormat, Importance, Precision, Scoring, Split
 from protege.errors import ConfigError
 from protege.store import REPORT_MD, SAMPLES
 from protege.train import registry
@@ -165,6 +165,8 @@ def eval_command(config: Optional[Path] = typer.Argument(None, help="run config 
                  task: Optional[str] = typer.Option(None, help="built-in task name or task spec YAML (with --model)"),
                  shots: int = typer.Option(0, help="few-shot examples from the seeds (per label for classification)"),
                  limit: Optional[int] = typer.Option(None, help="evaluate only the first N test items"),
+                 split: Split = typer.Option("test", help="with --model: the test set (a final score, logged) or the "
+                                             "task's validation split (to choose a model or setting)"),
                  scoring: Scoring = typer.Option("likelihood", help="classification: rank the label words by "
                                                  "likelihood, or generate and parse"),
                  allow_code_execution: bool = typer.Option(False, "--allow-code-execution",
@@ -185,7 +187,7 @@ def eval_command(config: Optional[Path] = typer.Argument(None, help="run config 
     from protege.config import ExecutorSettings
 
     _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_dir, package,
-                ExecutorSettings(kind="ray", workers=workers) if executor == "ray" else None)
+                ExecutorSettings(kind="ray", workers=workers) if executor == "ray" else None, split)
 
 
 def _task_with_packages(task: str, packages: list[str]):
@@ -203,7 +205,7 @@ def _task_with_packages(task: str, packages: list[str]):
 
 
 def _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_dir, packages=(),
-                executor=None) -> None:
+                executor=None, split="test") -> None:
     import json
 
     from protege.evaluate.model_eval import evaluate_model
@@ -213,13 +215,13 @@ def _eval_model(model, task, shots, limit, scoring, allow_code_execution, runs_d
     with user_errors(ModelNotFound, CodeExecutionNotAllowed):
         results = evaluate_model(model, _task_with_packages(task, list(packages)), shots=shots, limit=limit,
                                  scoring=scoring, allow_code_execution=allow_code_execution, runs_dir=runs_dir,
-                                 executor=executor)
+                                 executor=executor, split=split)
     summary = results["summary"]
     metric = results["metric"]
     lo, hi = summary[f"{metric}_ci"]
     typer.echo(json.dumps(summary, indent=2, default=str))
     typer.echo(f"{results['task']} {metric} = {100 * summary[metric]:.1f} [{100 * lo:.1f}, {100 * hi:.1f}] "
-               f"on {results['test_items']} items; output: {results['path']}")
+               f"on {results[f'{split}_items']} {split} items; output: {results['path']}")
 
 
 @app.command()

@@ -196,11 +196,13 @@ def _param_count(model) -> int:
 
 def prune_model(source, out_dir, keep_layers: int, calibration_texts: list[str] | None = None,
                 method: str = DEFAULT_METHOD, max_tokens: int = 2048, tokenizer=None,
-                overwrite: bool = False) -> dict:
+                overwrite: bool = False, scores: list[float] | None = None) -> dict:
     """Score, prune and save `source` (a folder, a protege model name, or a loaded model with `tokenizer`).
 
     Writes out_dir as an HF folder plus prune.json (the returned dict) via a temp dir renamed at the end;
-    overwrite=True replaces an existing out_dir. A loaded model is pruned in place.
+    overwrite=True replaces an existing out_dir. A loaded model is pruned in place. `scores`: the layer
+    importances of an earlier prune of the same source, method and calibration (its prune.json "scores"), so
+    pruning to several depths scores the layers once.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -225,7 +227,11 @@ def prune_model(source, out_dir, keep_layers: int, calibration_texts: list[str] 
     texts = default_calibration() if calibration_texts is None else calibration_texts
     chunks = calibration_chunks(tokenizer, texts, max_tokens)
     params_before, nll_before = _param_count(model), mean_nll(model, chunks)
-    scores = layer_importance(model, tokenizer, texts, max_tokens=max_tokens, method=method)
+    if scores is None:
+        scores = layer_importance(model, tokenizer, texts, max_tokens=max_tokens, method=method)
+    elif len(scores) != n:
+        raise ValueError(f"{len(scores)} layer scores given for a model of {n} layers: pass the scores of a prune "
+                         "of this same model, or none to score its layers here")
     kept, cut = _prune(model, keep_layers, scores)
     info = {
         "source": str(folder), "method": method, "layers_before": n, "layers_after": keep_layers,
@@ -261,8 +267,19 @@ def pruned_dir(source: str, keep_layers: int) -> Path:
 
 def cached_prune(source: str, keep_layers: int) -> Path:
     """`source` pruned to `keep_layers` by NLL importance once, then reused from pruned_dir (prune.json is written
-    last, so a folder with it is complete)."""
+    last, so a folder with it is complete). The layer scores of another cached depth of the same source are
+    reused, so a second depth costs no scoring."""
     target = pruned_dir(source, keep_layers)
     if not (target / "prune.json").exists():
-        prune_model(source, target, keep_layers, overwrite=True)
+        prune_model(source, target, keep_layers, overwrite=True, scores=_cached_scores(source))
     return target
+
+
+def _cached_scores(source: str) -> list[float] | None:
+    """The NLL layer scores on the default calibration from any cached depth of `source`, if one exists."""
+    any_depth = pruned_dir(source, 0)
+    for info_file in sorted(any_depth.parent.glob(any_depth.name.removesuffix("0") + "*/prune.json")):
+        info = json.loads(info_file.read_text())
+        if info.get("method") == DEFAULT_METHOD and info.get("calibration") == list(CALIBRATION_FILES):
+            return info["scores"]
+    return None

@@ -47,25 +47,12 @@ QWEN_SMALL, QWEN_LARGE = "bundled:qwen2.5-coder-0.5b-instruct", "bundled:qwen2.5
 FAMILIES = {"smollm2": (30, 20), "qwen": (24, 12)}
 
 
-def pruned(keep: int, scores_from: int = 20, source: str = DEFAULT_MODEL) -> Path:
-    """`source` pruned to `keep` layers; one NLL importance scoring (of the `scores_from`-layer prune) serves all.
-    The folders are models/prune.py's pruned_dir, which `protege student prune` and teacher_size share."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def pruned(keep: int, source: str = DEFAULT_MODEL) -> Path:
+    """`source` pruned to `keep` layers by NLL importance, cached (models/prune.py's pruned_dir, which `protege
+    student prune` and teacher_size share; one scoring of the layers serves every depth)."""
+    from protege.models.prune import cached_prune
 
-    from protege.models.prune import cached_prune, prune_layers, pruned_dir
-
-    first = cached_prune(source, scores_from)
-    target = pruned_dir(source, keep)
-    if not target.exists():
-        info = json.loads((first / "prune.json").read_text())
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir(source)), dtype=torch.float32)
-        prune_layers(model, keep, info["scores"])
-        model.save_pretrained(str(target))
-        AutoTokenizer.from_pretrained(str(first)).save_pretrained(str(target))
-        kept = sorted(range(len(info["scores"])), key=lambda i: -info["scores"][i])[:keep]
-        (target / "prune.json").write_text(json.dumps({**info, "layers_after": keep, "kept": sorted(kept),
-                                                       "scores_from": str(first)}, indent=2))
-    return target
+    return cached_prune(source, keep)
 
 
 def train_student(student: Path, blocks, cache, alpha: float, args) -> tuple[object, list[float], float]:
@@ -110,7 +97,7 @@ def teacher_cache(name: str, folder: Path, blocks, args):
 def family_models(args) -> tuple[Path, dict[str, str]]:
     """(the pruned student's folder, {"strong": teacher, "weak": teacher}) for args.family."""
     if args.family == "qwen":
-        return pruned(args.student_layers, args.student_layers, QWEN_SMALL), {"strong": QWEN_LARGE, "weak": QWEN_SMALL}
+        return pruned(args.student_layers, QWEN_SMALL), {"strong": QWEN_LARGE, "weak": QWEN_SMALL}
     return pruned(args.student_layers), {"strong": DEFAULT_MODEL, "weak": f"hf:{pruned(args.weak_layers)}"}
 
 
