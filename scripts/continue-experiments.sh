@@ -5,9 +5,11 @@
 # script loses at most the chunk of items in progress; run it again to go on.
 #
 #   scripts/continue-experiments.sh                 # every experiment, in order
-#   scripts/continue-experiments.sh methods-code    # one (teacher-size, methods-code, methods-code-qwen, cooperative-code)
+#   scripts/continue-experiments.sh methods-code    # one (teacher-size, methods-code, methods-code-qwen, cooperative-code,
+#                                                   #   prune-depth-code, cooperative-code-qwen)
 #
-# Precision: fp32 throughout (PROTEGE_PRECISION=fp32), the precision every carried stage was made in. On an
+# Precision: fp32 (PROTEGE_PRECISION=fp32), the precision every carried stage was made in, except prune-depth-code
+# (bf16: the precision cooperative-code's data config writes the student's words in). On an
 # AVX-512 BF16 or AMX CPU `auto` means bf16, whose stage keys differ: the carried stages would not be found and
 # the teachers' data would be regenerated in another precision. One torch job at a time on two cores.
 set -euo pipefail
@@ -34,12 +36,22 @@ run() {
                          "train.student=$(pruned)" ;;
     cooperative-code) $PY -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \
                         --out docs/experiments/cooperative-code.md ;;
-    *) echo "unknown experiment '$1': teacher-size, methods-code, methods-code-qwen or cooperative-code" >&2
+    # issue 21's same-family student: the prune depth chosen on MBPP validation (bf16 on a bf16 CPU: the
+    # precision the cooperative student writes its words in), then its four arms in a second table
+    prune-depth-code) PROTEGE_PRECISION=bf16 $PY -m protege.lab.experiments.prune_depth \
+                        --from bundled:qwen2.5-coder-0.5b-instruct --task mbpp --keep 12,14,16,18,20 \
+                        --out docs/experiments/prune-depth-code.md ;;
+    cooperative-code-qwen) $PY -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \
+                             --out docs/experiments/cooperative-code.md --table qwen-student \
+                             "train.student=$($PY -c 'from protege.lab.experiments.prune_depth import chosen_student
+print(chosen_student("docs/experiments/prune-depth-code.json"))')" ;;
+    *) echo "unknown experiment '$1': teacher-size, methods-code, methods-code-qwen, cooperative-code," \
+            "prune-depth-code or cooperative-code-qwen" >&2
        exit 2 ;;
   esac
 }
 
-for name in "${@:-teacher-size methods-code methods-code-qwen cooperative-code}"; do
+for name in "${@:-teacher-size methods-code methods-code-qwen cooperative-code prune-depth-code cooperative-code-qwen}"; do
   for one in $name; do
     echo "== $one ($(date -u +%H:%M:%S))"
     run "$one"

@@ -61,3 +61,11 @@ def test_a_phased_command_runs_its_phases_and_keeps_the_measured_values(tmp_path
     kept = json.loads(doc.with_suffix(".json").read_text())
     assert kept == {"data": {"kept": ["x=1"]}, "arms": [{"name": "a", "n": 3, "rows": [{"row": "fine-tuned"}]},
                                                        {"name": "b", "pending": True}]}
+    # --table NAME: a second table in the same doc and its own .json twin; the first table is kept as it was
+    phased_command(["c.yaml", "--report-only", "--out", str(doc), "--table", "qwen", "x=2"], "Doc.", "m",
+                   lambda c, o: {"d": o}, arms, table)
+    text = doc.read_text()
+    assert f"--out {doc} x=1: 2 arms" in text and "protege:table:qwen:start" in text
+    assert text.index("protege:table:qwen:start") < text.index(f"--table qwen x=2: 2 arms")
+    assert json.loads((tmp_path / "exp-qwen.json").read_text())["data"] == {"d": ["x=2"]}
+    assert json.loads(doc.with_suffix(".json").read_text())["data"] == {"kept": ["x=1"]}

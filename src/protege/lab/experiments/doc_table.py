@@ -50,9 +50,10 @@ def config_command(argv: list[str], doc: str, module: str, make_table: Callable[
 def phased_command(argv: list[str], doc: str, module: str, data_phase: Callable, arms: Callable, table: Callable,
                    data_record: Callable = lambda data: data) -> None:
     """The command line of an experiment in two phases over one run config (the data, then its arms):
-    `CONFIG [--out DOC] [--phase data|all] [--report-only] [overrides...]`. `data_phase(config, overrides)`,
-    `arms(config, overrides, data, run)` (run False: only the arms already evaluated, the rest marked pending) and
-    `table(data, results, command)`; the table goes into DOC and the measured values into DOC's .json twin."""
+    `CONFIG [--out DOC] [--table NAME] [--phase data|all] [--report-only] [overrides...]`. `data_phase(config,
+    overrides)`, `arms(config, overrides, data, run)` (run False: only the arms already evaluated, the rest marked
+    pending) and `table(data, results, command)`; the table goes into DOC and the measured values into DOC's .json
+    twin (with --table NAME: a second table of DOC, e.g. one per student, and DOC-NAME.json)."""
     import argparse
     import json
 
@@ -61,6 +62,7 @@ def phased_command(argv: list[str], doc: str, module: str, data_phase: Callable,
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("config")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--table", default=None, help="a second table in the same doc (e.g. one per student)")
     parser.add_argument("--phase", choices=["data", "all"], default="all")
     parser.add_argument("--report-only", action="store_true",
                         help="run no arm: the table of the arms evaluated so far")
@@ -72,8 +74,9 @@ def phased_command(argv: list[str], doc: str, module: str, data_phase: Callable,
     text = table(data, results, f"python -m {module} " + command)
     print(text)
     if args.out:
-        write_table(Path(args.out), text)
+        write_table(Path(args.out), text, name=args.table)
         arm_records = [{k: v for k, v in r.items() if k not in ("cfg", "spec", "eval")}
                        | ({"rows": r["eval"]["rows"]} if "eval" in r else {}) for r in results]
-        atomic_write_text(Path(args.out).with_suffix(".json"), json.dumps(
+        twin = Path(args.out).with_name(Path(args.out).stem + (f"-{args.table}.json" if args.table else ".json"))
+        atomic_write_text(twin, json.dumps(
             {"data": data_record(data), "arms": arm_records}, indent=2, default=str))

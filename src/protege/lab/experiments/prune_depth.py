@@ -13,7 +13,7 @@ with its 95% CI, the answers' mean length and seconds.
 The rule that picks the student is fixed before the numbers are seen: the fewest layers whose validation
 score's 95% CI lies above 0, i.e. a student that writes some working answers, so fine-tuning has something to
 build on, and otherwise as small as the sweep allows (the student that needs a teacher most). None when no depth
-qualifies.
+qualifies. With --out the rows and the choice also go to the doc's .json twin, which chosen_student() reads.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-from protege.store import read_json
+from protege.store import atomic_write_text, read_json
 
 
 def depth_rows(source: str, task: str, keeps: list[int], limit: int | None = None, runs_dir: str = "runs",
@@ -109,6 +109,26 @@ def main(argv: list[str]) -> None:
     print(text)
     if args.out:
         write_table(Path(args.out), text)
+        pick = chosen(rows)
+        atomic_write_text(Path(args.out).with_suffix(".json"), json.dumps(
+            {"source": args.source, "task": args.task, "rows": rows,
+             "chosen": pick and {"keep": pick["keep"], "model": pick["model"]}}, indent=2))
+
+
+def chosen_student(record: str | Path) -> str:
+    """The model the rule chose, from the .json a run with --out wrote (for the commands that train it), pruned
+    here if this machine's cache lacks it; a clear error when the sweep has not run or chose none."""
+    from protege.errors import ConfigError
+    from protege.models.prune import cached_prune
+
+    path = Path(record)
+    if not path.exists():
+        raise ConfigError(str(path), ["no prune-depth record: run python -m protege.lab.experiments.prune_depth "
+                                      "with --out first (its command is in the doc beside this file)"])
+    record = json.loads(path.read_text())
+    if record["chosen"] is None:
+        raise ConfigError(str(path), ["no depth met the rule (a validation CI above 0): add deeper --keep values"])
+    return f"hf:{cached_prune(record['source'], record['chosen']['keep'])}"
 
 
 if __name__ == "__main__":
