@@ -92,7 +92,8 @@ def data_phase(config: str, overrides: list[str], progress: bool = True) -> dict
     first.run("curate")
     folder, meta = fit_predictor(first.cfg, first, progress)
     runs[TRAINED] = runs[LEXICAL][:-1] + [f"generate.cooperative.predictor={folder}"]
-    data = {"predictor": {"dir": str(folder), **meta}, "variants": {}}
+    data = {"student": first.cfg.train.student, "teacher": first.cfg.teacher_for("answers"),
+            "predictor": {"dir": str(folder), **meta}, "variants": {}}
     for name, args in runs.items():
         pipe = Pipeline(load_config(config, args), progress=progress)
         pipe.run("curate")
@@ -154,7 +155,8 @@ def arms(config: str, overrides: list[str], data: dict, run: bool = True) -> lis
 def table(data: dict, results: list[dict], command: str) -> str:
     v = data["variants"]
     base_s = v[TEACHER_ONLY]["seconds"]
-    lines = [f"Command: `{command}`", "", "Data (the same prompts for every variant):", "",
+    lines = [f"Command: `{command}`", "", f"Teacher `{data.get('teacher')}`, student `{data.get('student')}`.", "",
+             "Data (the same prompts for every variant):", "",
              "| answers by | answered | answer time (s) | x teacher-only | teacher tokens | student tokens "
              "| student's share of characters | kept by curation |", "|---|---|---|---|---|---|---|---|"]
     for name, d in v.items():
