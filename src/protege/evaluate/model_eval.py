@@ -3,8 +3,8 @@
     results = evaluate_model("bundled:smollm2-135m-instruct", load_task("gsm8k"), shots=4, limit=200)
     results = evaluate_model(model, load_task("mbpp"), split="validation", allow_code_execution=True)
 
-`split="validation"` scores the task's validation split instead (to choose a model, a depth, a setting: the
-test set is not read, and an item that is also a test item is refused).
+`split="validation"` scores the task's validation split instead (to choose a model, a depth, a setting): the
+test set is not read, and the loader drops validation rows that repeat a test item.
 
 The output folder `runs/<task>/model-eval-<key>/` (key = hash of model, task spec, shots, limit and scoring, and
 the split when not test) holds samples.jsonl (one record per item: id, prompt and target hashes, raw output,
@@ -89,7 +89,8 @@ def model_eval_stage(runs_dir: str | Path, spec: TaskSpec, model: str, shots: in
 
 
 def validation_items(spec: TaskSpec, limit: int | None = None) -> list[Example]:
-    """The task's validation items (the first `limit`), refused when the task has none or one is a test item."""
+    """The task's validation items (the first `limit`); a task without a validation split is refused, and so is
+    an item with a test id (rows repeating a test item's text are already dropped by the loader)."""
     from protege.errors import ConfigError
 
     if spec.validation is None:

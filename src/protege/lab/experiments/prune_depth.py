@@ -5,10 +5,9 @@
 
 The unpruned model is the first row, then each depth: `protege student prune` (NLL importance on the default
 calibration text, cached; the layers are scored once and every depth reuses the scores), evaluated zero-shot and
-greedy on the task's validation split (`protege eval --split validation`: the test set is never read, an item
-that is also a test item is refused), code run in the sandbox. Every evaluation is a resumable, reused
-model-eval stage. The table: layers kept, parameters, the calibration NLL after pruning, the validation score
-with its 95% CI, the answers' mean length and seconds.
+greedy on the task's validation split (`protege eval --split validation`: the test set is never read), code run
+in the sandbox. Every evaluation is a resumable, reused model-eval stage. The table: layers kept, parameters,
+the calibration NLL after pruning, the validation score with its 95% CI and the answers' mean length in tokens.
 
 The rule that picks the student is fixed before the numbers are seen: the fewest layers whose validation
 score's 95% CI lies above 0, i.e. a student that writes some working answers, so fine-tuning has something to
