@@ -20,9 +20,11 @@ make -s teachers
 for folder in carry/*/; do
   [ -f "$folder/CARRIED.json" ] && .venv/bin/protege runs unpack "$folder"
 done
-# The pruned Qwen student, made once and cached (a few minutes the first time): only the experiments that use it.
-pruned() {
-  echo "hf:$($PY -c 'from protege.lab.experiments.teacher_size import pruned_student; print(pruned_student()[3:])')"
+# The same-family Qwen student: the prune depth prune-depth-code chose on MBPP validation (22 of 24 layers; the
+# 12-layer prune writes no working code), pruned here once and cached when this machine lacks it.
+chosen_qwen() {
+  $PY -c 'from protege.lab.experiments.prune_depth import chosen_student
+print(chosen_student("docs/experiments/prune-depth-code.json"))'
 }
 
 run() {
@@ -33,18 +35,17 @@ run() {
                     --out docs/experiments/methods-code.md ;;
     methods-code-qwen) $PY -m protege.lab.experiments.methods configs/methods-code.yaml \
                          --methods sft,kd,onpolicy,rl --out docs/experiments/methods-code.md --table qwen-student \
-                         "train.student=$(pruned)" ;;
+                         "train.student=$(chosen_qwen)" ;;
     cooperative-code) $PY -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \
                         --out docs/experiments/cooperative-code.md ;;
     # issue 21's same-family student: the prune depth chosen on MBPP validation (bf16 on a bf16 CPU: the
     # precision the cooperative student writes its words in), then its four arms in a second table
     prune-depth-code) PROTEGE_PRECISION=bf16 $PY -m protege.lab.experiments.prune_depth \
-                        --from bundled:qwen2.5-coder-0.5b-instruct --task mbpp --keep 12,14,16,18,20 \
+                        --from bundled:qwen2.5-coder-0.5b-instruct --task mbpp --keep 12,14,16,18,20,21,22 \
                         --out docs/experiments/prune-depth-code.md ;;
     cooperative-code-qwen) $PY -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \
                              --out docs/experiments/cooperative-code.md --table qwen-student \
-                             "train.student=$($PY -c 'from protege.lab.experiments.prune_depth import chosen_student
-print(chosen_student("docs/experiments/prune-depth-code.json"))')" ;;
+                             "train.student=$(chosen_qwen)" ;;
     *) echo "unknown experiment '$1': teacher-size, methods-code, methods-code-qwen, cooperative-code," \
             "prune-depth-code or cooperative-code-qwen" >&2
        exit 2 ;;
