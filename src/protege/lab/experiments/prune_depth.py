@@ -40,20 +40,14 @@ def depth_rows(source: str, task: str, keeps: list[int], limit: int | None = Non
         res = evaluate_model(model, spec, split="validation", limit=limit, allow_code_execution=True,
                              runs_dir=runs_dir, progress=progress)
         metric, summary = res["metric"], res["summary"]
-        records = [json.loads(line) for line in (Path(res["path"]) / "samples.jsonl").read_text().splitlines()]
         rows.append({"keep": keep, "layers_before": info.get("layers_before"), "model": model,
                      "params": info.get("params_after"), "params_before": info.get("params_before"),
                      "calibration_nll": info.get("calibration_nll", {}).get("after"),
                      "calibration_nll_unpruned": info.get("calibration_nll", {}).get("before"),
                      "metric": metric, "score": summary[metric], "ci": summary[f"{metric}_ci"],
                      "items": res["validation_items"], "path": res["path"],
-                     "mean_output_tokens": _mean_tokens(records)})
+                     "mean_output_tokens": summary.get("tokens_out_mean")})
     return rows
-
-
-def _mean_tokens(records: list[dict]) -> float | None:
-    counts = [r["tokens_out"] for r in records if r.get("tokens_out") is not None]
-    return sum(counts) / len(counts) if counts else None
 
 
 def chosen(rows: list[dict]) -> dict | None:
