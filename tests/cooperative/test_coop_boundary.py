@@ -45,6 +45,8 @@ def test_word_end_and_snap():
     assert word_end("hello world", 5) == 5 and word_end("hello world", 0) == 0
     assert word_end("let's go", 3) == 5 and word_end("it's", 2) == 4
     assert word_end("3.14", 1) == 1  # "." ends the "3": a cut there is at a boundary
+    assert word_end("a step-by-step plan", 7) == len("a step-by-step")  # a cut after "step-" finishes the word
+    assert word_end("16 - 3", 3) == 3 and word_end("top-\n", 4) == 4  # a hyphen joins only word to word
     assert snap_cut("Tok", "yo has", 0) == 2 and snap_cut("Tok ", "yo has", 0) == 0
     assert snap_cut("", "abc", 99) == 3 and snap_cut("", "abc", -4) == 0
 

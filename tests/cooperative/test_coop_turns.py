@@ -67,6 +67,21 @@ def test_a_chunk_kept_whole_gives_back_a_trailing_word_the_token_limit_may_have_
     assert _before_last_word("total") == len("total")  # one word is all the chunk holds: kept, no empty loop
 
 
+def test_a_chunk_that_ends_in_a_hyphen_after_a_word_gives_the_compound_back():
+    """The teacher's chunk stops at "step-": the compound goes back whole, so the student cannot go on with
+    " by-step" (session 27: "Here's a step- by-step approach" in 7 of 16 answers of the Qwen pair)."""
+    from protege.cooperative.turns import _before_last_word
+
+    student = Scripted("0 minutes", " 50 minutes", (" Okay. ", "eos"))
+    teacher = Scripted("12 / hour * step-", " step-by-step = $10. ", (" #### 10", "eos"))
+    sample = run(student, teacher)
+    assert spans(sample) == [("teacher", "12 / hour * step-by-step = $10."), ("student", " Okay."),
+                             ("teacher", " #### 10")]
+    assert _before_last_word("a step-") == len("a ") and _before_last_word("Here'") == 0 + len("Here'")
+    assert _before_last_word("so Here'") == len("so ") and _before_last_word("x -") == len("x -")
+    assert _before_last_word("\n-") == len("\n-")  # a bullet's dash follows no word: kept
+
+
 def test_an_empty_cut_passes_control_without_appending_and_same_side_spans_merge():
     student = Scripted("Well, ", " hmm, right, ")
     teacher = Scripted(" So 3 + 4", (" 4 + 4 = 8", "eos"))

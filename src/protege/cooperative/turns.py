@@ -28,7 +28,7 @@ from typing import Callable, Generator, Sequence
 
 from tqdm.auto import tqdm
 
-from protege.cooperative.boundary import BoundaryPredictor, wordish, load_predictor, snap_cut
+from protege.cooperative.boundary import WORD_JOINERS, BoundaryPredictor, wordish, load_predictor, snap_cut
 from protege.cooperative.config import CooperativeConfig, Side
 from protege.cooperative.session import Chunk, Session, open_session
 from protege.models.base import Prompt
@@ -192,8 +192,11 @@ def _before_trailing_spaces(chunk: str, keep: int) -> int:
 def _before_last_word(chunk: str) -> int:
     """Where a chunk kept whole should end so that it does not stop inside a word: a chunk cut off by the token
     limit may end mid-word ("5" of "50"), and the other side would finish the word. So the trailing word goes
-    back (its side writes it again next turn), unless it is all the chunk holds."""
+    back (its side writes it again next turn), unless it is all the chunk holds. A chunk that ends in a joiner after
+    a word ("step-", "Here'") ends inside a word too: the joiner goes back with it."""
     end = len(chunk)
+    if end > 1 and chunk[-1] in WORD_JOINERS and wordish(chunk, end - 2):
+        end -= 1
     while end > 0 and wordish(chunk, end - 1):
         end -= 1
     return end if chunk[:end].strip() else len(chunk)
