@@ -77,7 +77,8 @@ def test_a_chunk_that_ends_in_a_hyphen_after_a_word_gives_the_compound_back():
     sample = run(student, teacher)
     assert spans(sample) == [("teacher", "12 / hour * step-by-step = $10."), ("student", " Okay."),
                              ("teacher", " #### 10")]
-    assert _before_last_word("a step-") == len("a ") and _before_last_word("Here'") == len("Here'")  # all the chunk holds: kept
+    assert _before_last_word("a step-") == len("a ")
+    assert _before_last_word("Here'") == len("Here'")  # one word is all the chunk holds: kept
     assert _before_last_word("so Here'") == len("so ") and _before_last_word("x -") == len("x -")
     assert _before_last_word("\n-") == len("\n-")  # a bullet's dash follows no word: kept
 
