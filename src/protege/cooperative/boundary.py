@@ -39,7 +39,7 @@ def wordish(text: str, i: int) -> bool:
     c = text[i]
     if c.isalnum() or c == "_":
         return True
-    # An apostrophe or hyphen between letters is inside a word: "let's", "don’t", "step-by-step".
+    # An apostrophe or hyphen between word characters is inside a word: "let's", "don’t", "step-by-step", "n-1".
     return c in WORD_JOINERS and 0 < i < len(text) - 1 and wordish(text, i - 1) and wordish(text, i + 1)
 
 

@@ -118,7 +118,7 @@ def chosen_student(record: str | Path) -> str:
     if not path.exists():
         raise ConfigError(str(path), ["no prune-depth record: run python -m protege.lab.experiments.prune_depth "
                                       "with --out first (its command is in the doc beside this file)"])
-    record = json.loads(path.read_text())
+    record = read_json(path)
     if record["chosen"] is None:
         raise ConfigError(str(path), ["no depth met the rule (a validation CI above 0): add deeper --keep values"])
     return f"hf:{cached_prune(record['source'], record['chosen']['keep'])}"
