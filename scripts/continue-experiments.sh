@@ -31,8 +31,9 @@ run() {
   case "$1" in
     teacher-size) $PY -m protege.lab.experiments.teacher_size configs/teacher-size-code.yaml \
                     --out docs/experiments/teacher-size-code.md ;;
+    # the span table (the first table keeps session 20's rows, aligned by start)
     methods-code) $PY -m protege.lab.experiments.methods configs/methods-code.yaml --methods sft,kd,onpolicy,rl \
-                    --out docs/experiments/methods-code.md ;;
+                    --out docs/experiments/methods-code.md --table span ;;
     methods-code-qwen) $PY -m protege.lab.experiments.methods configs/methods-code.yaml \
                          --methods sft,kd,onpolicy,rl --out docs/experiments/methods-code.md --table qwen-student \
                          "train.student=$(chosen_qwen)" ;;

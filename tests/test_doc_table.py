@@ -51,10 +51,10 @@ def test_a_phased_command_runs_its_phases_and_keeps_the_measured_values(tmp_path
         return f"{command}: {len(results)} arms"
 
     doc = tmp_path / "exp.md"
-    phased_command(["c.yaml", "--out", str(doc), "--phase", "data", "x=1"], "Doc.", "m", lambda c, o: {"d": o},
+    phased_command(["c.yaml", "--out", str(doc), "--phase", "data", "x=1"], "Doc.", "m", lambda c, o, run: {"d": o},
                    arms, table)
     assert calls == [] and "python -m m c.yaml --out" in doc.read_text() and ": 0 arms" in doc.read_text()
-    phased_command(["c.yaml", "--report-only", "--out", str(doc), "x=1"], "Doc.", "m", lambda c, o: {"d": o}, arms,
+    phased_command(["c.yaml", "--report-only", "--out", str(doc), "x=1"], "Doc.", "m", lambda c, o, run: {"d": o}, arms,
                    table, data_record=lambda d: {"kept": d["d"]})
     assert calls == [("c.yaml", ["x=1"], False)]
     assert f"python -m m c.yaml --out {doc} x=1: 2 arms" in doc.read_text()  # the command without --report-only
@@ -63,9 +63,33 @@ def test_a_phased_command_runs_its_phases_and_keeps_the_measured_values(tmp_path
                                                        {"name": "b", "pending": True}]}
     # --table NAME: a second table in the same doc and its own .json twin; the first table is kept as it was
     phased_command(["c.yaml", "--report-only", "--out", str(doc), "--table", "qwen", "x=2"], "Doc.", "m",
-                   lambda c, o: {"d": o}, arms, table)
+                   lambda c, o, run: {"d": o}, arms, table)
     text = doc.read_text()
     assert f"--out {doc} x=1: 2 arms" in text and "protege:table:qwen:start" in text
     assert text.index("protege:table:qwen:start") < text.index(f"--table qwen x=2: 2 arms")
     assert json.loads((tmp_path / "exp-qwen.json").read_text())["data"] == {"d": ["x=2"]}
     assert json.loads(doc.with_suffix(".json").read_text())["data"] == {"kept": ["x=1"]}
+
+
+def test_a_report_only_run_refuses_an_unfinished_data_phase_and_writes_nothing(tmp_path, capsys):
+    """--report-only reads: where the data phase is unfinished it says so and exits 2, and the doc is untouched."""
+    import pytest
+
+    from protege.lab.experiments.doc_table import Unfinished, phased_command
+
+    asked = []
+
+    def data_phase(config, overrides, run):
+        asked.append(run)
+        if not run:
+            raise Unfinished("teacher-only: answers, curate not finished (runs/mbpp/answers-x)")
+        return {}
+
+    doc = tmp_path / "exp.md"
+    doc.write_text("prose\n")
+    with pytest.raises(SystemExit) as stop:
+        phased_command(["c.yaml", "--report-only", "--out", str(doc)], "Doc.", "m", data_phase,
+                       lambda *a, **k: [], lambda *a: "table")
+    assert stop.value.code == 2 and asked == [False] and doc.read_text() == "prose\n"
+    err = capsys.readouterr().err
+    assert "answers, curate not finished (runs/mbpp/answers-x)" in err and "without --report-only" in err

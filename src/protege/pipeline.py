@@ -70,7 +70,7 @@ class Pipeline:
         from protege.train.distributed import barrier, launched, process_group
 
         needed = self._needed(until)
-        todo = [name for name in STAGES[: STAGES.index(until) + 1] if name in needed and not self.stages[name].complete]
+        todo = self.unfinished(until)
         if todo and (problems := model_problems(self.cfg, todo) + eval_problems(self.spec, self.cfg, todo)):
             raise ConfigError("run config", problems)  # before any stage runs
         rank, world = process_group() if launched() else (0, 1)
@@ -236,6 +236,11 @@ class Pipeline:
 
             generated = merge_answers(generated, JsonlLog(self.stages["answers"] / ANSWERS).read())
         return run_curate(self.spec, self.cfg.curate, stage, generated)
+
+    def unfinished(self, until: str = "report") -> list[str]:
+        """The stages `run(until)` would run (not reuse), in order; [] when everything up to `until` is done."""
+        needed = self._needed(until)
+        return [name for name in STAGES[: STAGES.index(until) + 1] if name in needed and not self.stages[name].complete]
 
     def _needed(self, until: str) -> set[str]:
         """The stages a run to `until` has to run or reuse. A later stage may read any earlier one (the report reads

@@ -80,6 +80,21 @@ def test_the_predictors_student_answers_are_kept_as_they_come_and_a_refit_reuses
     assert agree["texts"] == 6 and 0 <= agree["accuracy"] <= 1
 
 
+def test_reading_the_data_phase_refuses_unfinished_stages_and_an_unfitted_predictor(tmp_path, tiny_model_dir):
+    """What --report-only calls: the data read where finished, else Unfinished, and no model asked for anything."""
+    import pytest
+
+    from protege.lab.experiments.doc_table import Unfinished
+
+    config, pipe = _teacher_only(tmp_path, tiny_model_dir)
+    with pytest.raises(Unfinished, match=f"{arms.TEACHER_ONLY}: generate, answers, curate not finished"):
+        arms.data_phase(config, [], run=False, progress=False)
+    with pytest.raises(Unfinished, match="trained predictor is not fitted"):
+        arms.fit_predictor(pipe.cfg, pipe, progress=False, run=False)
+    assert not (arms.predictor_dir(pipe.cfg, pipe) / arms.STUDENT_ANSWERS).exists()
+    assert not pipe.stages["curate"].complete
+
+
 def test_variants_share_the_teacher_items_and_differ_in_their_answers(tmp_path, tiny_model_dir):
     config, pipe = _teacher_only(tmp_path, tiny_model_dir)
     runs = arms.variants(config, ["train.epochs=1"])

@@ -28,7 +28,7 @@ from protege.evaluate.rows import Row
 from protege.lab.experiments.compare import (fine_tuned, paired, row, suite_changes, test_reads, train_compute,
                                               train_seconds, vs_untuned)
 from protege.lab.experiments.cooperative import student_share
-from protege.lab.experiments.doc_table import phased_command
+from protege.lab.experiments.doc_table import Unfinished, phased_command, refuse_unfinished
 from protege.models.precision import key_part, use_precision
 from protege.pipeline import Pipeline
 from protege.store import ANSWERS, RESULTS, JsonlLog, content_key, read_json
@@ -46,9 +46,10 @@ def predictor_dir(cfg, teacher_only: Pipeline) -> Path:
     return Path(cfg.runs_dir) / teacher_only.spec.name / f"boundary-{key}"
 
 
-def fit_predictor(cfg, teacher_only: Pipeline, progress: bool = True) -> tuple[Path, dict]:
+def fit_predictor(cfg, teacher_only: Pipeline, progress: bool = True, run: bool = True) -> tuple[Path, dict]:
     """Fit the boundary classifier on this teacher's answers and the student's own zero-shot answers to the same
-    prompts (the eval stage's shared zero-shot row is not used: these are training prompts, not test items)."""
+    prompts (the eval stage's shared zero-shot row is not used: these are training prompts, not test items).
+    `run=False`: the fitted one, or Unfinished."""
     from protege.cooperative.classifier import META_FILE, train_boundary_classifier
     from protege.models.resolve import load_lm
     from protege.models.base import GenerationConfig
@@ -57,6 +58,8 @@ def fit_predictor(cfg, teacher_only: Pipeline, progress: bool = True) -> tuple[P
     out = predictor_dir(cfg, teacher_only)
     if (out / META_FILE).exists():
         return out, read_json(out / META_FILE)
+    if not run:
+        raise Unfinished(f"the trained predictor is not fitted yet ({out})")
     answers = JsonlLog(teacher_only.stages["answers"] / ANSWERS).read()
     items = {r["id"]: r for r in JsonlLog(teacher_only.stages["generate"] / "samples.jsonl").read()}
     instruction = cfg.generate.cooperative.answer_instruction
@@ -85,17 +88,22 @@ def variants(config: str, overrides: list[str]) -> dict[str, list[str]]:
     return {name: list(overrides) + extra for name, extra in base.items()}
 
 
-def data_phase(config: str, overrides: list[str], progress: bool = True) -> dict:
-    """Every variant's answers and curation; the trained predictor fitted after the teacher-only answers."""
+def data_phase(config: str, overrides: list[str], run: bool = True, progress: bool = True) -> dict:
+    """Every variant's answers and curation; the trained predictor fitted after the teacher-only answers.
+    `run=False` reads them, and raises Unfinished where one is not finished."""
     runs = variants(config, overrides)
     first = Pipeline(load_config(config, runs[TEACHER_ONLY]), progress=progress)
+    if not run:
+        refuse_unfinished(first, "curate", TEACHER_ONLY)
     first.run("curate")
-    folder, meta = fit_predictor(first.cfg, first, progress)
+    folder, meta = fit_predictor(first.cfg, first, progress, run=run)
     runs[TRAINED] = runs[LEXICAL][:-1] + [f"generate.cooperative.predictor={folder}"]
     data = {"student": first.cfg.train.student, "teacher": first.cfg.teacher_for("answers"),
             "predictor": {"dir": str(folder), **meta}, "variants": {}}
     for name, args in runs.items():
         pipe = Pipeline(load_config(config, args), progress=progress)
+        if not run:
+            refuse_unfinished(pipe, "curate", name)
         pipe.run("curate")
         answers = JsonlLog(pipe.stages["answers"] / ANSWERS).read()
         summary = read_json(pipe.stages["answers"] / "MANIFEST.json")["summary"]

@@ -9,6 +9,7 @@ its text and gets the marked table appended (nothing a person wrote is ever over
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -47,13 +48,25 @@ def config_command(argv: list[str], doc: str, module: str, make_table: Callable[
         write_table(Path(args.out), table)
 
 
+class Unfinished(Exception):
+    """A `--report-only` run met work that is not finished: it reads, it does not resume."""
+
+
+def refuse_unfinished(pipe, until: str, what: str) -> None:
+    """Raise Unfinished when `pipe.run(until)` would run a stage rather than only reuse finished ones."""
+    if todo := pipe.unfinished(until):
+        raise Unfinished(f"{what}: {', '.join(todo)} not finished ({pipe.stages[todo[0]].path})")
+
+
 def phased_command(argv: list[str], doc: str, module: str, data_phase: Callable, arms: Callable, table: Callable,
                    data_record: Callable = lambda data: data) -> None:
     """The command line of an experiment in two phases over one run config (the data, then its arms):
     `CONFIG [--out DOC] [--table NAME] [--phase data|all] [--report-only] [overrides...]`. `data_phase(config,
-    overrides)`, `arms(config, overrides, data, run)` (run False: only the arms already evaluated, the rest marked
-    pending) and `table(data, results, command)`; the table goes into DOC and the measured values into DOC's .json
-    twin (with --table NAME: a second table of DOC, e.g. one per student, and DOC-NAME.json)."""
+    overrides, run)` (run False: read the finished data, raise Unfinished where some is not), `arms(config,
+    overrides, data, run)` (run False: only the arms already evaluated, the rest marked pending) and `table(data,
+    results, command)`; the table goes into DOC and the measured values into DOC's .json twin (with --table NAME:
+    a second table of DOC, e.g. one per student, and DOC-NAME.json). --report-only runs nothing: with the data
+    unfinished it says what is missing and exits 2."""
     import argparse
     import json
 
@@ -68,7 +81,12 @@ def phased_command(argv: list[str], doc: str, module: str, data_phase: Callable,
                         help="run no arm: the table of the arms evaluated so far")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args(argv)
-    data = data_phase(args.config, args.overrides)
+    try:
+        data = data_phase(args.config, args.overrides, run=not args.report_only)
+    except Unfinished as e:
+        print(f"--report-only reads finished work only, and the data phase is not finished: {e}. Run the command "
+              "without --report-only to finish it.", file=sys.stderr)
+        raise SystemExit(2) from None
     results = arms(args.config, args.overrides, data, run=not args.report_only) if args.phase == "all" else []
     command = " ".join(a for a in argv if a != "--report-only")  # the command that produces the full table
     text = table(data, results, f"python -m {module} " + command)

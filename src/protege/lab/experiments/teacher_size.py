@@ -19,7 +19,7 @@ import sys
 from protege.config import load_config
 from protege.evaluate.rows import Row
 from protege.lab.experiments.compare import fine_tuned, paired, paired_test, row, test_reads, train_seconds
-from protege.lab.experiments.doc_table import phased_command
+from protege.lab.experiments.doc_table import phased_command, refuse_unfinished
 from protege.pipeline import Pipeline
 from protege.store import ANSWERS, RESULTS, JsonlLog, read_json
 
@@ -40,12 +40,15 @@ def students() -> dict[str, str]:
             f"Qwen2.5-Coder-0.5B pruned to {PRUNE_KEEP} layers": pruned_student()}
 
 
-def data_phase(config: str, overrides: list[str]) -> dict[str, dict]:
-    """Each teacher answers the problems; curation keeps the passing answers. {teacher label: facts}."""
+def data_phase(config: str, overrides: list[str], run: bool = True) -> dict[str, dict]:
+    """Each teacher answers the problems; curation keeps the passing answers. {teacher label: facts}. `run=False`
+    reads them, and raises Unfinished where one is not finished."""
     out = {}
     for label, teacher in TEACHERS.items():
         cfg = load_config(config, list(overrides) + [f"generate.teacher={teacher}"])
         pipe = Pipeline(cfg)
+        if not run:
+            refuse_unfinished(pipe, "curate", label)
         pipe.run("curate")
         answers = JsonlLog(pipe.stages["answers"] / ANSWERS).read()
         out[label] = {"teacher": teacher, "curate": pipe.stages["curate"],
