@@ -46,3 +46,17 @@ def test_table_has_a_row_per_finished_arm_and_lists_pending_ones(tiny_task, tmp_
     assert "| S | capacity-matched (0.5B) | 10.0 | 75.0 [65.0, 85.0] | 50.0 | 5.0 -> 4.0 | n/a | 0.900 | 12 |" in text
     assert "- S: p = " in text and "(30 vs 10 items only one got right)" in text and "diagnostic predicted" in text
     assert "Test-set reads logged by these 2 eval stages: 0" in text
+
+
+def test_reading_the_arms_names_the_pruned_student_without_pruning_it(monkeypatch):
+    """--report-only runs nothing: the pruned student's cache folder is named (its stage keys need the name), the
+    model is not made."""
+    import protege.models.prune as prune
+    from protege.lab.experiments import teacher_size
+
+    def made(*a, **k):
+        raise AssertionError("pruned while only reading")
+
+    monkeypatch.setattr(prune, "cached_prune", made)
+    named = teacher_size.students(run=False)
+    assert list(named.values())[1] == f"hf:{prune.pruned_dir(teacher_size.PRUNE_FROM, teacher_size.PRUNE_KEEP)}"

@@ -78,7 +78,8 @@ def phased_command(argv: list[str], doc: str, module: str, data_phase: Callable,
     parser.add_argument("--table", default=None, help="a second table in the same doc (e.g. one per student)")
     parser.add_argument("--phase", choices=["data", "all"], default="all")
     parser.add_argument("--report-only", action="store_true",
-                        help="run no arm: the table of the arms evaluated so far")
+                        help="run nothing: the table of the arms evaluated so far (refused while the data is "
+                        "unfinished)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args(argv)
     try:

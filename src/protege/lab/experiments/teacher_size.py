@@ -28,16 +28,17 @@ TEACHERS = {"capacity-matched (0.5B)": "bundled:qwen2.5-coder-0.5b-instruct",
 PRUNE_FROM, PRUNE_KEEP = "bundled:qwen2.5-coder-0.5b-instruct", 12  # of 24 decoder layers
 
 
-def pruned_student() -> str:
-    """The half-depth Qwen2.5-Coder-0.5B (pruned once, then reused from the cache)."""
-    from protege.models.prune import cached_prune
+def pruned_student(run: bool = True) -> str:
+    """The half-depth Qwen2.5-Coder-0.5B (pruned once, then reused from the cache); `run=False`: its cache folder
+    named, not made (the arms' stage keys need only the name)."""
+    from protege.models.prune import cached_prune, pruned_dir
 
-    return f"hf:{cached_prune(PRUNE_FROM, PRUNE_KEEP)}"
+    return f"hf:{cached_prune(PRUNE_FROM, PRUNE_KEEP) if run else pruned_dir(PRUNE_FROM, PRUNE_KEEP)}"
 
 
-def students() -> dict[str, str]:
+def students(run: bool = True) -> dict[str, str]:
     return {"SmolLM2-135M-Instruct": "bundled:smollm2-135m-instruct",
-            f"Qwen2.5-Coder-0.5B pruned to {PRUNE_KEEP} layers": pruned_student()}
+            f"Qwen2.5-Coder-0.5B pruned to {PRUNE_KEEP} layers": pruned_student(run)}
 
 
 def data_phase(config: str, overrides: list[str], run: bool = True) -> dict[str, dict]:
@@ -71,7 +72,7 @@ def arms(config: str, overrides: list[str], data: dict[str, dict], run: bool = T
 
     n = min(d["kept"] for d in data.values())
     results = []
-    for student_label, student in students().items():
+    for student_label, student in students(run).items():
         for teacher_label, facts in data.items():
             cfg = load_config(config, list(overrides) + [f"generate.teacher={facts['teacher']}",
                                                         f"train.student={student}", f"train.max_examples={n}"])
