@@ -28,7 +28,7 @@ from protege.evaluate.rows import Row
 from protege.lab.experiments.compare import (fine_tuned, paired, row, suite_changes, test_reads, train_compute,
                                               train_seconds, vs_untuned)
 from protege.lab.experiments.cooperative import student_share
-from protege.lab.experiments.doc_table import Unfinished, phased_command, refuse_unfinished
+from protege.lab.experiments.doc_table import Unfinished, phased_command, run_or_read
 from protege.models.precision import key_part, use_precision
 from protege.pipeline import Pipeline
 from protege.store import ANSWERS, RESULTS, JsonlLog, content_key, read_json
@@ -93,18 +93,14 @@ def data_phase(config: str, overrides: list[str], run: bool = True, progress: bo
     `run=False` reads them, and raises Unfinished where one is not finished."""
     runs = variants(config, overrides)
     first = Pipeline(load_config(config, runs[TEACHER_ONLY]), progress=progress)
-    if not run:
-        refuse_unfinished(first, "curate", TEACHER_ONLY)
-    first.run("curate")
+    run_or_read(first, "curate", TEACHER_ONLY, run)
     folder, meta = fit_predictor(first.cfg, first, progress, run=run)
     runs[TRAINED] = runs[LEXICAL][:-1] + [f"generate.cooperative.predictor={folder}"]
     data = {"student": first.cfg.train.student, "teacher": first.cfg.teacher_for("answers"),
             "predictor": {"dir": str(folder), **meta}, "variants": {}}
     for name, args in runs.items():
         pipe = Pipeline(load_config(config, args), progress=progress)
-        if not run:
-            refuse_unfinished(pipe, "curate", name)
-        pipe.run("curate")
+        run_or_read(pipe, "curate", name, run)
         answers = JsonlLog(pipe.stages["answers"] / ANSWERS).read()
         summary = read_json(pipe.stages["answers"] / "MANIFEST.json")["summary"]
         data["variants"][name] = {

@@ -52,10 +52,12 @@ class Unfinished(Exception):
     """A `--report-only` run met work that is not finished: it reads, it does not resume."""
 
 
-def refuse_unfinished(pipe, until: str, what: str) -> None:
-    """Raise Unfinished when `pipe.run(until)` would run a stage rather than only reuse finished ones."""
-    if todo := pipe.unfinished(until):
+def run_or_read(pipe, until: str, what: str, run: bool = True):
+    """`pipe.run(until)`; with `run=False` only finished stages are reused, and Unfinished names `what` and the
+    stages that would run instead."""
+    if not run and (todo := pipe.unfinished(until)):
         raise Unfinished(f"{what}: {', '.join(todo)} not finished ({pipe.stages[todo[0]].path})")
+    return pipe.run(until)
 
 
 def phased_command(argv: list[str], doc: str, module: str, data_phase: Callable, arms: Callable, table: Callable,

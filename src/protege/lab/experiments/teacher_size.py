@@ -19,7 +19,7 @@ import sys
 from protege.config import load_config
 from protege.evaluate.rows import Row
 from protege.lab.experiments.compare import fine_tuned, paired, paired_test, row, test_reads, train_seconds
-from protege.lab.experiments.doc_table import phased_command, refuse_unfinished
+from protege.lab.experiments.doc_table import phased_command, run_or_read
 from protege.pipeline import Pipeline
 from protege.store import ANSWERS, RESULTS, JsonlLog, read_json
 
@@ -48,9 +48,7 @@ def data_phase(config: str, overrides: list[str], run: bool = True) -> dict[str,
     for label, teacher in TEACHERS.items():
         cfg = load_config(config, list(overrides) + [f"generate.teacher={teacher}"])
         pipe = Pipeline(cfg)
-        if not run:
-            refuse_unfinished(pipe, "curate", label)
-        pipe.run("curate")
+        run_or_read(pipe, "curate", label, run)
         answers = JsonlLog(pipe.stages["answers"] / ANSWERS).read()
         out[label] = {"teacher": teacher, "curate": pipe.stages["curate"],
                       "kept": read_json(pipe.stages["curate"] / "MANIFEST.json")["summary"]["kept"],
