@@ -84,3 +84,24 @@ def test_a_stage_that_began_its_own_before_log_finishes_it_there(tmp_path, tiny_
     records = JsonlLog(own).read()
     assert len(records) == 6 and records[0]["marker"] == "own" and "marker" not in records[1]
     assert not list((tmp_path / "runs" / "tinyqa").glob("eval-row-*"))  # nothing shared was computed
+
+
+def test_a_suite_task_left_out_by_a_setting_is_said_before_any_stage_runs(tmp_path, tiny_model_dir, tiny_task):
+    from test_answer_modes import _code_task
+
+    from protege.config import EvalConfig
+    from protege.evaluate.forgetting import suite_notices
+
+    code = str(_code_task(tmp_path / "code"))
+    path = write_tiny_config(tmp_path, tiny_model_dir, tiny_task, eval={"forgetting": {"tasks": [code], "items": 1}})
+    said = []
+    Pipeline(load_config(path), progress=False, echo=said.append).run("eval")
+    notice = "[eval] forgetting suite: tinycode will be skipped: code execution is off; set " \
+             "eval.allow_code_execution: true to include it"
+    assert said.index(notice) < next(i for i, line in enumerate(said) if line.startswith("[generate] running"))
+    results = json.loads(next((tmp_path / "runs" / "tiny").glob("eval-*/results.json")).read_text())
+    assert results["forgetting"]["entries"] == [{"task": "tinycode", "skipped": notice.split("skipped: ")[1]}]
+    # with the opt-in it is measured, and the target task's own skip is expected, so neither is noted
+    assert suite_notices(load_task(str(tiny_task)), EvalConfig(allow_code_execution=True,
+                                                         forgetting={"tasks": [code]})) == []
+    assert suite_notices(load_task(code), EvalConfig(forgetting={"tasks": [code]})) == []

@@ -73,6 +73,11 @@ class Pipeline:
         todo = self.unfinished(until)
         if todo and (problems := model_problems(self.cfg, todo) + eval_problems(self.spec, self.cfg, todo)):
             raise ConfigError("run config", problems)  # before any stage runs
+        if "eval" in todo:  # a suite that a setting shrinks is said now, not first seen in the report hours later
+            from protege.evaluate.forgetting import suite_notices
+
+            for notice in suite_notices(self.spec, self.cfg.eval):
+                self.echo(f"[eval] {notice}")
         rank, world = process_group() if launched() else (0, 1)
         if world > 1 and [name for name in todo if name != "train"]:
             raise ConfigError("run config", [

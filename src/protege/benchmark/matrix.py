@@ -55,7 +55,8 @@ class DataJob:
 
     @property
     def label(self) -> str:
-        return f"{self.task_name} | teacher {self.teacher} (generate, curate, capacity of {len(self.students)} students)"
+        n = len(self.students)
+        return f"{self.task_name} | teacher {self.teacher} (generate, curate, capacity of {n} student{'s' * (n != 1)})"
 
 
 def deep_merge(base: dict, update: dict) -> dict:

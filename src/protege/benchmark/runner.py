@@ -28,7 +28,7 @@ from protege.benchmark.matrix import Cell, DataJob, build_cells, data_jobs
 from protege.benchmark.report import write_report
 from protege.benchmark.selection import select_cells
 from protege.errors import ConfigError
-from protege.store import atomic_write_json, atomic_write_text
+from protege.store import atomic_write_json, atomic_write_text, read_json
 
 
 def _data_job(job: DataJob) -> dict:
@@ -45,6 +45,16 @@ def _cell_job(cell: Cell) -> dict:
     return {"kind": "cell", "key": cell.key, "label": cell.label, "config": cell.cfg.model_dump()}
 
 
+def _record(status: Path, rec: dict) -> None:
+    """Write a job's record to status/<key>.json, keeping the runs before it (`earlier`: their start, end and
+    outcome), so a rerun that only reuses a job's stages does not erase the hours its first run took."""
+    path = status / f"{rec['key']}.json"
+    if path.exists():
+        old = read_json(path)
+        rec = {**rec, "earlier": old.get("earlier", []) + [{k: old.get(k) for k in ("started", "ended", "ok")}]}
+    atomic_write_json(path, rec)
+
+
 def _execute(ex, cells: list[Cell], status: Path, echo) -> None:
     """The data phase, then the cells that are not finished; every job's record goes to status/<key>.json."""
     jobs = data_jobs(cells)
@@ -52,7 +62,7 @@ def _execute(ex, cells: list[Cell], status: Path, echo) -> None:
     echo(f"[bench] {len(cells)} cells; data phase: {len(todo)} of {len(jobs)} (task, teacher) jobs to run")
     failed_data: dict[Path, str] = {}
     for rec in ex.map([_data_job(j) for j in todo]):
-        atomic_write_json(status / f"{rec['key']}.json", rec)
+        _record(status, rec)
         echo(f"[bench] data {'done' if rec['ok'] else 'FAILED'}: {rec['label']}"
              + ("" if rec["ok"] else f": {rec['error']}"))
         if not rec["ok"]:
@@ -62,14 +72,14 @@ def _execute(ex, cells: list[Cell], status: Path, echo) -> None:
         error = failed_data.get(cell.stages["curate"].path)
         if error:
             blocked += 1  # training on missing data would only fail again, or generate it twice in parallel
-            atomic_write_json(status / f"{cell.key}.json", {"key": cell.key, "kind": "cell", "label": cell.label,
-                                                             "ok": False, "error": f"data phase failed: {error}"})
+            _record(status, {"key": cell.key, "kind": "cell", "label": cell.label, "ok": False,
+                             "error": f"data phase failed: {error}"})
         elif not cell.stages["report"].complete:
             runnable.append(cell)
     echo(f"[bench] cells: {len(runnable)} to run, {len(cells) - len(runnable) - blocked} already finished, "
          f"{blocked} blocked by a failed data job")
     for rec in ex.map([_cell_job(c) for c in runnable]):
-        atomic_write_json(status / f"{rec['key']}.json", rec)
+        _record(status, rec)
         echo(f"[bench] cell {'done' if rec['ok'] else 'FAILED'}: {rec['label']}"
              + ("" if rec["ok"] else f": {rec['error']}"))
 

@@ -30,6 +30,22 @@ from protege.tasks.kinds import kind_of
 from protege.tasks.spec import TaskSpec, load_task
 
 
+def skipped_because(task: TaskSpec, spec: TaskSpec, ecfg: EvalConfig) -> str | None:
+    """Why the suite task `task` is left out of a run on `spec`, or None when it is measured."""
+    if task.name == spec.name:
+        return "it is the target task"
+    if kind_of(task).EXECUTES_CODE and not ecfg.allow_code_execution:
+        return "code execution is off; set eval.allow_code_execution: true to include it"
+    return None
+
+
+def suite_notices(spec: TaskSpec, ecfg: EvalConfig) -> list[str]:
+    """One line per suite task that a setting leaves out (the target task's own skip is expected, not noted):
+    printed when the eval stage starts, so a suite that shrank is seen before the run, not in its report."""
+    return [f"forgetting suite: {task.name} will be skipped: {reason}" for task in check_suite(ecfg)
+            if task.name != spec.name and (reason := skipped_because(task, spec, ecfg))]
+
+
 def forgetting_before(spec: TaskSpec, ecfg: EvalConfig, stage: StageDir, student: str,
                       progress: bool = True) -> list[dict]:
     """The suite's first half: each suite task's test slice (read once, through the access log) and the untuned
@@ -38,12 +54,8 @@ def forgetting_before(spec: TaskSpec, ecfg: EvalConfig, stage: StageDir, student
     suite = check_suite(ecfg)
     halves = []
     for task in suite:
-        if task.name == spec.name:
-            halves.append({"task": task.name, "skipped": "it is the target task"})
-            continue
-        if kind_of(task).EXECUTES_CODE and not ecfg.allow_code_execution:
-            halves.append({"task": task.name, "skipped": "code execution is off; set eval.allow_code_execution: "
-                                                         "true to include it"})
+        if reason := skipped_because(task, spec, ecfg):
+            halves.append({"task": task.name, "skipped": reason})
             continue
         items = read_test_set(task, stage / LOG_NAME, stage, "final evaluation", who="forgetting suite",
                               limit=ecfg.forgetting.items)
