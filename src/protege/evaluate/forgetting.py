@@ -40,8 +40,8 @@ def skipped_because(task: TaskSpec, spec: TaskSpec, ecfg: EvalConfig) -> str | N
 
 
 def suite_notices(spec: TaskSpec, ecfg: EvalConfig) -> list[str]:
-    """One line per suite task that a setting leaves out (the target task's own skip is expected, not noted):
-    printed when the eval stage starts, so a suite that shrank is seen before the run, not in its report."""
+    """One line per suite task that a setting leaves out (the target task's own skip is expected, not noted),
+    printed before the first stage of a run that will evaluate: a suite that shrank is seen then, not in the report."""
     return [f"forgetting suite: {task.name} will be skipped: {reason}" for task in check_suite(ecfg)
             if task.name != spec.name and (reason := skipped_because(task, spec, ecfg))]
 
