@@ -90,7 +90,7 @@ def test_a_suite_task_left_out_by_a_setting_is_said_before_any_stage_runs(tmp_pa
     from test_answer_modes import _code_task
 
     from protege.config import EvalConfig
-    from protege.evaluate.forgetting import suite_notices
+    from protege.evaluate.forgetting import check_suite, suite_notices
 
     code = str(_code_task(tmp_path / "code"))
     path = write_tiny_config(tmp_path, tiny_model_dir, tiny_task, eval={"forgetting": {"tasks": [code], "items": 1}})
@@ -102,6 +102,7 @@ def test_a_suite_task_left_out_by_a_setting_is_said_before_any_stage_runs(tmp_pa
     results = json.loads(next((tmp_path / "runs" / "tiny").glob("eval-*/results.json")).read_text())
     assert results["forgetting"]["entries"] == [{"task": "tinycode", "skipped": notice.split("skipped: ")[1]}]
     # with the opt-in it is measured, and the target task's own skip is expected, so neither is noted
-    assert suite_notices(load_task(str(tiny_task)), EvalConfig(allow_code_execution=True,
-                                                         forgetting={"tasks": [code]})) == []
-    assert suite_notices(load_task(code), EvalConfig(forgetting={"tasks": [code]})) == []
+    opted_in, plain = EvalConfig(allow_code_execution=True, forgetting={"tasks": [code]}), \
+        EvalConfig(forgetting={"tasks": [code]})
+    assert suite_notices(load_task(str(tiny_task)), check_suite(opted_in), opted_in) == []
+    assert suite_notices(load_task(code), check_suite(plain), plain) == []

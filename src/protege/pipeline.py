@@ -31,7 +31,7 @@ class Pipeline:
 
         self.cfg = cfg
         self.spec = load_task(cfg.task)
-        check_suite(cfg.eval)  # a bad suite or gate fails now, not after an hour of generation and training
+        self.suite = check_suite(cfg.eval)  # a bad suite or gate fails now, not after hours of generation and training
         check_curation(self.spec, cfg.curate)
         from protege.errors import ConfigError
         from protege.synth.answers import check_answer_mode
@@ -76,7 +76,7 @@ class Pipeline:
         if "eval" in todo:  # a suite that a setting shrinks is said now, not first seen in the report hours later
             from protege.evaluate.forgetting import suite_notices
 
-            for notice in suite_notices(self.spec, self.cfg.eval):
+            for notice in suite_notices(self.spec, self.suite, self.cfg.eval):
                 self.echo(f"[eval] {notice}")
         rank, world = process_group() if launched() else (0, 1)
         if world > 1 and [name for name in todo if name != "train"]:

@@ -39,10 +39,11 @@ def skipped_because(task: TaskSpec, spec: TaskSpec, ecfg: EvalConfig) -> str | N
     return None
 
 
-def suite_notices(spec: TaskSpec, ecfg: EvalConfig) -> list[str]:
-    """One line per suite task that a setting leaves out (the target task's own skip is expected, not noted),
-    printed before the first stage of a run that will evaluate: a suite that shrank is seen then, not in the report."""
-    return [f"forgetting suite: {task.name} will be skipped: {reason}" for task in check_suite(ecfg)
+def suite_notices(spec: TaskSpec, suite: list[TaskSpec], ecfg: EvalConfig) -> list[str]:
+    """One line per task of `suite` (check_suite's, loaded once) that a setting leaves out (the target task's own
+    skip is expected, not noted), printed before the first stage of a run that will evaluate: a suite that shrank
+    is seen then, not in the report."""
+    return [f"forgetting suite: {task.name} will be skipped: {reason}" for task in suite
             if task.name != spec.name and (reason := skipped_because(task, spec, ecfg))]
 
 
