@@ -1,4 +1,6 @@
 """The bench analysis on hand-made cell records: the five answers say what the numbers say."""
+import math
+
 import pytest
 
 from protege.benchmark import stats
@@ -102,3 +104,42 @@ def test_model_selection_scenarios():
                      "tight compute (metric per inference second)": "B + LoRA (sft, teacher T1)",
                      "cannot fine-tune (best student baseline)": "B (best baseline)",
                      "edge (smallest weights)": "C + LoRA (sft, teacher T1)"}
+
+
+def test_a_bench_still_running_picks_a_teacher_over_the_tasks_every_teacher_finished():
+    """T1 finished t1 and t2, T2 only t1 (its t2 cell has not run). Over what each finished T1 averages 0.75 and
+    T2 0.6, but on t1, the only task both have, T2 is ahead: the pick is T2, said to be provisional."""
+    rs = [rec("A", "t1", 0.5, 0.4, teacher="T1"), rec("A", "t2", 1.0, 0.4, teacher="T1"),
+          rec("A", "t1", 0.6, 0.4, teacher="T2"), rec("A", "t2", 0, 0, teacher="T2", done=False)]
+    choice = analyse(rs, ["t1", "t2"], ["A"], ["T1", "T2"], ["sft"])["teacher_choice"][0]
+    assert choice["pick"] == "T2" and choice["provisional"] and choice["shared_tasks"] == ["t1"]
+    assert choice["answer"].startswith("Teacher for A (sft): T2 (mean 60.0, worst forgetting drop +0.0 points")
+    assert "vs T1 (mean 50.0," in choice["answer"]
+    assert choice["answer"].endswith("Provisional: over t1, the 1 of 2 tasks every teacher has finished.")
+    options = {o["teacher"]: o for o in choice["options"]}
+    assert options["T1"]["metric"] == 0.75 and options["T1"]["per_task"]["t2"]["value"] == 1.0  # the table's view
+    nothing = [rec("A", "t1", 0, 0, teacher="T1", done=False), rec("A", "t1", 0.6, 0.4, teacher="T2")]
+    choice = analyse(nothing, ["t1"], ["A"], ["T1", "T2"], ["sft"])["teacher_choice"][0]
+    assert choice["pick"] is None and "no task has been finished with every teacher yet" in choice["answer"]
+
+
+def test_teachers_students_are_tested_head_to_head_on_the_same_items():
+    """On t1, T2's student gets items 0-29 right, T1's items 20-39 and 40-49 wrong: b = 20 (only T2's), c = 10
+    (only T1's), 50 items in common; exact McNemar p = P(X <= 10 | 30, 1/2) * 2."""
+    items = lambda right: {str(i): float(i in right) for i in range(50)}  # noqa: E731
+    t1 = rec("A", "t1", 0.4, 0.3, teacher="T1") | {"tuned_items": items(range(20, 40))}
+    t2 = rec("A", "t1", 0.6, 0.3, teacher="T2") | {"tuned_items": items(range(0, 30))}
+    no_items = rec("A", "t2", 0.5, 0.3, teacher="T1")  # a record collected before per-item scores were kept
+    out = analyse([t1, t2, no_items, rec("A", "t2", 0.7, 0.3, teacher="T2")], ["t1", "t2"], ["A"], ["T1", "T2"],
+                  ["sft"])
+    (duel,) = out["head_to_head"]
+    p = 2 * sum(math.comb(30, k) for k in range(11)) / 2**30
+    assert (duel["task"], duel["best"], duel["other"]) == ("t1", "T2", "T1")
+    assert (duel["test"]["b"], duel["test"]["c"], duel["test"]["n"]) == (20, 10, 50)
+    assert duel["test"]["p_value"] == pytest.approx(p) and not duel["separable"]  # p = 0.099
+    assert out["teacher_choice"][0]["answer"].endswith(
+        f"Head to head, the best teacher's student against each other's on the same items: t1: T2 60.0 vs T1 40.0 "
+        f"(mcnemar-exact p = {p:.3g}, 50 items, 20 vs 10 items: not separable).")
+    clear = t2 | {"tuned_items": items(range(0, 40))}  # T1's right items are a subset: b = 20, c = 0
+    (duel,) = analyse([t1, clear], ["t1"], ["A"], ["T1", "T2"], ["sft"])["head_to_head"]
+    assert duel["separable"] and duel["test"]["p_value"] == pytest.approx(2 / 2**20)

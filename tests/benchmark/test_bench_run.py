@@ -69,6 +69,7 @@ def test_bench_writes_the_report_sections_and_plots(unbroken):
                     "## Teacher m0, method sft", "## Teacher m1, method sft", "### Scores per cell",
                     "### Ranks after fine-tuning", "### Plasticity ranks", "### Baseline ranks",
                     "### Friedman and Nemenyi", "### Students vs the teacher", "## Teacher selection",
+                    "### Teachers head to head (per task, same test items)",
                     "### Capacity match (measured before training)", "## Metric vs inference cost (measured time)",
                     "## Model selection (uses measured time)", "## Models"]:
         assert heading in report, heading
@@ -77,6 +78,7 @@ def test_bench_writes_the_report_sections_and_plots(unbroken):
                      "Best baseline", "catch the teacher? tiny:", "Teacher for m0 (sft):", "Teacher for m1 (sft):"]:
         assert question in answers, question
     assert "mean rank" in answers and "t-interval, bootstrap [" in answers and "Friedman chi2 =" in answers
+    assert answers.count("Head to head, the best teacher's student against each other's on the same items: tiny:") == 2
     assert "Cells not finished" not in report
     plots = sorted(p.name for p in (out / "plots").iterdir())
     assert plots == ["cost.png", "plasticity-0.png", "plasticity-1.png", "rank-0.png", "rank-1.png",
@@ -104,6 +106,9 @@ def test_every_linked_number_points_to_a_finished_run_directory(unbroken):
         results = json.loads((Path(rec["eval_dir"]) / "results.json").read_text())
         row = next(r for r in results["rows"] if r["row"] == "fine-tuned")
         assert rec["tuned"]["value"] == row[results["metric"]]
+        items = rec["tuned_items"]  # one score per test item, what the teachers' head-to-head tests pair up
+        assert len(items) == results["test_items"]
+        assert sum(items.values()) / len(items) == pytest.approx(rec["tuned"]["value"])
         assert results["config"]["train"]["student"] == rec["student"]
         assert results["config"]["generate"]["teacher"] == rec["teacher"]
 

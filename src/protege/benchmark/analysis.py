@@ -8,7 +8,8 @@ Students are compared within each (teacher, method) slice, on the tasks every co
   counts only what fine-tuning adds over the best prompting of the untouched student;
 - mean ranks carry two 95% intervals over tasks: a t-interval and a percentile bootstrap (stats.mean_rank_ci);
 - student vs teacher: exact McNemar on per-item right/wrong, Wilcoxon signed-rank on graded items, at 0.05;
-- Friedman and Nemenyi need at least 2 tasks and 2 students.
+- Friedman and Nemenyi need at least 2 tasks and 2 students;
+- which teacher for each student, and the teachers' students tested head to head: teachers.py.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from protege.benchmark import rank_tests as rt
 from protege.benchmark import stats as st
 from protege.benchmark.collect import slices, table
 from protege.benchmark.matrix import short_names
+from protege.benchmark.teachers import duel_text, head_to_head, teacher_choice
 
 ALPHA = 0.05
 
@@ -158,62 +160,6 @@ def _answers(out: dict, name: dict[str, str]) -> list[str]:
     return answers
 
 
-def teacher_choice(records: list[dict], students: list[str], methods: list[str], teachers: list[str],
-                   names: dict[str, str]) -> list[dict]:
-    """For each (student, method): each teacher's mean fine-tuned metric, worst forgetting drop and mean capacity
-    NLL, and the pick: highest mean metric among teachers that passed every forgetting gate (all of them if none
-    did), ties to the lower NLL. The metric is over the tasks a teacher finished; the NLL only over the tasks
-    where every teacher has curated data to measure it on (a teacher whose data was all dropped on a task has no
-    NLL there, and a mean over different tasks would compare the tasks, not the teachers)."""
-    out = []
-    for student in students:
-        for method in methods:
-            options = []
-            rows = {t: [r for r in records if (r["student"], r["method"], r["teacher"]) == (student, method, t)]
-                    for t in teachers}
-            common = set.intersection(*({r["task"] for r in mine if r["capacity"] and r["capacity"]["nll"] is not None}
-                                        for mine in rows.values())) if rows else set()
-            for teacher in teachers:
-                mine = rows[teacher]
-                shared = [r for r in mine if r["task"] in common]
-                done = [r for r in mine if r["done"]]
-                drops = [r["forgetting"]["max_drop"] for r in done if r["forgetting"]["max_drop"] is not None]
-                options.append({
-                    "teacher": teacher, "tasks": len(done), "of": len(mine),
-                    "metric": _mean(r["tuned"]["value"] for r in done),
-                    "per_task": {r["task"]: {"value": r["tuned"]["value"], "eval_dir": r["eval_dir"]} for r in done},
-                    "max_drop": max(drops) if drops else None,
-                    "gates_passed": all(r["forgetting"]["passed"] for r in done),
-                    "nll": _mean(r["capacity"]["nll"] for r in shared),
-                    "nll_tokens": sum(r["capacity"]["tokens"] for r in shared),
-                    "nll_tasks": sorted(common),
-                })
-            full = [o for o in options if o["tasks"] == o["of"] and o["metric"] is not None]
-            eligible = [o for o in full if o["gates_passed"]] or full
-            pick = max(eligible, key=lambda o: (o["metric"], -(o["nll"] if o["nll"] is not None else math.inf)),
-                       default=None)
-            out.append({"student": student, "method": method, "options": options,
-                        "pick": pick["teacher"] if pick else None, "answer": _teacher_answer(student, method, options, pick, names)})
-    return out
-
-
-def _teacher_answer(student: str, method: str, options: list[dict], pick: dict | None, name: dict[str, str]) -> str:
-    if pick is None:
-        return f"Teacher for {name[student]} ({method}): none finished every task."
-    others = [o for o in options if o is not pick and o["metric"] is not None]
-
-    def describe(o: dict) -> str:
-        drop = "n/a" if o["max_drop"] is None else f"{o['max_drop']:+.1f}"
-        nll = "n/a" if o["nll"] is None else f"{o['nll']:.2f}"
-        return (f"mean {pts(o['metric'])}, worst forgetting drop {drop} points, capacity NLL {nll} nats/token on "
-                f"{', '.join(o['nll_tasks']) or 'no task both teachers have data for'}")
-
-    text = f"Teacher for {name[student]} ({method}): {name[pick['teacher']]} ({describe(pick)})"
-    if not others:
-        return text + "; the only teacher in this bench."
-    return text + "; vs " + "; ".join(f"{name[o['teacher']]} ({describe(o)})" for o in others) + "."
-
-
 def selection(records: list[dict], tasks: list[str], names: dict[str, str]) -> dict:
     """Deployment candidates averaged over tasks (only those measured on every task), and the pick per scenario."""
     groups: dict[tuple, list[dict]] = {}
@@ -265,10 +211,18 @@ def _candidate(key: tuple, rows: list[dict], tasks: list[str], names: dict[str, 
 def analyse(records: list[dict], tasks: list[str], students: list[str], teachers: list[str], methods: list[str],
             resamples: int = 10000, seed: int = 0) -> dict:
     names = short_names(list(dict.fromkeys(students + teachers)))
+    choices = teacher_choice(records, students, methods, teachers, names)
+    duels = head_to_head(records, students, methods, names)
+    for c in choices:
+        mine = [duel_text(d, names) for d in duels if (d["student"], d["method"]) == (c["student"], c["method"])]
+        if mine:
+            c["answer"] += " Head to head, the best teacher's student against each other's on the same items: " + \
+                "; ".join(mine) + "."
     return {
         "names": names,
         "slices": [analyse_slice(records, t, m, tasks, students, names, resamples, seed) for t, m in slices(records)],
-        "teacher_choice": teacher_choice(records, students, methods, teachers, names),
+        "teacher_choice": choices,
+        "head_to_head": duels,
         "selection": selection(records, tasks, names),
         "failed": [{k: r[k] for k in ("task", "teacher", "student", "method", "error", "eval_dir")}
                    for r in records if not r["done"]],

@@ -6,7 +6,8 @@
 Everything is recomputed from the run directories each time, so a resumed bench reports exactly what an
 unbroken one does. A record holds the headline metric (a fraction in [0, 1]) of each eval row, the row's
 measured cost, the forgetting suite's largest drop, the capacity diagnostic, the student-vs-teacher paired
-test on per-item scores (items matched by id), and the eval stage path every number comes from.
+test on per-item scores (items matched by id), the fine-tuned row's per-item scores (`tuned_items`, for
+comparing teachers item by item), and the eval stage path every number comes from.
 """
 from __future__ import annotations
 
@@ -64,8 +65,11 @@ def cell_record(cell: Cell, status: dict | None) -> dict:
                          "worst": max(entries, key=lambda e: e["drop"])["task"] if entries else None,
                          "passed": results.get("forgetting", {}).get("passed", True)}
     rec["vs_teacher"] = None
+    if Row.FINE_TUNED not in rows:
+        return rec
+    student = read_items(eval_dir, rows[Row.FINE_TUNED], kind, metric)
+    rec["tuned_items"] = student  # per-item scores: the teachers' students are tested head to head on them
     if Row.TEACHER in rows:
-        student = read_items(eval_dir, rows[Row.FINE_TUNED], kind, metric)
         teacher = read_items(eval_dir, rows[Row.TEACHER], kind, metric)
         ids = [i for i in student if i in teacher]
         if ids:

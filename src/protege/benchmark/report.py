@@ -113,6 +113,7 @@ def _teacher_section(doc: Doc, analysis: dict, records: list[dict]) -> None:
                          "<- pick" if o["teacher"] == c["pick"] else ""])
     doc.table(["student", "method", "teacher", "mean metric", "per task", "worst forgetting drop", "gates",
                "capacity NLL", ""], rows)
+    _head_to_head(doc, analysis.get("head_to_head") or [], names)
     doc.h(3, "Capacity match (measured before training)")
     seen, rows = set(), []
     for r in records:
@@ -125,6 +126,25 @@ def _teacher_section(doc: Doc, analysis: dict, records: list[dict]) -> None:
                      doc.link(f"{cap['nll']:.3f}", cap["dir"]) if cap and cap["nll"] is not None else "n/a",
                      str(cap["tokens"]) if cap else "n/a"])
     doc.table(["student", "task", "teacher", "NLL per answer token", "answer tokens"], rows)
+
+
+def _head_to_head(doc: Doc, duels: list[dict], names: dict) -> None:
+    if not duels:
+        return
+    doc.h(3, "Teachers head to head (per task, same test items)")
+    doc.p("On each task, the student taught by the best-scoring teacher against the same student taught by each "
+          "other teacher, item by item: exact McNemar on right/wrong items (b = items only the first gets right, "
+          "c = only the second), Wilcoxon signed-rank on graded ones; separable at p < 0.05.")
+    rows = []
+    for d in duels:
+        test = d["test"]
+        rows.append([names[d["student"]], d["method"], d["task"],
+                     doc.link(f"{names[d['best']]} {pts(d['best_value'])}", d["best_dir"]),
+                     doc.link(f"{names[d['other']]} {pts(d['other_value'])}", d["other_dir"]),
+                     "n/a" if test is None or "b" not in test else f"{test['b']} / {test['c']}",
+                     _test_text(test), "yes" if d["separable"] else "no"])
+    doc.table(["student", "method", "task", "best teacher's student", "other teacher's student", "b / c",
+               "p (test, items)", "separable"], rows)
 
 
 def _cost_section(doc: Doc, analysis: dict) -> None:
