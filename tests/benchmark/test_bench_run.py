@@ -113,6 +113,20 @@ def test_every_linked_number_points_to_a_finished_run_directory(unbroken):
         assert results["config"]["generate"]["teacher"] == rec["teacher"]
 
 
+def test_the_report_counts_every_test_read_the_bench_logged(unbroken):
+    logs = [p for p in (unbroken["root"] / "runs").glob("*/*/test-access.jsonl")
+            if p.parent.name.rsplit("-", 1)[0] in ("eval", "curate")]
+    entries = [json.loads(line) for p in logs for line in p.read_text().splitlines()]
+    reads = json.loads((unbroken["out"] / "analysis.json").read_text())["test_reads"]
+    counted = {p: sum(t.values()) for p, t in reads["by_purpose"].items()}
+    assert counted == {p: sum(e["purpose"] == p for e in entries) for p in {e["purpose"] for e in entries}}
+    assert counted["final evaluation"] >= 8 * 2  # each of the 8 cells reads at least its base and fine-tuned rows
+    assert reads["eval_stages"] == 8
+    assert reads["curate_stages"] == sum(p.parent.name.startswith("curate-") for p in logs)
+    report = (unbroken["out"] / "report.md").read_text()
+    assert f"record {len(entries)} reads of a test set: " in report.split("## Test-set reads")[1]
+
+
 def test_data_phase_generates_once_per_task_and_teacher_before_any_cell(unbroken):
     runs = unbroken["root"] / "runs"
     assert len(unbroken["generated"]) == len(set(unbroken["generated"])) == 4  # 2 tasks x 2 teachers, not x students

@@ -208,6 +208,24 @@ def _candidate(key: tuple, rows: list[dict], tasks: list[str], names: dict[str, 
             "weights_mb": rows[0]["weights_mb"], "eval_dir": rows[0]["eval_dir"]}
 
 
+def test_reads(records: list[dict]) -> dict | None:
+    """The test-set reads the bench's stages logged (collect.stage_reads): each cell's eval stage (its rows, adopted
+    or computed, and forgetting-suite tasks) and each distinct curate stage (decontamination). None for records
+    collected before reads were counted."""
+    if not any("test_reads" in r for r in records):
+        return None
+    evals = [r["test_reads"]["eval"] for r in records if "test_reads" in r]
+    curates = {r["test_reads"]["curate"]["dir"]: r["test_reads"]["curate"]["reads"] for r in records
+               if "test_reads" in r}
+    totals: dict[str, dict[str, int]] = {}
+    for reads in evals + list(curates.values()):
+        for purpose, by_task in reads.items():
+            for task, n in by_task.items():
+                totals.setdefault(purpose, {})[task] = totals.get(purpose, {}).get(task, 0) + n
+    return {"eval_stages": sum(1 for e in evals if e), "curate_stages": sum(1 for c in curates.values() if c),
+            "by_purpose": {p: dict(sorted(t.items())) for p, t in sorted(totals.items())}}
+
+
 def analyse(records: list[dict], tasks: list[str], students: list[str], teachers: list[str], methods: list[str],
             resamples: int = 10000, seed: int = 0) -> dict:
     names = short_names(list(dict.fromkeys(students + teachers)))
@@ -224,6 +242,7 @@ def analyse(records: list[dict], tasks: list[str], students: list[str], teachers
         "teacher_choice": choices,
         "head_to_head": duels,
         "selection": selection(records, tasks, names),
+        "test_reads": test_reads(records),
         "failed": [{k: r[k] for k in ("task", "teacher", "student", "method", "error", "eval_dir")}
                    for r in records if not r["done"]],
     }

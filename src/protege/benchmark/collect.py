@@ -7,7 +7,8 @@ Everything is recomputed from the run directories each time, so a resumed bench 
 unbroken one does. A record holds the headline metric (a fraction in [0, 1]) of each eval row, the row's
 measured cost, the forgetting suite's largest drop, the capacity diagnostic, the student-vs-teacher paired
 test on per-item scores (items matched by id), the fine-tuned row's per-item scores (`tuned_items`, for
-comparing teachers item by item), and the eval stage path every number comes from.
+comparing teachers item by item), the test-set reads its eval and curate stages logged (`test_reads`), and the
+eval stage path every number comes from.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from protege.benchmark.capacity import capacity_stage
 from protege.benchmark.matrix import Cell
 from protege.benchmark.rank_tests import paired_test
 from protege.evaluate.rows import Row
+from protege.evaluate.test_access import LOG_NAME, read_log
 from protege.store import RESULTS, read_json
 from protege.tasks.kinds import kind_named
 
@@ -34,6 +36,15 @@ def read_items(eval_dir: Path, row: dict, kind: str, metric: str) -> dict[str, f
     return scores
 
 
+def stage_reads(stage_dir: Path) -> dict[str, dict[str, int]]:
+    """{purpose: {task: reads}} from one stage's test-access log (evaluate/test_access.py); {} if it read none."""
+    out: dict[str, dict[str, int]] = {}
+    for entry in read_log(Path(stage_dir) / LOG_NAME):
+        by_task = out.setdefault(entry.get("purpose", "?"), {})
+        by_task[entry.get("task", "?")] = by_task.get(entry.get("task", "?"), 0) + 1
+    return out
+
+
 def _row_summary(row: dict, metric: str) -> dict:
     return {"value": row[metric], "ci": row.get(f"{metric}_ci"), "seconds_p50": row.get("seconds_p50"),
             "weights_mb": row.get("weights_mb"), "model": row["model"]}
@@ -48,6 +59,9 @@ def cell_record(cell: Cell, status: dict | None) -> dict:
         rec["capacity"] = {"nll": c["nll_per_token"], "tokens": c["tokens"], "dir": str(cap.path)}
     else:
         rec["capacity"] = None
+    rec["test_reads"] = {"eval": stage_reads(cell.stages["eval"].path),
+                         "curate": {"dir": str(cell.stages["curate"].path),
+                                    "reads": stage_reads(cell.stages["curate"].path)}}
     if not rec["done"]:
         rec["error"] = (status or {}).get("error") or "not run yet"
         return rec

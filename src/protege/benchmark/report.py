@@ -164,6 +164,22 @@ def _cost_section(doc: Doc, analysis: dict) -> None:
     doc.table(["scenario", "pick"], [[k, v] for k, v in sel["picks"].items()])
 
 
+def _reads_section(doc: Doc, reads: dict | None) -> None:
+    if reads is None:
+        return
+    doc.h(2, "Test-set reads")
+    total = sum(n for by_task in reads["by_purpose"].values() for n in by_task.values())
+    parts = [f"{sum(t.values())} {purpose} ({', '.join(f'{task} {n}' for task, n in t.items())})"
+             for purpose, t in reads["by_purpose"].items()]
+    doc.p(f"The test-access logs of the bench's {_count(reads['eval_stages'], 'eval stage')} and "
+          f"{_count(reads['curate_stages'], 'curate stage')} record {_count(total, 'read')} of a test set: "
+          f"{'; '.join(parts) or 'none'}. An eval stage logs one read per row it scores or adopts and per "
+          "forgetting-suite task, so rows shared between cells count once per cell; a curate stage reads each test "
+          "set it decontaminates against once. evaluate/test_access.py refuses any other purpose. Nothing the "
+          "cells train with (sizes, epochs, checkpoints: all fixed in the config) was chosen on a test read; the "
+          "answers above are read off the test results, as a benchmark's are.")
+
+
 def _count(n: int, what: str) -> str:
     return f"{n} {what}{'s' * (n != 1)}"
 
@@ -192,6 +208,7 @@ def build(bench: BenchConfig, analysis: dict, records: list[dict], out: Path) ->
         _slice_section(doc, s, i, names, by_key)
     _teacher_section(doc, analysis, records)
     _cost_section(doc, analysis)
+    _reads_section(doc, analysis.get("test_reads"))
     doc.h(2, "Models")
     doc.table(["name", "model"], [[v, k] for k, v in names.items()])
     return doc
