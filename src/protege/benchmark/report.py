@@ -95,7 +95,8 @@ def _slice_section(doc: Doc, s: dict, i: int, names: dict, records: dict) -> Non
 def _teacher_section(doc: Doc, analysis: dict, records: list[dict]) -> None:
     names = analysis["names"]
     doc.h(2, "Teacher selection")
-    doc.p("For each student, the teachers side by side: mean fine-tuned metric over tasks, the largest forgetting "
+    doc.p("For each student, the teachers side by side: mean fine-tuned metric over the tasks every teacher has "
+          "finished (each finished task's score is listed beside it), the largest forgetting "
           "drop on the general suite (points, positive = worse), and the capacity-match NLL of the student on that "
           "teacher's curated data (nats per answer token, measured before training; lower = closer to the "
           "student's own style), averaged only over the tasks where every teacher has curated data. Pick: highest "
@@ -105,7 +106,8 @@ def _teacher_section(doc: Doc, analysis: dict, records: list[dict]) -> None:
     for c in analysis["teacher_choice"]:
         for o in c["options"]:
             per_task = ", ".join(f"{t} {pts(v['value'])}" for t, v in o["per_task"].items())
-            rows.append([names[c["student"]], c["method"], names[o["teacher"]], pts(o["metric"]), per_task or "n/a",
+            rows.append([names[c["student"]], c["method"], names[o["teacher"]], pts(o["shared_metric"]),
+                         per_task or "n/a",
                          "n/a" if o["max_drop"] is None else f"{o['max_drop']:+.1f}",
                          "yes" if o["gates_passed"] else "FAILED",
                          "n/a" if o["nll"] is None else
