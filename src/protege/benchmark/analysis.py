@@ -208,7 +208,7 @@ def _candidate(key: tuple, rows: list[dict], tasks: list[str], names: dict[str, 
             "weights_mb": rows[0]["weights_mb"], "eval_dir": rows[0]["eval_dir"]}
 
 
-def test_reads(records: list[dict]) -> dict | None:
+def count_test_reads(records: list[dict]) -> dict | None:
     """The test-set reads the bench's stages logged (collect.stage_reads): each cell's eval stage (its rows, adopted
     or computed, and forgetting-suite tasks) and each distinct curate stage (decontamination). None for records
     collected before reads were counted."""
@@ -242,7 +242,7 @@ def analyse(records: list[dict], tasks: list[str], students: list[str], teachers
         "teacher_choice": choices,
         "head_to_head": duels,
         "selection": selection(records, tasks, names),
-        "test_reads": test_reads(records),
+        "test_reads": count_test_reads(records),
         "failed": [{k: r[k] for k in ("task", "teacher", "student", "method", "error", "eval_dir")}
                    for r in records if not r["done"]],
     }
