@@ -13,37 +13,14 @@ Students are compared within each (teacher, method) slice, on the tasks every co
 """
 from __future__ import annotations
 
-import math
+from collections import Counter
 
 from protege.benchmark import rank_tests as rt
 from protege.benchmark import stats as st
 from protege.benchmark.collect import slices, table
 from protege.benchmark.matrix import short_names
-from protege.benchmark.teachers import duel_text, head_to_head, teacher_choice
-
-ALPHA = 0.05
-
-
-def pts(x: float | None, sign: bool = False) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    return f"{100 * x:+.1f}" if sign else f"{100 * x:.1f}"
-
-
-def interval(ci: tuple[float, float, float]) -> str:
-    mean, low, high = ci
-    if math.isnan(low):
-        return f"{mean:.2f} [no interval from one task]"
-    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
-
-
-def bounds(ci: tuple[float, float, float]) -> str:
-    return "n/a" if math.isnan(ci[1]) else f"[{ci[1]:.2f}, {ci[2]:.2f}]"
-
-
-def _mean(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
+from protege.benchmark.numbers import ALPHA, bounds, interval, mean_present, pts
+from protege.benchmark.teachers import head_to_head, teacher_choice
 
 
 def _ranking(scores: dict, resamples: int, seed: int) -> dict:
@@ -134,7 +111,7 @@ def _answers(out: dict, name: dict[str, str]) -> list[str]:
     best, text = ranked("tuned_rank")
     answers = [f"Strongest after fine-tuning {where}: {text}. " + _significance(out, best[0], name)]
     plastic, text = ranked("plasticity_rank")
-    gain = _mean(out["plasticity"][plastic[0]].values())
+    gain = mean_present(out["plasticity"][plastic[0]].values())
     answers.append(f"Most plastic (largest gain over its own best baseline): {text}; mean gain {pts(gain, True)} "
                    "points.")
     _, text = ranked("base_rank")
@@ -203,8 +180,8 @@ def _candidate(key: tuple, rows: list[dict], tasks: list[str], names: dict[str, 
     name = {"fine-tuned": lambda: f"{who} + LoRA ({key[3]}, teacher {names[key[2]]})",
             "baseline": lambda: f"{who} (best baseline)", "teacher": lambda: f"{who} (teacher, few-shot)"}[kind]()
     seconds = [r["seconds_p50"] for r in rows]
-    return {"kind": kind, "name": name, "metric": _mean(r["value"] for r in rows),
-            "seconds": _mean(seconds) if all(s is not None for s in seconds) else None,
+    return {"kind": kind, "name": name, "metric": mean_present(r["value"] for r in rows),
+            "seconds": mean_present(seconds) if all(s is not None for s in seconds) else None,
             "weights_mb": rows[0]["weights_mb"], "eval_dir": rows[0]["eval_dir"]}
 
 
@@ -217,11 +194,10 @@ def count_test_reads(records: list[dict]) -> dict | None:
     evals = [r["test_reads"]["eval"] for r in records if "test_reads" in r]
     curates = {r["test_reads"]["curate"]["dir"]: r["test_reads"]["curate"]["reads"] for r in records
                if "test_reads" in r}
-    totals: dict[str, dict[str, int]] = {}
+    totals: dict[str, Counter] = {}
     for reads in evals + list(curates.values()):
         for purpose, by_task in reads.items():
-            for task, n in by_task.items():
-                totals.setdefault(purpose, {})[task] = totals.get(purpose, {}).get(task, 0) + n
+            totals.setdefault(purpose, Counter()).update(by_task)
     return {"eval_stages": sum(1 for e in evals if e), "curate_stages": sum(1 for c in curates.values() if c),
             "by_purpose": {p: dict(sorted(t.items())) for p, t in sorted(totals.items())}}
 
@@ -229,17 +205,11 @@ def count_test_reads(records: list[dict]) -> dict | None:
 def analyse(records: list[dict], tasks: list[str], students: list[str], teachers: list[str], methods: list[str],
             resamples: int = 10000, seed: int = 0) -> dict:
     names = short_names(list(dict.fromkeys(students + teachers)))
-    choices = teacher_choice(records, students, methods, teachers, names)
     duels = head_to_head(records, students, methods, names)
-    for c in choices:
-        mine = [duel_text(d, names) for d in duels if (d["student"], d["method"]) == (c["student"], c["method"])]
-        if mine:
-            c["answer"] += " Head to head, the best teacher's student against each other's on the same items: " + \
-                "; ".join(mine) + "."
     return {
         "names": names,
         "slices": [analyse_slice(records, t, m, tasks, students, names, resamples, seed) for t, m in slices(records)],
-        "teacher_choice": choices,
+        "teacher_choice": teacher_choice(records, students, methods, teachers, names, duels),
         "head_to_head": duels,
         "selection": selection(records, tasks, names),
         "test_reads": count_test_reads(records),

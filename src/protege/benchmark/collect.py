@@ -13,6 +13,7 @@ eval stage path every number comes from.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 from protege.benchmark.capacity import capacity_stage
@@ -38,11 +39,10 @@ def read_items(eval_dir: Path, row: dict, kind: str, metric: str) -> dict[str, f
 
 def stage_reads(stage_dir: Path) -> dict[str, dict[str, int]]:
     """{purpose: {task: reads}} from one stage's test-access log (evaluate/test_access.py); {} if it read none."""
-    out: dict[str, dict[str, int]] = {}
+    out: dict[str, Counter] = {}
     for entry in read_log(Path(stage_dir) / LOG_NAME):
-        by_task = out.setdefault(entry.get("purpose", "?"), {})
-        by_task[entry.get("task", "?")] = by_task.get(entry.get("task", "?"), 0) + 1
-    return out
+        out.setdefault(entry.get("purpose", "?"), Counter())[entry.get("task", "?")] += 1
+    return {purpose: dict(by_task) for purpose, by_task in out.items()}
 
 
 def _row_summary(row: dict, metric: str) -> dict:

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from protege.benchmark import plots
-from protege.benchmark.analysis import ALPHA, bounds, interval, pts
+from protege.benchmark.numbers import ALPHA, bounds, interval, pts
 from protege.benchmark.config import BenchConfig
 from protege.doc import Doc
 from protege.store import REPORT_MD, atomic_write_text

@@ -1,7 +1,7 @@
 """The bench's teacher axis: which teacher each student should learn from, and the teachers' students head to head.
 
-    choices = teacher_choice(records, students, methods, teachers, names)   # records from collect.py
-    duels = head_to_head(records, students, methods, names)
+    duels = head_to_head(records, students, methods, names)                # records from collect.py
+    choices = teacher_choice(records, students, methods, teachers, names, duels)   # answers cite the duels
 
 teacher_choice compares teachers on the tasks every one of them finished for that student and method, so a bench
 still running gives a provisional pick over what has finished (and says so) rather than none, and a teacher is
@@ -12,23 +12,13 @@ ones): a difference of means across teachers says nothing until it is tested ite
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
+from protege.benchmark.numbers import ALPHA, mean_present, pts
 from protege.benchmark.rank_tests import paired_test
 
-ALPHA = 0.05
-
-
-def _mean(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
-
-
-def _pts(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}"
-
-
 def teacher_choice(records: list[dict], students: list[str], methods: list[str], teachers: list[str],
-                   names: dict[str, str]) -> list[dict]:
+                   names: dict[str, str], duels: Sequence[dict] = ()) -> list[dict]:
     """For each (student, method): each teacher's mean fine-tuned metric, worst forgetting drop and mean capacity
     NLL, and the pick: highest mean metric among teachers that passed every forgetting gate (all of them if none
     did), ties to the lower NLL. The pick's metric (`shared_metric`) is over the tasks every teacher finished
@@ -52,7 +42,8 @@ def teacher_choice(records: list[dict], students: list[str], methods: list[str],
             out.append({"student": student, "method": method, "options": options, "shared_tasks": sorted(finished),
                         "provisional": pick is not None and sorted(finished) != all_tasks,
                         "pick": pick["teacher"] if pick else None,
-                        "answer": _answer(student, method, options, pick, sorted(finished), all_tasks, names)})
+                        "answer": _answer(student, method, options, pick, sorted(finished), all_tasks, names)
+                        + _duels_text([d for d in duels if (d["student"], d["method"]) == (student, method)], names)})
     return out
 
 
@@ -69,12 +60,12 @@ def _option(teacher: str, mine: list[dict], common: set[str], finished: set[str]
     shared = [r for r in mine if r["task"] in common]
     return {
         "teacher": teacher, "tasks": len(done), "of": len(mine),
-        "metric": _mean(r["tuned"]["value"] for r in done),
-        "shared_metric": _mean(r["tuned"]["value"] for r in done if r["task"] in finished),
+        "metric": mean_present(r["tuned"]["value"] for r in done),
+        "shared_metric": mean_present(r["tuned"]["value"] for r in done if r["task"] in finished),
         "per_task": {r["task"]: {"value": r["tuned"]["value"], "eval_dir": r["eval_dir"]} for r in done},
         "max_drop": max(drops) if drops else None,
         "gates_passed": all(r["forgetting"]["passed"] for r in done),
-        "nll": _mean(r["capacity"]["nll"] for r in shared),
+        "nll": mean_present(r["capacity"]["nll"] for r in shared),
         "nll_tokens": sum(r["capacity"]["tokens"] for r in shared),
         "nll_tasks": sorted(common),
     }
@@ -89,7 +80,7 @@ def _answer(student: str, method: str, options: list[dict], pick: dict | None, s
     def describe(o: dict) -> str:
         drop = "n/a" if o["max_drop"] is None else f"{o['max_drop']:+.1f}"
         nll = "n/a" if o["nll"] is None else f"{o['nll']:.2f}"
-        return (f"mean {_pts(o['shared_metric'])}, worst forgetting drop {drop} points, capacity NLL {nll} "
+        return (f"mean {pts(o['shared_metric'])}, worst forgetting drop {drop} points, capacity NLL {nll} "
                 f"nats/token on {', '.join(o['nll_tasks']) or 'no task both teachers have data for'}")
 
     text = f"Teacher for {name[student]} ({method}): {name[pick['teacher']]} ({describe(pick)})"
@@ -129,10 +120,17 @@ def head_to_head(records: list[dict], students: list[str], methods: list[str], n
     return out
 
 
+def _duels_text(duels: list[dict], name: dict[str, str]) -> str:
+    if not duels:
+        return ""
+    return (" Head to head, the best teacher's student against each other's on the same items: "
+            + "; ".join(duel_text(d, name) for d in duels) + ".")
+
+
 def duel_text(d: dict, name: dict[str, str]) -> str:
     """One head-to-head in words, e.g. 'trec6: Q 70.6 vs S 48.2, mcnemar-exact p = 1e-23 (126 vs 14 items)'."""
     test = d["test"]
-    text = f"{d['task']}: {name[d['best']]} {_pts(d['best_value'])} vs {name[d['other']]} {_pts(d['other_value'])}"
+    text = f"{d['task']}: {name[d['best']]} {pts(d['best_value'])} vs {name[d['other']]} {pts(d['other_value'])}"
     if test is None:
         return text + " (no test items in common)"
     counts = f", {test['b']} vs {test['c']} items" if "b" in test else ""
