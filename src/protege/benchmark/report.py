@@ -20,6 +20,35 @@ from protege.doc import Doc
 from protege.store import REPORT_MD, atomic_write_text
 
 
+def _glance_section(doc: Doc, bench: BenchConfig, records: list[dict], names: dict) -> None:
+    """One table per method: each student's fine-tuned score with each teacher's data, beside its base and beside
+    each teacher's own score, so the whole matrix reads at a glance before the per-teacher detail."""
+    done = [r for r in records if r["done"]]
+    tasks = list(dict.fromkeys(r["task"] for r in records))
+    tuned = {(r["task"], r["student"], r["teacher"], r["method"]): r for r in done}
+    base = {(r["task"], r["student"]): r for r in done if r.get("base")}
+    own = {(r["task"], r["teacher"]): r for r in done if r.get("teacher_eval")}
+    metric = {r["task"]: r["metric"] for r in done}
+    doc.h(2, "At a glance")
+    doc.p("Headline metric in points: each student's better baseline (base), then the student fine-tuned on each "
+          "teacher's data, and on a last row per task the teacher itself (prompted with the eval's teacher shots, "
+          "on the same items); 'not run' where that cell or row has not finished. Tests and intervals are in the "
+          "sections below.")
+    for method in bench.methods:
+        rows = []
+        for t in tasks:
+            label = f"{t} ({metric[t]})" if t in metric else t
+            for m in bench.students:
+                b = base.get((t, m))
+                cells = [tuned.get((t, m, teacher, method)) for teacher in bench.teachers]
+                rows.append([label, names[m], doc.link(pts(b["base"]["value"]), b["eval_dir"]) if b else "not run"]
+                            + [doc.link(pts(c["tuned"]["value"]), c["eval_dir"]) if c else "not run" for c in cells])
+            rows.append([label, "the teacher itself", ""] + [
+                doc.link(pts(own[(t, teacher)]["teacher_eval"]["value"]), own[(t, teacher)]["eval_dir"])
+                if (t, teacher) in own else "not run" for teacher in bench.teachers])
+        if len(bench.methods) > 1:
+            doc.p(f"Method {method}:")
+        doc.table(["task (metric)", "student", "base"] + [f"teacher {names[t]}" for t in bench.teachers], rows)
 
 
 def _test_text(test: dict | None) -> str:
@@ -198,6 +227,7 @@ def build(bench: BenchConfig, analysis: dict, records: list[dict], out: Path) ->
           "Base = the better of each student's zero-shot and few-shot baselines on each task (so plasticity counts "
           "only what fine-tuning adds over the best prompting). Mean ranks carry two 95% intervals over tasks: a "
           "t-interval and a percentile bootstrap. Numbers link to the run directory they were read from.")
+    _glance_section(doc, bench, records, names)
     doc.h(2, "Answers")
     doc.ul([a for s in analysis["slices"] for a in s["answers"]] + [c["answer"] for c in analysis["teacher_choice"]])
     if analysis["failed"]:
