@@ -155,7 +155,8 @@ def selection(records: list[dict], tasks: list[str], names: dict[str, str]) -> d
                 seen.setdefault((kind, who), {}).setdefault(r["task"], r[field] | {"task": r["task"],
                                                                                    "eval_dir": r["eval_dir"]})
         candidates += [_candidate(k, list(v.values()), tasks, names) for k, v in seen.items()]
-    candidates = [c for c in candidates if c is not None]
+    partial = [c for c in candidates if c["missing"]]
+    candidates = [c for c in candidates if not c["missing"]]
     picks = {}
     if candidates:
         picks["highest metric"] = max(candidates, key=lambda c: c["metric"])
@@ -170,19 +171,20 @@ def selection(records: list[dict], tasks: list[str], names: dict[str, str]) -> d
             smallest = min(c["weights_mb"] for c in sized)
             picks["edge (smallest weights)"] = max((c for c in sized if c["weights_mb"] <= smallest * 1.01),
                                                    key=lambda c: c["metric"])
-    return {"candidates": candidates, "picks": {k: v["name"] for k, v in picks.items()}}
+    return {"candidates": candidates, "picks": {k: v["name"] for k, v in picks.items()},
+            "partial": [{"name": c["name"], "missing": c["missing"]} for c in partial]}
 
 
-def _candidate(key: tuple, rows: list[dict], tasks: list[str], names: dict[str, str]) -> dict | None:
-    if sorted(r["task"] for r in rows) != sorted(tasks):
-        return None
+def _candidate(key: tuple, rows: list[dict], tasks: list[str], names: dict[str, str]) -> dict:
+    """A candidate averaged over its tasks; `missing` lists the tasks it has no score on (then it is not ranked)."""
     kind, who = key[0], names[key[1]]
     name = {"fine-tuned": lambda: f"{who} + LoRA ({key[3]}, teacher {names[key[2]]})",
             "baseline": lambda: f"{who} (best baseline)", "teacher": lambda: f"{who} (teacher, few-shot)"}[kind]()
     seconds = [r["seconds_p50"] for r in rows]
     return {"kind": kind, "name": name, "metric": mean_present(r["value"] for r in rows),
             "seconds": mean_present(seconds) if all(s is not None for s in seconds) else None,
-            "weights_mb": rows[0]["weights_mb"], "eval_dir": rows[0]["eval_dir"]}
+            "weights_mb": rows[0]["weights_mb"], "eval_dir": rows[0]["eval_dir"],
+            "missing": [t for t in tasks if t not in {r["task"] for r in rows}]}
 
 
 def count_test_reads(records: list[dict]) -> dict | None:

@@ -181,6 +181,9 @@ def _head_to_head(doc: Doc, duels: list[dict], names: dict) -> None:
 def _cost_section(doc: Doc, analysis: dict) -> None:
     sel = analysis["selection"]
     doc.h(2, "Metric vs inference cost (measured time)")
+    left_out = "; ".join(f"{c['name']} (no {', '.join(c['missing'])})" for c in sel.get("partial", []))
+    if left_out:
+        doc.p(f"Not compared until measured on every task: {left_out}.")
     if not sel["candidates"]:
         doc.p("No candidate was measured on every task.")
         return
