@@ -110,6 +110,8 @@ class Pipeline:
                               **({"processes": world} if world > 1 else {})})
             barrier()
             self.echo(f"[{name}] done: {json.dumps(summary, default=str)[:300]}")
+            for notice in summary.get("notices", []):  # what the user should change, in full
+                self.echo(f"[{name}] {notice}")
         return self.stages[until]
 
     def _key_section(self, name: str) -> dict:

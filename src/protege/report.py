@@ -172,6 +172,7 @@ def _curation_lines(curation: dict) -> list[str]:
                      f"{mean('before', 'lines')} vs {mean('after', 'lines')}, AST nodes {mean('before', 'ast_nodes')}"
                      f" vs {mean('after', 'ast_nodes')}, cyclomatic {mean('before', 'cyclomatic')} vs "
                      f"{mean('after', 'cyclomatic')}")
+    lines += [f"- **{notice}**" for notice in curation.get("notices", [])]
     return [""] + lines if lines else []
 
 

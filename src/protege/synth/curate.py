@@ -15,8 +15,8 @@ Filters, in this order; an item is dropped by the first one it fails (modules un
 Items are taken in id order, so of two duplicates the one with the smaller id is kept whatever the order in
 which generation appended them. Stage files: data/train.jsonl (kept rows: the Example fields and id),
 drops.jsonl (every dropped record with dropped_by, reason and detail), curation.json (per-filter counts in
-order, code sizes before and after the simplicity filter). Tests: tests/test_curation_filters.py,
-tests/test_decontamination.py, tests/test_simplicity.py.
+order, code sizes before and after the simplicity filter, how many items copy a seed: seed_echo.py). Tests:
+tests/test_curation_filters.py, tests/test_decontamination.py, tests/test_simplicity.py, tests/test_seed_echo.py.
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from protege.synth.filters import dedup
 from protege.synth.filters.decontam import decontaminate, protected_strings
 from protege.synth.filters.schema import SchemaCheck, curated_row
 from protege.synth.filters.simplicity import simplest_solutions
+from protege.synth.seed_echo import seed_echo
 from protege.tasks.text import natural_key
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
@@ -130,6 +131,10 @@ def run_curate(spec: TaskSpec, cfg: CurateConfig, stage: StageDir, generated: li
         summary["kept_per_label"] = dict(Counter(r["label"] for r in result.kept))
     if result.code_stats is not None:
         summary["code_stats"] = result.code_stats
+    if echo := seed_echo(spec, generated):
+        summary["seed_echo"] = echo
+        if "notice" in echo:
+            summary["notices"] = [echo["notice"]]
     atomic_write_json(stage / "curation.json", {**summary, "config": cfg.model_dump()})
     return summary
 
