@@ -21,7 +21,7 @@ def item(i, context, question="What is it?", answer="it", ok=True):
             "raw": "", "teacher": "t", "tokens_in": 1, "tokens_out": 1}
 
 
-def test_copied_passages_are_counted_whitespace_and_case_blind_and_a_common_echo_gets_a_notice():
+def test_copied_passages_are_counted_as_curation_normalises_text_and_a_common_echo_gets_a_notice():
     copied = [item(i, PASSAGES[i % 2].upper().replace(" ", "  ")) for i in range(3)]
     new = [item(3, "A new passage about the Danube, which flows east.")]
     malformed = [item(4, PASSAGES[0], ok=False)]  # not well formed: not counted

@@ -181,10 +181,11 @@ def _candidate(key: tuple, rows: list[dict], tasks: list[str], names: dict[str, 
     name = {"fine-tuned": lambda: f"{who} + LoRA ({key[3]}, teacher {names[key[2]]})",
             "baseline": lambda: f"{who} (best baseline)", "teacher": lambda: f"{who} (teacher, few-shot)"}[kind]()
     seconds = [r["seconds_p50"] for r in rows]
+    measured = {r["task"] for r in rows}
     return {"kind": kind, "name": name, "metric": mean_present(r["value"] for r in rows),
             "seconds": mean_present(seconds) if all(s is not None for s in seconds) else None,
             "weights_mb": rows[0]["weights_mb"], "eval_dir": rows[0]["eval_dir"],
-            "missing": [t for t in tasks if t not in {r["task"] for r in rows}]}
+            "missing": [t for t in tasks if t not in measured]}
 
 
 def count_test_reads(records: list[dict]) -> dict | None:

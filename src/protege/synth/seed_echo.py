@@ -13,13 +13,10 @@ Tests: tests/test_seed_echo.py.
 from __future__ import annotations
 
 from protege.tasks.spec import TaskSpec
+from protege.tasks.text import normalise
 
 ECHO_SHARE = 0.25  # a quarter of the items copying a seed is a prompt problem, not chance
 FIELDS = {"context": "passage", "text": "input"}
-
-
-def _norm(text: str | None) -> str:
-    return " ".join((text or "").split()).lower()
 
 
 def seed_echo(spec: TaskSpec, generated: list[dict]) -> dict | None:
@@ -29,8 +26,8 @@ def seed_echo(spec: TaskSpec, generated: list[dict]) -> dict | None:
     seeds = spec.seed_examples()
     worst = None
     for field, label in FIELDS.items():
-        seen = {_norm(getattr(s, field, None)) for s in seeds} - {""}
-        values = [_norm(r.get(field)) for r in generated if r.get("ok", True)]
+        seen = {normalise(getattr(s, field, None)) for s in seeds} - {""}
+        values = [normalise(r.get(field)) for r in generated if r.get("ok", True)]
         values = [v for v in values if v]
         copied = [v for v in values if v in seen]
         if copied and (worst is None or len(copied) / len(values) > worst["copies"] / worst["items"]):
