@@ -1,11 +1,11 @@
 """Seed echo: how many generated items repeat a seed's passage or input word for word.
 
 A teacher shown seeds in its prompt may copy them instead of writing new items: the Qwen2.5-Coder 0.5B, asked for
-SQuAD 2.0 items, reused one of two seed passages in 435 of 448 well-formed items (bench real-teachers, session 32),
+SQuAD 2.0 items, reused one of two seed passages in 409 of 448 well-formed items (bench real-teachers, session 32),
 and curation then dropped nearly all of them as duplicates or contamination. The curate stage counts this and,
 when it is common, says what to change, so a user sees the cause and not only a small yield:
 
-    echo = seed_echo(spec, generated)   # {"field": "context", "items": 448, "copies": 435, "seeds": 2, ...}
+    echo = seed_echo(spec, generated)   # {"field": "context", "items": 448, "copies": 409, "seeds": 2, ...}
     echo["notice"]                      # present when at least ECHO_SHARE of the items copy a seed
 
 Tests: tests/test_seed_echo.py.
