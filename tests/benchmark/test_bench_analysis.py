@@ -42,7 +42,7 @@ def test_answers_name_the_strongest_most_plastic_and_best_baseline_with_their_in
     t_ci = stats.mean_rank_ci(stats.ranks_per_task(tuned))
     boot = stats.mean_rank_ci(stats.ranks_per_task(tuned), method="bootstrap", resamples=2000)
     strongest, plastic, baseline, teacher = s["answers"]
-    assert strongest.startswith("Strongest after fine-tuning with teacher T1 (sft), over 3 tasks: A (A: mean rank "
+    assert strongest.startswith("Strongest after fine-tuning over 3 tasks: A (A: mean rank "
                                 f"1.00 [1.00, 1.00] t-interval, bootstrap [{boot['A'][1]:.2f}, {boot['A'][2]:.2f}])")
     assert t_ci["A"] == (1.0, 1.0, 1.0)
     # Friedman on 3 models x 3 tasks with identical orderings: chi2 = 6, p = exp(-3)
@@ -151,3 +151,37 @@ def test_teachers_students_are_tested_head_to_head_on_the_same_items():
     clear = t2 | {"tuned_items": items(range(0, 40))}  # T1's right items are a subset: b = 20, c = 0
     (duel,) = analyse([t1, clear], ["t1"], ["A"], ["T1", "T2"], ["sft"])["head_to_head"]
     assert duel["separable"] and duel["test"]["p_value"] == pytest.approx(2 / 2**20)
+
+
+def test_the_answers_summary_gives_the_pick_the_others_in_order_and_its_duels_with_a_direction():
+    """T3 is picked (highest mean); its student is ahead of T1's on t1 (T1's right items are a subset of T3's) and
+    behind T2's on t2 (the other way round); T1 and T2's own duel on t2 does not involve the pick and is left to
+    the teacher section."""
+    items = lambda right: {str(i): float(i in right) for i in range(50)}  # noqa: E731
+    rs = [rec("A", "t1", 0.4, 0.3, teacher="T1") | {"tuned_items": items(range(0, 20))},
+          rec("A", "t1", 0.2, 0.3, teacher="T2") | {"tuned_items": items(range(0, 10))},
+          rec("A", "t1", 0.8, 0.3, teacher="T3") | {"tuned_items": items(range(0, 40))},
+          rec("A", "t2", 0.3, 0.3, teacher="T1") | {"tuned_items": items(range(0, 15))},
+          rec("A", "t2", 0.9, 0.3, teacher="T2") | {"tuned_items": items(range(0, 45))},
+          rec("A", "t2", 0.5, 0.3, teacher="T3") | {"tuned_items": items(range(0, 25))}]
+    summary = analyse(rs, ["t1", "t2"], ["A"], ["T1", "T2", "T3"], ["sft"])["teacher_choice"][0]["summary"]
+    assert summary.startswith("Teacher for A (sft): T3, mean 65.0 over t1, t2, against T2 55.0 and T1 35.0. ")
+    assert "Its student on the same test items: t1 vs T1 ahead (p = " in summary
+    assert "t2 vs T3" not in summary and "t2 vs T2 behind (p = " in summary and "T1 not separable" not in summary
+    assert "t1 vs T2 ahead" in summary and summary.count(" vs ") == 3
+
+
+def test_the_answers_summary_of_a_bench_still_running_says_provisional_or_none():
+    rs = [rec("A", "t1", 0.5, 0.4, teacher="T1"), rec("A", "t2", 1.0, 0.4, teacher="T1"),
+          rec("A", "t1", 0.6, 0.4, teacher="T2"), rec("A", "t2", 0, 0, teacher="T2", done=False)]
+    summary = analyse(rs, ["t1", "t2"], ["A"], ["T1", "T2"], ["sft"])["teacher_choice"][0]["summary"]
+    assert summary == "Teacher for A (sft): T2, mean 60.0 over t1 (provisional: 1 of 2 tasks so far), against T1 50.0."
+    nothing = [rec("A", "t1", 0, 0, teacher="T1", done=False), rec("A", "t1", 0.6, 0.4, teacher="T2")]
+    summary = analyse(nothing, ["t1"], ["A"], ["T1", "T2"], ["sft"])["teacher_choice"][0]["summary"]
+    assert summary == "Teacher for A (sft): none yet (no task finished with every teacher)."
+
+
+def test_a_gap_closed_that_rounds_to_zero_is_written_without_a_minus_sign():
+    """Tuned equal to base under a teacher below both: (0.5 - 0.5) / (0.0 - 0.5) is -0.0, which '%.0f' writes -0."""
+    s = analyse([rec("A", "t1", 0.5, 0.5, teacher_score=0.0, p=1.0)], ["t1"], ["A"], ["T1"], ["sft"])["slices"][0]
+    assert s["answers"][-1].endswith("no significant difference from the teacher, 0% of the gap closed.")

@@ -74,11 +74,13 @@ def test_bench_writes_the_report_sections_and_plots(unbroken):
                     "## Model selection (uses measured time)", "## Models"]:
         assert heading in report, heading
     answers = report.split("## Answers")[1].split("\n## ")[0]
-    for question in ["Strongest after fine-tuning with teacher m0 (sft), over 2 tasks:", "Most plastic",
+    for question in ["### With teacher m0 (sft)", "Strongest after fine-tuning over 2 tasks:", "Most plastic",
                      "Best baseline", "catch the teacher? tiny:", "Teacher for m0 (sft):", "Teacher for m1 (sft):"]:
         assert question in answers, question
     assert "mean rank" in answers and "t-interval, bootstrap [" in answers and "Friedman chi2 =" in answers
-    assert answers.count("Head to head, the best teacher's student against each other's on the same items: tiny:") == 2
+    assert answers.count("Its student on the same test items: tiny vs m") == 2  # each pick against the other teacher
+    selection = report.split("## Teacher selection")[1].split("\n## ")[0]
+    assert selection.count("Head to head, the best teacher's student against each other's on the same items: tiny:") == 2
     assert "Cells not finished" not in report
     plots = sorted(p.name for p in (out / "plots").iterdir())
     assert plots == ["cost.png", "plasticity-0.png", "plasticity-1.png", "rank-0.png", "rank-1.png",
@@ -241,5 +243,5 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(tmp_path, assets, monk
     report = (out / "report.md").read_text()
     assert "## Cells not finished" in report and "RuntimeError: injected evaluation failure" in report
     assert "1 of 2 cells finished" in report
-    assert "Strongest after fine-tuning with teacher m0 (sft), over 1 task: m0" in report
+    assert "Strongest after fine-tuning over 1 task: m0" in report
     assert "Friedman/Nemenyi: not enough tasks" in report

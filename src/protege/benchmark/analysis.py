@@ -98,7 +98,7 @@ def _significance(out: dict, best: str, name: dict[str, str]) -> str:
 
 def _answers(out: dict, name: dict[str, str]) -> list[str]:
     n = len(out["tasks"])
-    where = f"with teacher {name[out['teacher']]} ({out['method']}), over {n} task{'s' * (n != 1)}"
+    where = f"over {n} task{'s' * (n != 1)}"  # the report lists these under a heading naming the teacher
 
     def ranked(key: str) -> tuple[list[str], str]:
         r = out[key]
@@ -130,7 +130,7 @@ def _answers(out: dict, name: dict[str, str]) -> list[str]:
             verdict = "yes, it beats the teacher" if diff > 0 else "no, the teacher is significantly better"
         else:
             verdict = "no significant difference from the teacher"
-        gap = "" if row["gap_closed"] is None else f", {100 * row['gap_closed']:.0f}% of the gap closed"
+        gap = "" if row["gap_closed"] is None else f", {round(100 * row['gap_closed'])}% of the gap closed"
         parts.append(f"{row['task']}: {pts(row['tuned'])} vs {pts(row['teacher_score'])} ({pts(diff, True)} points, "
                      f"{test['method']} p = {test['p_value']:.3g}, {test['n']} items): {verdict}{gap}")
     answers.append(f"Does the best student ({name[student]}) catch the teacher? " + "; ".join(parts) + ".")

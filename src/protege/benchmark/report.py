@@ -115,7 +115,7 @@ def _slice_section(doc: Doc, s: dict, i: int, names: dict, records: dict) -> Non
     rows = [[names[v["student"]], v["task"], doc.link(pts(v["tuned"]), v["eval_dir"]),
              doc.link(pts(v["teacher_score"]), v["eval_dir"]),
              pts(None if v["teacher_score"] is None else v["tuned"] - v["teacher_score"], True),
-             _test_text(v["test"]), "n/a" if v["gap_closed"] is None else f"{100 * v['gap_closed']:.0f}%"]
+             _test_text(v["test"]), "n/a" if v["gap_closed"] is None else f"{round(100 * v['gap_closed'])}%"]
             for v in s["vs_teacher"]]
     doc.table(["student", "task", "fine-tuned", "teacher", "difference", "p (test, items)", "gap closed"], rows)
     doc.img("students vs teacher per task", plots.vs_teacher_plot(s, names, doc.out / "plots" / f"vs-teacher-{i}.png"))
@@ -232,7 +232,11 @@ def build(bench: BenchConfig, analysis: dict, records: list[dict], out: Path) ->
           "t-interval and a percentile bootstrap. Numbers link to the run directory they were read from.")
     _glance_section(doc, bench, records, names)
     doc.h(2, "Answers")
-    doc.ul([a for s in analysis["slices"] for a in s["answers"]] + [c["answer"] for c in analysis["teacher_choice"]])
+    for s in analysis["slices"]:
+        doc.h(3, f"With teacher {names[s['teacher']]} ({s['method']})")
+        doc.ul(s["answers"])
+    doc.h(3, "Which teacher")
+    doc.ul([c["summary"] for c in analysis["teacher_choice"]])
     if analysis["failed"]:
         doc.h(2, "Cells not finished")
         doc.table(["task", "teacher", "student", "method", "error", "eval stage"],

@@ -35,6 +35,7 @@ def teacher_choice(records: list[dict], students: list[str], methods: list[str],
             finished = _every(rows, lambda r: r["done"])
             all_tasks = sorted({r["task"] for mine in rows.values() for r in mine})
             options = [_option(teacher, rows[teacher], common, finished) for teacher in teachers]
+            mine = [d for d in duels if (d["student"], d["method"]) == (student, method)]
             ranked = [o for o in options if o["shared_metric"] is not None]
             eligible = [o for o in ranked if o["gates_passed"]] or ranked
             pick = max(eligible, key=lambda o: (o["shared_metric"],
@@ -43,7 +44,9 @@ def teacher_choice(records: list[dict], students: list[str], methods: list[str],
                         "provisional": pick is not None and sorted(finished) != all_tasks,
                         "pick": pick["teacher"] if pick else None,
                         "answer": _answer(student, method, options, pick, sorted(finished), all_tasks, names)
-                        + _duels_text([d for d in duels if (d["student"], d["method"]) == (student, method)], names)})
+                        + _duels_text(mine, names),
+                        "summary": _summary(student, method, options, pick, sorted(finished), all_tasks, mine,
+                                            names)})
     return out
 
 
@@ -92,6 +95,32 @@ def _answer(student: str, method: str, options: list[dict], pick: dict | None, s
         text += (f". Provisional: over {', '.join(shared)}, the {len(shared)} of {len(all_tasks)} tasks every "
                  "teacher has finished")
     return text + "."
+
+
+def _summary(student: str, method: str, options: list[dict], pick: dict | None, shared: list[str],
+             all_tasks: list[str], duels: list[dict], name: dict[str, str]) -> str:
+    """The pick in two sentences for the report's answers: its mean beside the others', then how the pick's student
+    fares against each other teacher's on the same items (the forgetting and NLL columns stay in the table)."""
+    if pick is None:
+        return f"Teacher for {name[student]} ({method}): none yet (no task finished with every teacher)."
+    scope = f"over {', '.join(shared)}" + ("" if shared == all_tasks else
+                                           f" (provisional: {len(shared)} of {len(all_tasks)} tasks so far)")
+    others = sorted((o for o in options if o is not pick and o["shared_metric"] is not None),
+                    key=lambda o: -o["shared_metric"])
+    text = f"Teacher for {name[student]} ({method}): {name[pick['teacher']]}, mean {pts(pick['shared_metric'])} {scope}"
+    text += ("" if not others else ", against " + " and ".join(f"{name[o['teacher']]} {pts(o['shared_metric'])}"
+                                                                for o in others)) + "."
+    said = []
+    for d in duels:
+        if pick["teacher"] not in (d["best"], d["other"]) or d["test"] is None:
+            continue
+        ahead = d["best"] == pick["teacher"]
+        rival = d["other"] if ahead else d["best"]
+        verdict = ("ahead" if ahead else "behind") if d["separable"] else "not separable"
+        said.append(f"{d['task']} vs {name[rival]} {verdict} (p = {d['test']['p_value']:.3g})")
+    if said:
+        text += " Its student on the same test items: " + "; ".join(said) + "."
+    return text
 
 
 def head_to_head(records: list[dict], students: list[str], methods: list[str], names: dict[str, str]) -> list[dict]:
