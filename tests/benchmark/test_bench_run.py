@@ -80,7 +80,8 @@ def test_bench_writes_the_report_sections_and_plots(unbroken):
     assert "mean rank" in answers and "t-interval, bootstrap [" in answers and "Friedman chi2 =" in answers
     assert answers.count("Its student on the same test items: tiny vs m") == 2  # each pick against the other teacher
     selection = report.split("## Teacher selection")[1].split("\n## ")[0]
-    assert selection.count("Head to head, the best teacher's student against each other's on the same items: tiny:") == 2
+    duels = "Head to head, the best teacher's student against each other's on the same items: tiny:"
+    assert selection.count(duels) == 2
     assert "Cells not finished" not in report
     plots = sorted(p.name for p in (out / "plots").iterdir())
     assert plots == ["cost.png", "plasticity-0.png", "plasticity-1.png", "rank-0.png", "rank-1.png",
