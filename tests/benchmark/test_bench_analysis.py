@@ -110,8 +110,8 @@ def test_a_candidate_not_measured_on_every_task_is_named_with_what_it_lacks_and_
     rs = [rec("A", t, 0.6, 0.5) for t in TASKS] + [rec("B", t, 0.9, 0.5, teacher="T2") for t in TASKS[:2]]
     sel = analyse(rs, TASKS, ["A", "B"], ["T1", "T2"], ["sft"])["selection"]
     assert sel["partial"] == [{"name": name, "missing": ["t3"]} for name in
-                              ("B + LoRA (sft, teacher T2)", "B (best baseline)", "T2 (teacher, few-shot)")]
-    assert sel["picks"]["highest metric"] == "T1 (teacher, few-shot)"  # 0.8: B's 0.9 on two tasks is not compared
+                              ("B + LoRA (sft, teacher T2)", "B (best baseline)", "T2 (teacher, prompted)")]
+    assert sel["picks"]["highest metric"] == "T1 (teacher, prompted)"  # 0.8: B's 0.9 on two tasks is not compared
 
 
 def test_a_bench_still_running_picks_a_teacher_over_the_tasks_every_teacher_finished():

@@ -179,7 +179,7 @@ def _candidate(key: tuple, rows: list[dict], tasks: list[str], names: dict[str, 
     """A candidate averaged over its tasks; `missing` lists the tasks it has no score on (then it is not ranked)."""
     kind, who = key[0], names[key[1]]
     name = {"fine-tuned": lambda: f"{who} + LoRA ({key[3]}, teacher {names[key[2]]})",
-            "baseline": lambda: f"{who} (best baseline)", "teacher": lambda: f"{who} (teacher, few-shot)"}[kind]()
+            "baseline": lambda: f"{who} (best baseline)", "teacher": lambda: f"{who} (teacher, prompted)"}[kind]()
     seconds = [r["seconds_p50"] for r in rows]
     measured = {r["task"] for r in rows}
     return {"kind": kind, "name": name, "metric": mean_present(r["value"] for r in rows),
