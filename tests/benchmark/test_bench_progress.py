@@ -122,3 +122,36 @@ def test_the_answers_stage_is_listed_where_the_pipeline_runs_one(tmp_path, tiny_
     expected = ["generate", "curate"] if mode == "items" else ["generate", "answers", "curate"]
     assert [s.stage for s in data.stages] == expected + ["capacity " + Path(tiny_model_dir).name]
     assert {s.state for s in data.stages} == {TODO}
+
+
+def test_a_begun_generate_stage_says_how_many_items_are_written_and_about_how_long_the_rest_takes(finished, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(finished["root"] / "runs", root / "runs")
+    (data,) = progress_of(root, finished["assets"])["data"]
+    generate, curate = data.stages[0].path, data.stages[1].path
+    (generate / MANIFEST).unlink()
+    shutil.rmtree(curate)  # killed while writing items: nothing after generate has run
+    lines = (generate / "samples.jsonl").read_text().splitlines(keepends=True)
+    (generate / "samples.jsonl").write_text("".join(lines[:3]))
+    (data,) = progress_of(root, finished["assets"])["data"]
+    state = data.stages[0]
+    assert (state.state, state.items) == (BEGUN, (3, 8))  # base.generate.num_examples
+    left = state.seconds / 3 * 5 / 3600
+    assert f"begun, {state.seconds:,.0f} s, 3 of 8 items, about {left:.1f} h left at this rate" in render_progress(
+        progress_of(root, finished["assets"]))
+    assert all(s.items is None for s in data.stages[1:])  # only a begun item-writing stage counts items
+
+
+def test_a_begun_answers_stage_counts_against_the_well_formed_items_it_answers(tmp_path):
+    from protege.benchmark.progress import chain_states
+    from protege.store import StageDir
+
+    generate, answers = (StageDir(tmp_path, "t", stage, "k") for stage in ("generate", "answers"))
+    generate.start({"generate": {"num_examples": 4}})
+    (generate / "samples.jsonl").write_text("".join(json.dumps({"id": f"g{i}", "ok": i != 3}) + "\n" for i in range(4)))
+    generate.finish()
+    answers.start({})
+    (answers / "answers.jsonl").write_text(json.dumps({"id": "g0"}) + "\n" + json.dumps({"id": "g1"}) + "\n")
+    states = chain_states([generate, answers])
+    assert [s.state for s in states] == [DONE, BEGUN]
+    assert states[0].items is None and states[1].items == (2, 3)  # g3 is malformed: nothing to answer

@@ -1,7 +1,8 @@
 """Where a bench stands, read from its run folders without running anything: each (task, teacher) data job's
 generate / answers / curate stages and each student's capacity stage on that data, then each cell's train / eval /
 report, as done, begun, to do or not needed, with the wall seconds every process spent on them (the stages'
-attempts records, so time spent on other machines and in earlier sessions counts too).
+attempts records, so time spent on other machines and in earlier sessions counts too); a begun generate or answers
+stage also says how many of its items are written and, at the rate so far, about how long the rest will take.
 
     protege --precision fp32 bench configs/bench-real-teachers.yaml --status      # the two tables and the totals
     protege runs pack $(protege --precision fp32 bench configs/bench-real-teachers.yaml --stage-dirs) \\
@@ -17,15 +18,18 @@ the bench and their time is not in its total.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import yaml
 
 from protege.benchmark.capacity import capacity_stage
 from protege.benchmark.matrix import Cell, data_jobs, short_names
 from protege.pipeline import STAGES
-from protege.store import StageDir, closed_attempts
+from protege.store import ANSWERS, SAMPLES, JsonlLog, StageDir, closed_attempts
 
 DONE, BEGUN, TODO, NOT_NEEDED = "done", "begun", "to do", "not needed"
+ITEM_FILES = {"generate": SAMPLES, "answers": ANSWERS}  # the stages that write one record per item, resumably
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class StageState:
     path: Path
     state: str  # DONE, BEGUN, TODO or NOT_NEEDED
     seconds: float  # every process's wall time on the folder (0 where it does not exist)
+    items: tuple[int, int] | None = None  # (written, planned) of a begun generate or answers stage
 
 
 @dataclass(frozen=True)
@@ -49,11 +54,28 @@ def _state(stage: StageDir, later_done: bool = False, name: str | None = None) -
 
 
 def chain_states(chain: list[StageDir]) -> list[StageState]:
-    """The states of stages that each read the one before: an unfinished one before a finished one is not needed."""
+    """The states of stages that each read the one before: an unfinished one before a finished one is not needed.
+    A begun generate or answers stage also says how many of its items are written."""
     out = []
     for i, stage in enumerate(chain):
-        out.append(_state(stage, any(later.complete for later in chain[i + 1:])))
+        state = _state(stage, any(later.complete for later in chain[i + 1:]))
+        if state.state == BEGUN and stage.stage in ITEM_FILES:
+            state = replace(state, items=_items(stage, chain[i - 1] if i else None))
+        out.append(state)
     return out
+
+
+def _items(stage: StageDir, before: StageDir | None) -> tuple[int, int] | None:
+    """(written, planned): a generate stage's records against its generate.num_examples; an answers stage's
+    against the well-formed items of the generate stage it answers. None when the plan cannot be read."""
+    written = len(JsonlLog(stage / ITEM_FILES[stage.stage]).read())
+    if stage.stage == "generate":
+        config = stage / "config.yaml"
+        planned = (yaml.safe_load(config.read_text()) or {}).get("generate", {}).get("num_examples") \
+            if config.exists() else None
+    else:
+        planned = sum(r.get("ok", True) for r in JsonlLog(before / SAMPLES).read()) if before else None
+    return (written, planned) if isinstance(planned, int) and planned > 0 else None
 
 
 def _data_chain(cell: Cell) -> list[StageDir]:
@@ -79,7 +101,13 @@ def bench_progress(cells: list[Cell]) -> dict[str, list[ProgressRow]]:
 
 
 def _cell(s: StageState) -> str:
-    return s.state + (f", {s.seconds:,.0f} s" if s.seconds else "")
+    text = s.state + (f", {s.seconds:,.0f} s" if s.seconds else "")
+    if s.items:
+        written, planned = s.items
+        text += f", {written} of {planned} items"
+        if 0 < written < planned and s.seconds:
+            text += f", about {s.seconds / written * (planned - written) / 3600:.1f} h left at this rate"
+    return text
 
 
 def _table(labels: list[str], rows: list[ProgressRow]) -> list[str]:
