@@ -106,3 +106,20 @@ def test_a_suite_task_left_out_by_a_setting_is_said_before_any_stage_runs(tmp_pa
         EvalConfig(forgetting={"tasks": [code]})
     assert suite_notices(load_task(str(tiny_task)), check_suite(opted_in), opted_in) == []
     assert suite_notices(load_task(code), check_suite(plain), plain) == []
+
+
+def test_the_report_says_which_suite_tasks_cannot_show_forgetting_because_they_read_0_before():
+    from protege.report import _forgetting_lines
+
+    def entry(task, before, after):
+        return {"task": task, "metric": "accuracy", "items": 50, "before": before, "before_ci": [before, before],
+                "after": after, "after_ci": [after, after], "drop": 100 * (before - after), "p_value": 1.0,
+                "max_drop": None, "passed": None}
+
+    suite = {"entries": [entry("gsm8k", 0.0, 0.02), entry("mbpp", 0.06, 0.06), entry("nq_open", 0.0, 0.0),
+                         {"task": "humaneval", "skipped": "no code execution"}], "passed": True, "failures": []}
+    verdict = _forgetting_lines(suite)[-1]
+    assert verdict.endswith("gsm8k, nq_open: the student scored 0 before training, so these cannot show forgetting; "
+                            "name suite tasks it can do in eval.forgetting.tasks.")
+    suite["entries"] = suite["entries"][1:2]
+    assert "cannot show forgetting" not in _forgetting_lines(suite)[-1]

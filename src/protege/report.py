@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from protege.evaluate.forgetting import at_floor
 from protege.evaluate.rows import Row
 from protege.store import REPORT_HTML, REPORT_MD, JsonlLog, StageDir, atomic_write_text
 from protege.tasks.kinds import kind_of
@@ -152,6 +153,11 @@ def _forgetting_lines(forgetting: dict | None) -> list[str]:
         verdict = f"All {len(gated)} forgetting gates passed."
     else:
         verdict = "No forgetting gate is set (eval.forgetting.max_drop), so these numbers are reported only."
+    floor = at_floor(forgetting["entries"])
+    if floor:
+        these = "these" if len(floor) > 1 else "this"
+        verdict += (f" {', '.join(floor)}: the student scored 0 before training, so {these} cannot show "
+                    "forgetting; name suite tasks it can do in eval.forgetting.tasks.")
     return lines + ["", verdict]
 
 

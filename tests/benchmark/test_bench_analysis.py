@@ -185,3 +185,16 @@ def test_a_gap_closed_that_rounds_to_zero_is_written_without_a_minus_sign():
     """Tuned equal to base under a teacher below both: (0.5 - 0.5) / (0.0 - 0.5) is -0.0, which '%.0f' writes -0."""
     s = analyse([rec("A", "t1", 0.5, 0.5, teacher_score=0.0, p=1.0)], ["t1"], ["A"], ["T1"], ["sft"])["slices"][0]
     assert s["answers"][-1].endswith("no significant difference from the teacher, 0% of the gap closed.")
+
+
+def test_the_suite_tasks_at_0_before_training_are_counted_over_the_cells_that_measured_them():
+    from protege.benchmark.report import forgetting_floor
+
+    suite = lambda measured, floor: {"max_drop": 0.0, "worst": None, "passed": True,  # noqa: E731
+                                     "measured": measured, "floor": floor}
+    rs = [rec("A", "t1", 0.5, 0.4) | {"forgetting": suite(["gsm8k", "mbpp"], ["gsm8k"])},
+          rec("B", "t1", 0.5, 0.4) | {"forgetting": suite(["gsm8k", "mbpp"], ["gsm8k", "mbpp"])},
+          rec("C", "t1", 0.5, 0.4) | {"forgetting": suite(["gsm8k"], [])},
+          rec("D", "t1", 0, 0, done=False), rec("E", "t1", 0.5, 0.4)]  # E: a record from before these lists
+    assert forgetting_floor(rs) == {"gsm8k": (2, 3), "mbpp": (1, 2)}
+    assert forgetting_floor(rs[2:]) == {}

@@ -19,6 +19,7 @@ from pathlib import Path
 from protege.benchmark.capacity import capacity_stage
 from protege.benchmark.matrix import Cell
 from protege.benchmark.rank_tests import paired_test
+from protege.evaluate.forgetting import at_floor
 from protege.evaluate.rows import Row
 from protege.evaluate.test_access import LOG_NAME, read_log
 from protege.store import RESULTS, read_json
@@ -77,7 +78,8 @@ def cell_record(cell: Cell, status: dict | None) -> dict:
     entries = [e for e in results.get("forgetting", {}).get("entries", []) if "skipped" not in e]
     rec["forgetting"] = {"max_drop": max((e["drop"] for e in entries), default=None),
                          "worst": max(entries, key=lambda e: e["drop"])["task"] if entries else None,
-                         "passed": results.get("forgetting", {}).get("passed", True)}
+                         "passed": results.get("forgetting", {}).get("passed", True),
+                         "measured": [e["task"] for e in entries], "floor": at_floor(entries)}
     rec["vs_teacher"] = None
     if Row.FINE_TUNED not in rows:
         return rec

@@ -121,6 +121,15 @@ def _slice_section(doc: Doc, s: dict, i: int, names: dict, records: dict) -> Non
     doc.img("students vs teacher per task", plots.vs_teacher_plot(s, names, doc.out / "plots" / f"vs-teacher-{i}.png"))
 
 
+def forgetting_floor(records: list[dict]) -> dict[str, tuple[int, int]]:
+    """{suite task: (cells where the student scored 0 on it before training, cells that measured it)} for the
+    tasks at 0 in at least one finished cell (records collected before this was kept have neither list)."""
+    done = [r["forgetting"] for r in records if r["done"] and r.get("forgetting")]
+    tasks = dict.fromkeys(t for f in done for t in f.get("floor", []))
+    return {t: (sum(t in f.get("floor", []) for f in done), sum(t in f.get("measured", []) for f in done))
+            for t in tasks}
+
+
 def _teacher_section(doc: Doc, analysis: dict, records: list[dict]) -> None:
     names = analysis["names"]
     doc.h(2, "Teacher selection")
@@ -144,6 +153,11 @@ def _teacher_section(doc: Doc, analysis: dict, records: list[dict]) -> None:
                          "<- pick" if o["teacher"] == c["pick"] else ""])
     doc.table(["student", "method", "teacher", "mean metric", "per task", "worst forgetting drop", "gates",
                "capacity NLL", ""], rows)
+    floor = forgetting_floor(records)
+    if floor:
+        doc.p("A suite task the student scored 0 on before training cannot show forgetting (its drop cannot be "
+              "above 0), so the forgetting column says nothing about it: "
+              + "; ".join(f"{t} in {n} of {m} cells that measured it" for t, (n, m) in floor.items()) + ".")
     _head_to_head(doc, analysis.get("head_to_head") or [], names)
     doc.h(3, "Capacity match (measured before training)")
     seen, rows = set(), []

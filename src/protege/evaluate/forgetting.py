@@ -126,6 +126,12 @@ def measure(task: TaskSpec, before: list[dict], after: list[dict], max_drop: dic
             "max_drop": limit, "passed": None if limit is None else drop <= limit}
 
 
+def at_floor(entries: list[dict]) -> list[str]:
+    """The forgetting-suite tasks the student scored 0 on before training: nothing there to lose, so their drop
+    cannot be above 0 whatever training did."""
+    return [e["task"] for e in entries if "skipped" not in e and e["before"] == 0]
+
+
 def check_suite(ecfg: EvalConfig) -> list[TaskSpec]:
     """Load the suite's tasks and check the gate keys, up front (before any stage spends time)."""
     suite = []
