@@ -19,7 +19,7 @@ from protege.benchmark import rank_tests as rt
 from protege.benchmark import stats as st
 from protege.benchmark.collect import slices, table
 from protege.benchmark.matrix import short_names
-from protege.benchmark.numbers import ALPHA, bounds, interval, mean_present, pts
+from protege.benchmark.numbers import ALPHA, bounds, interval, mean_present, percent, pts
 from protege.benchmark.teachers import head_to_head, teacher_choice
 
 
@@ -130,7 +130,7 @@ def _answers(out: dict, name: dict[str, str]) -> list[str]:
             verdict = "yes, it beats the teacher" if diff > 0 else "no, the teacher is significantly better"
         else:
             verdict = "no significant difference from the teacher"
-        gap = "" if row["gap_closed"] is None else f", {round(100 * row['gap_closed'])}% of the gap closed"
+        gap = "" if row["gap_closed"] is None else f", {percent(row['gap_closed'])} of the gap closed"
         parts.append(f"{row['task']}: {pts(row['tuned'])} vs {pts(row['teacher_score'])} ({pts(diff, True)} points, "
                      f"{test['method']} p = {test['p_value']:.3g}, {test['n']} items): {verdict}{gap}")
     answers.append(f"Does the best student ({name[student]}) catch the teacher? " + "; ".join(parts) + ".")

@@ -1,6 +1,7 @@
 """How the bench's analysis and report write numbers, shared by analysis.py, teachers.py and report.py.
 
     pts(0.714) -> "71.4"; pts(0.056, sign=True) -> "+5.6"; pts(None) -> "n/a"   # a fraction as points
+    percent(0.6) -> "60%"; percent(-0.0) -> "0%"; percent(None) -> "n/a"          # a share, whole percent
     interval((1.5, 1.0, 2.0)) -> "1.50 [1.00, 2.00]"; bounds(...) -> "[1.00, 2.00]"  # a mean rank and its CI
     mean_present([0.5, None, 0.7]) -> 0.6                                          # None where nothing is left
 
@@ -17,6 +18,11 @@ def pts(x: float | None, sign: bool = False) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
     return f"{100 * x:+.1f}" if sign else f"{100 * x:.1f}"
+
+
+def percent(x: float | None) -> str:
+    """A share in whole percent; round() rather than '%.0f', which writes -0.0 (and -0.4) as "-0"."""
+    return "n/a" if x is None else f"{round(100 * x)}%"
 
 
 def interval(ci: tuple[float, float, float]) -> str:

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from protege.benchmark import plots
-from protege.benchmark.numbers import ALPHA, bounds, interval, pts
+from protege.benchmark.numbers import ALPHA, bounds, interval, percent, pts
 from protege.benchmark.config import BenchConfig
 from protege.doc import Doc
 from protege.store import REPORT_MD, atomic_write_text
@@ -115,7 +115,7 @@ def _slice_section(doc: Doc, s: dict, i: int, names: dict, records: dict) -> Non
     rows = [[names[v["student"]], v["task"], doc.link(pts(v["tuned"]), v["eval_dir"]),
              doc.link(pts(v["teacher_score"]), v["eval_dir"]),
              pts(None if v["teacher_score"] is None else v["tuned"] - v["teacher_score"], True),
-             _test_text(v["test"]), "n/a" if v["gap_closed"] is None else f"{round(100 * v['gap_closed'])}%"]
+             _test_text(v["test"]), percent(v["gap_closed"])]
             for v in s["vs_teacher"]]
     doc.table(["student", "task", "fine-tuned", "teacher", "difference", "p (test, items)", "gap closed"], rows)
     doc.img("students vs teacher per task", plots.vs_teacher_plot(s, names, doc.out / "plots" / f"vs-teacher-{i}.png"))
