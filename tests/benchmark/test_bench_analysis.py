@@ -77,8 +77,9 @@ def test_teacher_pick_skips_failed_forgetting_gates_and_breaks_ties_on_capacity_
     choice = out["teacher_choice"][0]
     assert choice["pick"] == "T3"  # T2 scores highest but fails its forgetting gate; T1 ties T3 at a higher NLL
     assert choice["answer"].startswith("Teacher for A (sft): T3 (mean 70.0, worst forgetting drop +1.0 points, "
-                                       "capacity NLL 1.50 nats/token on t1, t2, t3); vs T1")
-    assert "T2 (mean 90.0, worst forgetting drop +12.0 points" in choice["answer"]
+                                       "capacity NLL 1.50 nats/token on t1, t2, t3); vs T2 (mean 90.0, worst "
+                                       "forgetting drop +12.0 points")  # the rivals, highest mean first
+    assert "; T1 (mean 70.0, worst forgetting drop +0.0 points" in choice["answer"]
 
 
 def test_capacity_nll_is_compared_only_on_tasks_every_teacher_has_data_for():

@@ -74,11 +74,17 @@ def _option(teacher: str, mine: list[dict], common: set[str], finished: set[str]
     }
 
 
+def _rivals(options: list[dict], pick: dict) -> list[dict]:
+    """The teachers the pick was chosen over (those with a mean on the shared tasks), highest mean first."""
+    return sorted((o for o in options if o is not pick and o["shared_metric"] is not None),
+                  key=lambda o: -o["shared_metric"])
+
+
 def _answer(student: str, method: str, options: list[dict], pick: dict | None, shared: list[str],
             all_tasks: list[str], name: dict[str, str]) -> str:
     if pick is None:
         return f"Teacher for {name[student]} ({method}): no task has been finished with every teacher yet."
-    others = [o for o in options if o is not pick and o["shared_metric"] is not None]
+    others = _rivals(options, pick)
 
     def describe(o: dict) -> str:
         drop = "n/a" if o["max_drop"] is None else f"{o['max_drop']:+.1f}"
@@ -105,8 +111,7 @@ def _summary(student: str, method: str, options: list[dict], pick: dict | None, 
         return f"Teacher for {name[student]} ({method}): none yet (no task finished with every teacher)."
     scope = f"over {', '.join(shared)}" + ("" if shared == all_tasks else
                                            f" (provisional: {len(shared)} of {len(all_tasks)} tasks so far)")
-    others = sorted((o for o in options if o is not pick and o["shared_metric"] is not None),
-                    key=lambda o: -o["shared_metric"])
+    others = _rivals(options, pick)
     text = f"Teacher for {name[student]} ({method}): {name[pick['teacher']]}, mean {pts(pick['shared_metric'])} {scope}"
     text += ("" if not others else ", against " + " and ".join(f"{name[o['teacher']]} {pts(o['shared_metric'])}"
                                                                 for o in others)) + "."
