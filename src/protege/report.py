@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from protege.evaluate.forgetting import at_floor
-from protege.evaluate.rows import Row
+from protege.evaluate.rows import Row, shown_names, shown_rows
 from protege.store import REPORT_HTML, REPORT_MD, JsonlLog, StageDir, atomic_write_text
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import TaskSpec
@@ -40,8 +40,8 @@ def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
         + " | p50 s/item | p95 s/item | tokens in | tokens out | weights MiB | peak RSS MiB |",
         "|---|---|" + "---|" * (len(cols) + 6),
     ]
-    for r in rows:
-        model = r["model"] + (" + LoRA" if r.get("adapter") else "") + (f", {r['shots']} shots" if r["shots"] else ", zero-shot" if r["row"] == Row.TEACHER else "")
+    for r in shown_rows(rows):
+        model = r["model"] + (" + LoRA" if r.get("adapter") else "") + (f", {r['shots']} shots" if r["shots"] else "")
         lines.append(f"| {r['row']} | {model} | " + " | ".join(_with_ci(r, key) for key, _ in cols)
                      + f" | {r['seconds_p50']:.3f} | {r['seconds_p95']:.3f} | {r['tokens_in_mean']:.0f} | "
                      f"{r.get('tokens_out_mean', 0):.0f} | {_mb(r.get('weights_mb'))} | {_mb(r.get('peak_rss_mb'))} |")
@@ -50,8 +50,11 @@ def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
         gain = by[Row.FINE_TUNED][metric] - by[Row.ZERO_SHOT][metric]
         lines += ["", f"Fine-tuned minus zero-shot baseline: {100 * gain:+.1f} {metric} points."]
     lines += _cost_lines(by)
+    names = shown_names(rows)
     for c in results.get("comparisons", []):
-        lines.append(f"- {c['model_a']} vs {c['model_b']}: McNemar p = {c['p_value']:.3g} ({c['only_a_right']} items "
+        if names.get(c["model_b"], c["model_b"]) is None:  # the zero-shot comparison again
+            continue
+        lines.append(f"- {c['model_a']} vs {names.get(c['model_b'], c['model_b'])}: McNemar p = {c['p_value']:.3g} ({c['only_a_right']} items "
                      f"only the fine-tuned student got right, {c['only_b_right']} only the other; {c['method']}).")
         boot = c.get("paired_bootstrap")
         if boot:
@@ -204,9 +207,9 @@ def render_html(folder, spec: TaskSpec, results: dict, markdown: str, train_log:
     tables = [i for i, block in enumerate(doc.blocks) if block[0] == "table"]
     glance = [("h", 2, "At a glance"),
               ("img", f"{spec.headline_metric} per row with 95% intervals",
-               metric_plot(results["rows"], spec.headline_metric, plots / "metric.png")),
+               metric_plot(shown_rows(results["rows"]), spec.headline_metric, plots / "metric.png")),
               ("img", "seconds and prompt tokens per answer, each row",
-               cost_plot(results["rows"], plots / "cost.png"))]
+               cost_plot(shown_rows(results["rows"]), plots / "cost.png"))]
     records = _finetuned_records(results, eval_dir) if kind_of(spec).LABELLED else []
     if records:
         confusion = ("img", "fine-tuned student: gold label against predicted",

@@ -70,7 +70,7 @@ def vs_teacher_plot(s: dict, names: dict[str, str], path: Path) -> Path:
     for i, t in enumerate(s["tasks"]):
         if t in teacher:
             ax.hlines(100 * teacher[t], i - 0.45, i + 0.45, colors="black", linestyles="dashed",
-                      label="teacher (few-shot)" if i == 0 else None)
+                      label="teacher" if i == 0 else None)
     ax.set_ylabel("headline metric (points)")
     ax.set_title(f"Students after fine-tuning vs teacher {names[s['teacher']]} ({s['method']})")
     ax.legend(fontsize="small")

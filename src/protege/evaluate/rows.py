@@ -15,3 +15,28 @@ class Row(str, Enum):
     TEACHER = "teacher (few-shot)"  # the answers teacher, prompted as the few-shot row (eval.teacher_shots: other)
 
     __str__ = str.__str__  # "fine-tuned" in f-strings and str(), on every Python version
+
+
+def shown_names(rows: list[dict]) -> dict[str, str | None]:
+    """The name a report prints for each stored row name, by how the row was prompted; None: left out.
+
+    results.json keeps the stored names (so runs written earlier read the same); a report names rows by their
+    shots: a few-shot row shown no examples is the zero-shot row again (the same samples) and is left out, and a
+    teacher shown none is "teacher (zero-shot)".
+    """
+    names: dict[str, str | None] = {}
+    for r in rows:
+        name, shots = r["row"], r.get("shots")
+        if name == Row.FEW_SHOT and shots == 0:
+            names[name] = None
+        elif name == Row.TEACHER and shots == 0:
+            names[name] = "teacher (zero-shot)"
+        else:
+            names[name] = str(name)
+    return names
+
+
+def shown_rows(rows: list[dict]) -> list[dict]:
+    """The rows a report prints, renamed by `shown_names` (copies; the stored rows are not changed)."""
+    names = shown_names(rows)
+    return [dict(r, row=names[r["row"]]) for r in rows if names[r["row"]] is not None]

@@ -5,7 +5,7 @@ scores, every number read from the run's own files.
 """
 from __future__ import annotations
 
-from protege.evaluate.rows import Row
+from protege.evaluate.rows import Row, shown_rows
 from protege.store import RESULTS, read_json
 
 
@@ -42,7 +42,7 @@ def model_card(cfg, stages: dict, name: str) -> str:
               "evaluation.", "",
               "| row | " + " | ".join(label for _, label in cols) + " | s/item (p50) |",
               "|---|" + "---|" * (len(cols) + 1)]
-    for r in results["rows"]:
+    for r in shown_rows(results["rows"]):
         lines.append(f"| {r['row']} | " + " | ".join(_pct(r, key) for key, _ in cols)
                      + f" | {r.get('seconds_p50', 0):.3f} |")
     by = {r["row"]: r for r in results["rows"]}
