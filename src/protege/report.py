@@ -41,7 +41,8 @@ def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
         "|---|---|" + "---|" * (len(cols) + 6),
     ]
     for r in shown_rows(rows):
-        model = r["model"] + (" + LoRA" if r.get("adapter") else "") + (f", {r['shots']} shots" if r["shots"] else "")
+        shots = f", {r['shots']} shots" if r["shots"] else ""
+        model = r["model"] + (" + LoRA" if r.get("adapter") else "") + shots
         lines.append(f"| {r['row']} | {model} | " + " | ".join(_with_ci(r, key) for key, _ in cols)
                      + f" | {r['seconds_p50']:.3f} | {r['seconds_p95']:.3f} | {r['tokens_in_mean']:.0f} | "
                      f"{r.get('tokens_out_mean', 0):.0f} | {_mb(r.get('weights_mb'))} | {_mb(r.get('peak_rss_mb'))} |")
@@ -52,9 +53,10 @@ def render_markdown(spec: TaskSpec, results: dict, curation: dict) -> str:
     lines += _cost_lines(by)
     names = shown_names(rows)
     for c in results.get("comparisons", []):
-        if names.get(c["model_b"], c["model_b"]) is None:  # the zero-shot comparison again
+        other = names.get(c["model_b"], c["model_b"])
+        if other is None:  # the zero-shot comparison again
             continue
-        lines.append(f"- {c['model_a']} vs {names.get(c['model_b'], c['model_b'])}: McNemar p = {c['p_value']:.3g} ({c['only_a_right']} items "
+        lines.append(f"- {c['model_a']} vs {other}: McNemar p = {c['p_value']:.3g} ({c['only_a_right']} items "
                      f"only the fine-tuned student got right, {c['only_b_right']} only the other; {c['method']}).")
         boot = c.get("paired_bootstrap")
         if boot:
