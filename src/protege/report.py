@@ -207,11 +207,11 @@ def render_html(folder, spec: TaskSpec, results: dict, markdown: str, train_log:
     doc = from_markdown(markdown, folder)
     plots = folder / "plots"
     tables = [i for i, block in enumerate(doc.blocks) if block[0] == "table"]
+    shown = shown_rows(results["rows"])
     glance = [("h", 2, "At a glance"),
               ("img", f"{spec.headline_metric} per row with 95% intervals",
-               metric_plot(shown_rows(results["rows"]), spec.headline_metric, plots / "metric.png")),
-              ("img", "seconds and prompt tokens per answer, each row",
-               cost_plot(shown_rows(results["rows"]), plots / "cost.png"))]
+               metric_plot(shown, spec.headline_metric, plots / "metric.png")),
+              ("img", "seconds and prompt tokens per answer, each row", cost_plot(shown, plots / "cost.png"))]
     records = _finetuned_records(results, eval_dir) if kind_of(spec).LABELLED else []
     if records:
         confusion = ("img", "fine-tuned student: gold label against predicted",
