@@ -110,3 +110,28 @@ def test_training_interrupted_resumes_to_the_same_loss_curve(tmp_path, tiny_mode
     broken.run("train")
     resumed = [r["loss"] for r in JsonlLog(broken.stages["train"] / "train_log.jsonl").read()]
     assert resumed == pytest.approx(reference, rel=1e-5)
+
+
+def test_slow_steps_are_checkpointed_by_time_as_well(tmp_path, tiny_model_dir, tiny_task, monkeypatch):
+    """checkpoint_every 20 is never reached by a 6-step run; a checkpoint is also due once CHECKPOINT_SECONDS have
+    passed (0 here: after every step), so a run killed at step 1 resumes there, on the same loss curve."""
+    import protege.train.loop as loop
+
+    config = write_tiny_config(tmp_path / "a", tiny_model_dir, tiny_task, train={"epochs": 3, "checkpoint_every": 20})
+    unbroken = Pipeline(load_config(config), progress=False, echo=lambda m: None)
+    unbroken.run("train")
+    reference = [r["loss"] for r in JsonlLog(unbroken.stages["train"] / "train_log.jsonl").read()]
+    assert len(reference) < 20
+
+    monkeypatch.setattr(loop, "CHECKPOINT_SECONDS", 0.0)
+    config_b = write_tiny_config(tmp_path / "b", tiny_model_dir, tiny_task, train={"epochs": 3, "checkpoint_every": 20})
+    broken = Pipeline(load_config(config_b), progress=False, echo=lambda m: None)
+    undo = die_after_checkpoint(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        broken.run("train")
+    position = json.loads((broken.stages["train"] / "checkpoint" / "position.json").read_text())
+    assert position == {"step": 1}
+    undo()
+    broken.run("train")
+    resumed = [r["loss"] for r in JsonlLog(broken.stages["train"] / "train_log.jsonl").read()]
+    assert resumed == pytest.approx(reference, rel=1e-5)

@@ -3,7 +3,7 @@ zero-shot row again and is left out, a teacher shown none is "teacher (zero-shot
 
     pytest tests/test_row_names.py
 """
-from protege.evaluate.rows import Row, shown_names, shown_rows
+from protege.evaluate.rows import Row, shown_name, shown_names, shown_rows
 from protege.report import render_markdown
 from protege.tasks.spec import DataSource, Example, TaskSpec
 
@@ -44,3 +44,9 @@ def test_rows_given_shots_keep_their_names():
     text = render_markdown(QA, stored, {})
     assert "| baseline (few-shot) | m, 2 shots |" in text and "| teacher (few-shot) | m, 2 shots |" in text
     assert text.count("McNemar") == 3
+
+
+def test_one_row_is_named_by_its_shots():
+    assert shown_name(Row.TEACHER, 0) == "teacher (zero-shot)" and shown_name(Row.TEACHER, 3) == "teacher (few-shot)"
+    assert shown_name(Row.FEW_SHOT, 0) is None and shown_name(Row.FEW_SHOT, 2) == "baseline (few-shot)"
+    assert shown_name(Row.FINE_TUNED, 0) == "fine-tuned"

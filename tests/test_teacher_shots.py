@@ -1,5 +1,6 @@
 """eval.teacher_shots, and eval rows that adopt a finished `protege eval` of the same model instead of rerunning it."""
 import json
+import shutil
 
 from protege.config import EvalConfig, key_dump, load_config
 from protege.evaluate.model_eval import evaluate_model
@@ -67,3 +68,22 @@ def test_a_zero_shot_teacher_row_adopts_the_zero_shot_run_and_not_another(tmp_pa
 
 def _slug(cfg) -> str:
     return cfg.train.student.replace(":", "_").replace("/", "_")
+
+
+def test_a_zero_shot_teacher_of_its_own_is_logged_and_shown_as_zero_shot(tmp_path, tiny_model_dir, tiny_task,
+                                                                         monkeypatch):
+    """A teacher that is not the student (a copy of the tiny model under another name), shown no examples: the
+    test-access log and the progress bar call its read "teacher (zero-shot)", never "teacher (few-shot)"."""
+    teacher = tmp_path / "teacher-copy"
+    shutil.copytree(tiny_model_dir, teacher)
+    cfg = load_config(write_tiny_config(tmp_path, tiny_model_dir, tiny_task, eval={"teacher_shots": 0},
+                                        generate={"teacher": f"hf:{teacher}"}))
+    scored = _scored_rows(monkeypatch)
+    pipe = Pipeline(cfg, progress=False, echo=lambda m: None)
+    pipe.run("eval")
+    log = [json.loads(l) for l in (pipe.stages["eval"] / "test-access.jsonl").open()]
+    assert [r["who"] for r in log] == ["baseline (zero-shot)", "baseline (few-shot)", "teacher (zero-shot)",
+                                       "forgetting suite", "fine-tuned"]
+    assert "eval teacher (zero-shot)" in scored and not any("teacher (few-shot)" in s for s in scored)
+    rows = {r["row"]: r for r in json.loads((pipe.stages["eval"] / "results.json").read_text())["rows"]}
+    assert rows["teacher (few-shot)"]["shots"] == 0  # results.json keeps the stored name

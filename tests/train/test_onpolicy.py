@@ -118,3 +118,54 @@ def test_onpolicy_across_tokenizers_scores_the_students_text_in_the_teachers_tok
     summary = json.loads((pipe.stages["train"] / "MANIFEST.json").read_text())["summary"]
     assert summary["cross_tokenizer"] is True and all(r["on_policy"] for r in log)
     assert all(r["kd"] > 0 for r in log) and 0 < min(r["aligned"] for r in log) <= 1
+
+
+@pytest.mark.precision("fp32")
+@pytest.mark.parametrize("kill_at", [1, 3])  # before the first checkpoint (every 2 steps), and between two
+def test_a_run_killed_between_checkpoints_counts_each_step_once(tmp_path, tiny_model_dir, tiny_task, monkeypatch,
+                                                                kill_at):
+    """The killed run logged steps after its last checkpoint; the rerun redoes them: the log is cut back to the
+    checkpoint, so the redone steps' records are the new ones and the token passes carried on from the log are
+    the unbroken run's, not those steps counted twice (session 37 lost a 2-step run that way)."""
+    import protege.train.onpolicy as onpolicy
+
+    teacher = f"hf:{_peaked_teacher(tmp_path / 'teacher')}"
+    settings = {"method": "onpolicy", "epochs": 3, "checkpoint_every": 2,
+                "onpolicy": {"teacher": teacher, "match_sft": False, "max_new_tokens": 5}}
+    _, whole = _run(tmp_path, "whole", tiny_model_dir, tiny_task, **settings)
+    real_stop = onpolicy.Passes.stop
+
+    def stop_then_die(self):
+        if len(self.log.read()) == kill_at:
+            raise KeyboardInterrupt(f"simulated kill after step {kill_at}")
+        return real_stop(self)
+
+    monkeypatch.setattr(onpolicy.Passes, "stop", stop_then_die)
+    cfg = load_config(write_tiny_config(tmp_path / "killed", tiny_model_dir, tiny_task, train=settings))
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(cfg, progress=False, echo=lambda m: None).run("train")
+    monkeypatch.setattr(onpolicy.Passes, "stop", real_stop)
+    _, resumed = _run(tmp_path, "killed", tiny_model_dir, tiny_task, **settings)
+    assert [r["step"] for r in resumed] == [r["step"] for r in whole]
+    assert [r["passes"] for r in resumed] == [r["passes"] for r in whole]
+    assert [r["loss"] for r in resumed] == pytest.approx([r["loss"] for r in whole], rel=1e-5)
+
+
+@pytest.mark.precision("fp32")
+def test_the_teachers_answer_logits_are_its_full_logits_at_those_positions(tmp_path, tiny_model_dir):
+    """The teacher's output layer runs only at the answer positions (its full [B, T, V] logits ran a 24 GiB
+    machine out of memory with a 152k vocabulary); the logits are the full forward's, picked."""
+    from transformers import AutoModelForCausalLM
+
+    from protege.train.onpolicy import teacher_answer_logits
+
+    teacher = AutoModelForCausalLM.from_pretrained(str(_peaked_teacher(tmp_path / "teacher"))).eval()
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10], [5, 6, 11, 12, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
+    labels = torch.tensor([[-100, -100, -100, 8, 9, 10], [-100, -100, 11, 12, -100, -100]])
+    keep = labels[:, 1:] != -100
+    with torch.no_grad():
+        full = teacher(input_ids=ids, attention_mask=mask).logits[:, :-1][keep]
+    picked = teacher_answer_logits(teacher, ids, mask, keep, chunk_tokens=2)
+    assert picked.shape == full.shape == (5, teacher.config.vocab_size)
+    assert torch.allclose(picked.float(), full.float(), atol=1e-5)

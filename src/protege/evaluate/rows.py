@@ -24,16 +24,17 @@ def shown_names(rows: list[dict]) -> dict[str, str | None]:
     shots: a few-shot row shown no examples is the zero-shot row again (the same samples) and is left out, and a
     teacher shown none is "teacher (zero-shot)".
     """
-    names: dict[str, str | None] = {}
-    for r in rows:
-        name, shots = r["row"], r.get("shots")
-        if name == Row.FEW_SHOT and shots == 0:
-            names[name] = None
-        elif name == Row.TEACHER and shots == 0:
-            names[name] = "teacher (zero-shot)"
-        else:
-            names[name] = str(name)
-    return names
+    return {r["row"]: shown_name(r["row"], r.get("shots")) for r in rows}
+
+
+def shown_name(name: str, shots: int | None) -> str | None:
+    """The name one row goes by, given how many examples it was shown (see `shown_names`); the test-access log's
+    "who" uses it too, so a zero-shot teacher's reads are not logged as a few-shot teacher's."""
+    if name == Row.FEW_SHOT and shots == 0:
+        return None
+    if name == Row.TEACHER and shots == 0:
+        return "teacher (zero-shot)"
+    return str(name)
 
 
 def shown_rows(rows: list[dict]) -> list[dict]:

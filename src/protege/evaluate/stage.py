@@ -20,7 +20,7 @@ from protege.evaluate.comparisons import compare
 from protege.evaluate.forgetting import forgetting_after, forgetting_before
 from protege.evaluate.model_eval import evaluate_measured, pick_shots
 from protege.evaluate.summary import classification_summary, summarize
-from protege.evaluate.rows import Row
+from protege.evaluate.rows import Row, shown_name
 from protege.evaluate.test_access import LOG_NAME, read_log, read_test_set
 from protege.provenance import provenance
 from protege.store import RESULTS, JsonlLog, StageDir, atomic_write_json, atomic_write_text
@@ -83,20 +83,21 @@ def run_eval(spec: TaskSpec, cfg: RunConfig, stage: StageDir, adapter_dir: Path,
         if key in computed:
             continue
         slug = _slug(model_name, n_shots, few)
+        name = shown_name(row, len(shots[key])) or str(row)  # the log and progress bar name it by its shots
         if model_name == "finetuned":
             before = forgetting_before(spec, ecfg, stage, student, progress=progress)
         # Each computation reads the test set once, through the access log (final evaluation only).
-        items = read_test_set(spec, stage / LOG_NAME, stage, "final evaluation", who=row, limit=ecfg.max_test_items)
+        items = read_test_set(spec, stage / LOG_NAME, stage, "final evaluation", who=name, limit=ecfg.max_test_items)
         if model_name == "finetuned" and cfg.executor.kind == "ray":
             computed[key], memory[key] = _score_on_ray(cfg, spec, student, adapter_dir, items, [], ecfg.scoring,
-                                                       JsonlLog(stage / "samples" / f"{slug}.jsonl"), row, progress)
+                                                       JsonlLog(stage / "samples" / f"{slug}.jsonl"), name, progress)
         elif model_name == "finetuned":
             lm = finetuned = load_finetuned(student, adapter_dir)
             computed[key], memory[key] = _score(lm, spec, items, [], ecfg, ecfg.scoring,
-                                                JsonlLog(stage / "samples" / f"{slug}.jsonl"), row, progress,
+                                                JsonlLog(stage / "samples" / f"{slug}.jsonl"), name, progress,
                                                 remote=False)
         else:
-            computed[key], memory[key] = _shared_row(cfg, spec, stage, model_name, n_shots, shots[key], items, row,
+            computed[key], memory[key] = _shared_row(cfg, spec, stage, model_name, n_shots, shots[key], items, name,
                                                      progress)
             # The stage keeps its own copy, so every number in results.json is traceable inside its folder.
             atomic_write_text(stage / "samples" / f"{slug}.jsonl", "".join(json.dumps(r) + "\n" for r in computed[key]))

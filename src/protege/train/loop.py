@@ -5,13 +5,14 @@
 `loss_fn(model, batch, indices)` returns (loss, parts): `batch` is the collated tensors on the model's device,
 `indices` the example indices in the batch (so an objective can look up per-example data such as cached teacher
 logits), `parts` a dict of floats logged beside the loss. AdamW, linear decay, bf16 autocast on CPUs with native
-bf16 (fp32 master weights). Every `checkpoint_every` steps the adapter, optimiser, scheduler, RNG and position
-are saved, so a killed run resumes where it stopped and follows the same loss curve; `train_log.jsonl` records
-every step.
+bf16 (fp32 master weights). Every `checkpoint_every` steps, and after any step that ends 10 minutes after the
+last checkpoint, the adapter, optimiser, scheduler, RNG and position are saved, so a killed run resumes where it
+stopped and follows the same loss curve; `train_log.jsonl` records every step.
 """
 from __future__ import annotations
 
 import copy
+import json
 import random
 import shutil
 import time
@@ -22,11 +23,15 @@ import torch
 from tqdm.auto import tqdm
 
 from protege.config import TrainConfig
-from protege.store import TRAIN_LOG, JsonlLog, StageDir, atomic_torch_save, atomic_write_json
+from protege.store import TRAIN_LOG, JsonlLog, StageDir, atomic_torch_save, atomic_write_json, atomic_write_text
 from protege.train.distributed import barrier, process_group, sum_gradients
 from protege.train.distributed import total as total_over_processes
 
 LossFn = Callable[[object, dict, list], tuple]
+# A checkpoint also once this much wall time has passed since the last one: a run of slow steps (on-policy KD of
+# a 0.5B student on two CPU cores: about 10 minutes a step, 6 steps in all) otherwise never reaches
+# checkpoint_every, and a kill loses all of it. Saving changes nothing the run computes.
+CHECKPOINT_SECONDS = 600.0
 
 
 def collate(batch: list[dict], pad_id: int) -> dict:
@@ -86,10 +91,13 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
         torch.set_rng_state(state["rng"])
     rank, world = process_group()  # several processes: each takes its share of every batch (distributed.py)
     main = rank == 0
+    if main:
+        rewind_log(log, step)
+    barrier()  # every process reads the rewound log (on-policy KD carries its budget on from it)
     if world > cfg.batch_size:
         raise ValueError(f"train.batch_size {cfg.batch_size} is smaller than the {world} processes; each needs at "
                          "least one example of every batch: raise train.batch_size or use fewer processes")
-    began = time.perf_counter()
+    began = saved = time.perf_counter()
     bar = tqdm(total=total, initial=step, desc=f"{desc} ({lm.name})", disable=not progress or not main,
                unit="step")
     board = tensorboard_writer(stage, cfg.report_to) if main else None
@@ -125,8 +133,10 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.3f}")
         stopped_by = stop() if stop is not None else None
-        if step % cfg.checkpoint_every == 0 and step < total and stopped_by is None and main:
+        due = step % cfg.checkpoint_every == 0 or time.perf_counter() - saved >= CHECKPOINT_SECONDS
+        if due and step < total and stopped_by is None and main:
             _save_checkpoint(ckpt, model, opt, sched, step, get_peft_model_state_dict)
+            saved = time.perf_counter()
     bar.close()
     if board is not None:
         board.close()
@@ -142,6 +152,17 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
                "first_loss": losses[0] if losses else None,
                "final_loss": sum(losses[-steps_per_epoch:]) / max(1, len(losses[-steps_per_epoch:]))}
     return summary if stop is None else {**summary, "stopped_by": stopped_by}
+
+
+def rewind_log(log: JsonlLog, step: int) -> None:
+    """Cut the step log back to `step`, where the run resumes (its checkpoint's step; 0 without one). A run
+    killed between checkpoints logged steps it will now run again: their old records would shadow the new ones
+    (the log keeps the first record of each id) and a budget carried on from the log (on-policy KD's token
+    passes) would count them twice."""
+    records = log.read()
+    kept = [r for r in records if r.get("step", 0) <= step]
+    if len(kept) < len(records):
+        atomic_write_text(log.path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def tensorboard_writer(stage: StageDir, report_to: str):

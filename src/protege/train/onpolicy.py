@@ -82,14 +82,33 @@ def sample_answers(model, prompts: list[list[int]], pad_id: int, eos_id: int | N
     return answers
 
 
+def teacher_answer_logits(teacher_model, input_ids: torch.Tensor, attention_mask: torch.Tensor, keep: torch.Tensor,
+                          chunk_tokens: int) -> torch.Tensor:
+    """The teacher's logits [N, V] at the answer positions (`keep`: [B, T-1], the positions whose next token is
+    an answer token), without gradient. Its body runs once over the batch (its common opening once,
+    train/shared_prefix.py) and its output layer only at those positions, `chunk_tokens` at a time, as
+    cross_kd.teacher_targets does; a model whose output is capped after the layer (final_logit_softcapping) or
+    that has no separate body gives its full logits, picked. The full [B, T, V] logits of a 152k-vocabulary
+    teacher on 8 sampled answers of up to 384 tokens are about 3 GB in fp32, and the pick copied them again:
+    with both models and the student's copy that ran a 24 GiB machine out of memory (session 37)."""
+    with torch.no_grad():
+        if getattr(teacher_model.config, "final_logit_softcapping", None) is not None or \
+                not hasattr(teacher_model, "model"):
+            return teacher_model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][keep]
+        hidden = body_hidden(teacher_model, input_ids, attention_mask)[:, :-1][keep]
+        head = teacher_model.get_output_embeddings()
+        parts = [head(hidden[i:i + chunk_tokens]) for i in range(0, hidden.shape[0], chunk_tokens)]
+        return torch.cat(parts) if parts else hidden.new_zeros((0, head.weight.shape[0]))
+
+
 def distill_loss(model, teacher_model, batch: dict, beta: float, top_k: int | None, chunk_tokens: int):
     """divergence(student, teacher) over the answer tokens of `batch`; the teacher's logits are constants."""
     inner = model.get_base_model()
     targets = batch["labels"][:, 1:]
     keep = targets != -100
     with torch.no_grad():
-        logits = teacher_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        signal = logits[:, :-1][keep]
+        signal = teacher_answer_logits(teacher_model, batch["input_ids"], batch["attention_mask"], keep,
+                                       chunk_tokens)
         if top_k is not None:
             signal = topk_teacher(signal, top_k, 1.0)
     hidden = body_hidden(inner, batch["input_ids"], batch["attention_mask"])
@@ -99,16 +118,24 @@ def distill_loss(model, teacher_model, batch: dict, beta: float, top_k: int | No
 
 
 class Passes:
-    """Token passes and seconds spent so far, carried on from the step log when a run resumes."""
+    """Token passes and seconds spent so far, carried on from the step log when a run resumes. The log is read at
+    the first step (`resume`), after the training loop has cut it back to the checkpoint the run resumes from
+    (loop.rewind_log), so steps a killed run logged after its last checkpoint are not counted twice."""
 
     def __init__(self, log: JsonlLog, budget_tokens: int | None, budget_seconds: float | None):
-        last = (log.read() or [{}])[-1]
-        self.tokens, self.before = int(last.get("passes", 0)), float(last.get("compute_seconds", 0.0))
-        self.began = time.perf_counter()
+        self.log, self.began = log, None
+        self.tokens, self.before = 0, 0.0
         self.budget_tokens, self.budget_seconds = budget_tokens, budget_seconds
 
+    def resume(self) -> None:
+        """Carry on from the log's last step (once; later calls do nothing)."""
+        if self.began is None:
+            last = (self.log.read() or [{}])[-1]
+            self.tokens, self.before = int(last.get("passes", 0)), float(last.get("compute_seconds", 0.0))
+            self.began = time.perf_counter()
+
     def seconds(self) -> float:
-        return self.before + time.perf_counter() - self.began
+        return self.before + (time.perf_counter() - self.began if self.began is not None else 0.0)
 
     def stop(self) -> str | None:
         if self.budget_tokens is not None and self.tokens >= self.budget_tokens:
@@ -151,6 +178,7 @@ def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
     max_new = o.max_new_tokens or kind_of(spec).MAX_NEW_TOKENS
 
     def loss_fn(model, batch, indices):
+        passes.resume()
         teacher_text = uses_teacher_text(cfg.train.seed, indices, o.mix)
         entries = [paired[i] for i in indices] if cross else None
         if teacher_text:
@@ -179,6 +207,7 @@ def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
 
     summary = train_lora(cfg.train, stage, student, examples, loss_fn,
                          desc=f"train LoRA on-policy b={o.beta} l={o.mix}", progress=progress, stop=passes.stop)
+    passes.resume()  # a rerun with no step left to run still reports what the log counted
     return {**summary, "method": "onpolicy", "teacher": teacher_name, "beta": o.beta, "lambda": o.mix,
             "cross_tokenizer": cross,
             "divergence": divergence_kind(o.beta), "budget": {"tokens": budget, "seconds": o.budget_seconds},
