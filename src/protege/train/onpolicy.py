@@ -90,8 +90,8 @@ def teacher_answer_logits(teacher_model, input_ids: torch.Tensor, attention_mask
     cross_kd.teacher_targets does; a model whose output is capped after the layer (final_logit_softcapping) or
     that has no separate body gives its full logits, picked. The full [B, T, V] logits of a 152k-vocabulary
     teacher on 8 sampled answers of up to 384 tokens are about 3 GB in fp32, and the pick copied them again;
-    with both models beside them a 24 GiB machine ran out of memory (session 37; the student's training forward
-    and backward on such rows still peaks near 24 GiB: docs/experiments/methods-code.md)."""
+    with both models beside them a 24 GiB machine ran out of memory (session 37; a step on such rows still peaks
+    near 24 GiB there, its parts not yet measured: docs/experiments/methods-code.md)."""
     with torch.no_grad():
         if getattr(teacher_model.config, "final_logit_softcapping", None) is not None or \
                 not hasattr(teacher_model, "model"):
