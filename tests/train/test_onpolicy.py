@@ -157,7 +157,7 @@ def test_the_teachers_answer_logits_are_its_full_logits_at_those_positions(tmp_p
     machine out of memory with a 152k vocabulary); the logits are the full forward's, picked."""
     from transformers import AutoModelForCausalLM
 
-    from protege.train.onpolicy import teacher_answer_logits
+    from protege.train.shared_prefix import logits_picker
 
     teacher = AutoModelForCausalLM.from_pretrained(str(_peaked_teacher(tmp_path / "teacher"))).eval()
     ids = torch.tensor([[5, 6, 7, 8, 9, 10], [5, 6, 11, 12, 0, 0]])
@@ -166,6 +166,6 @@ def test_the_teachers_answer_logits_are_its_full_logits_at_those_positions(tmp_p
     keep = labels[:, 1:] != -100
     with torch.no_grad():
         full = teacher(input_ids=ids, attention_mask=mask).logits[:, :-1][keep]
-    picked = teacher_answer_logits(teacher, ids, mask, keep, chunk_tokens=2)
+    picked = logits_picker(teacher, ids, mask, chunk_tokens=2)(torch.nn.functional.pad(keep, (0, 1)))
     assert picked.shape == full.shape == (5, teacher.config.vocab_size)
     assert torch.allclose(picked.float(), full.float(), atol=1e-5)

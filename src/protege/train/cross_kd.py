@@ -24,7 +24,7 @@ from protege.train.cross_tokenizer import (UnsupportedTokenizers, aligned_kd_los
                                            teacher_side, token_ends, vocabulary_map)
 from protege.train.kd_loss import TokenizerMismatch
 from protege.train.loop import collate, train_lora
-from protege.train.shared_prefix import body_hidden
+from protege.train.shared_prefix import body_hidden, logits_picker
 
 
 def pair_row(student, teacher, prompt, answer: str, finished: bool, max_len: int,
@@ -69,21 +69,12 @@ def teacher_targets(teacher, paired: list[dict], vmap, temperature: float, chunk
     pad = teacher.tokenizer.pad_token_id if teacher.tokenizer.pad_token_id is not None else 0
     batch = collate([{"input_ids": p["input_ids"], "labels": p["input_ids"]} for p in paired], pad)
     ids, mask = batch["input_ids"].to(teacher.device), batch["attention_mask"].to(teacher.device)
-    head = model.get_output_embeddings()
-    whole = getattr(model.config, "final_logit_softcapping", None) is not None or not hasattr(model, "model")
+    pick = logits_picker(model, ids, mask, chunk_tokens)
     with torch.no_grad():
-        states = model(input_ids=ids, attention_mask=mask).logits if whole else body_hidden(model, ids, mask)
-
-        def logits_at(b: int, pos: torch.Tensor) -> torch.Tensor:
-            if whole:  # a capped output (tanh after the layer) or no separate body: the full logits, picked
-                return states[b, pos]
-            parts = [head(states[b, pos[i:i + chunk_tokens]]) for i in range(0, len(pos), chunk_tokens)]
-            return torch.cat(parts) if parts else states.new_zeros((0, head.weight.shape[0]))
-
         out = []
         for b, entry in enumerate(paired):
             pos = torch.tensor([t for _, t in entry["pairs"]], dtype=torch.long, device=ids.device)
-            out.append(teacher_side(logits_at(b, pos), vmap, temperature))
+            out.append(teacher_side(pick((b, pos)), vmap, temperature))
     return out
 
 

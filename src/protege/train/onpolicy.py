@@ -31,7 +31,7 @@ from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
 from protege.train.kd_loss import balanced_kd_loss, check_same_tokenizer, topk_teacher
 from protege.train.loop import collate, train_lora
-from protege.train.shared_prefix import body_hidden
+from protege.train.shared_prefix import body_hidden, logits_picker
 from protege.train.sft import build_examples
 
 
@@ -82,34 +82,16 @@ def sample_answers(model, prompts: list[list[int]], pad_id: int, eos_id: int | N
     return answers
 
 
-def teacher_answer_logits(teacher_model, input_ids: torch.Tensor, attention_mask: torch.Tensor, keep: torch.Tensor,
-                          chunk_tokens: int) -> torch.Tensor:
-    """The teacher's logits [N, V] at the answer positions (`keep`: [B, T-1], the positions whose next token is
-    an answer token), without gradient. Its body runs once over the batch (its common opening once,
-    train/shared_prefix.py) and its output layer only at those positions, `chunk_tokens` at a time, as
-    cross_kd.teacher_targets does; a model whose output is capped after the layer (final_logit_softcapping) or
-    that has no separate body gives its full logits, picked. The full [B, T, V] logits of a 152k-vocabulary
-    teacher on 8 sampled answers of up to 384 tokens are about 3 GB in fp32, and the pick copied them again;
-    with both models beside them a 24 GiB machine ran out of memory (session 37; a step on such rows still peaks
-    near 24 GiB there, its parts not yet measured: docs/experiments/methods-code.md)."""
-    with torch.no_grad():
-        if getattr(teacher_model.config, "final_logit_softcapping", None) is not None or \
-                not hasattr(teacher_model, "model"):
-            return teacher_model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][keep]
-        hidden = body_hidden(teacher_model, input_ids, attention_mask)[:, :-1][keep]
-        head = teacher_model.get_output_embeddings()
-        parts = [head(hidden[i:i + chunk_tokens]) for i in range(0, hidden.shape[0], chunk_tokens)]
-        return torch.cat(parts) if parts else hidden.new_zeros((0, head.weight.shape[0]))
-
-
 def distill_loss(model, teacher_model, batch: dict, beta: float, top_k: int | None, chunk_tokens: int):
     """divergence(student, teacher) over the answer tokens of `batch`; the teacher's logits are constants."""
     inner = model.get_base_model()
     targets = batch["labels"][:, 1:]
     keep = targets != -100
     with torch.no_grad():
-        signal = teacher_answer_logits(teacher_model, batch["input_ids"], batch["attention_mask"], keep,
-                                       chunk_tokens)
+        # the teacher's output layer at the answer positions only (`keep` padded to [B, T]; session 37: its full
+        # logits, copied by the pick, helped run a 24 GiB machine out of memory)
+        answer = torch.nn.functional.pad(keep, (0, 1))
+        signal = logits_picker(teacher_model, batch["input_ids"], batch["attention_mask"], chunk_tokens)(answer)
         if top_k is not None:
             signal = topk_teacher(signal, top_k, 1.0)
     hidden = body_hidden(inner, batch["input_ids"], batch["attention_mask"])

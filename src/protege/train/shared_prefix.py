@@ -1,6 +1,7 @@
 """Shared-prompt batching for training: the rows of a batch that open with the same tokens run them once.
 
     hidden = body_hidden(model.get_base_model(), input_ids, attention_mask)   # what .model(...) would return
+    logits = logits_picker(teacher, input_ids, attention_mask, 256)(answer_mask)  # the output layer where asked
 
 Every item of a task is rendered with the same chat template, system prompt and instruction, so a training
 batch's rows share a long opening (60 of TREC-6's ~80 tokens a row). Here that common prefix runs as a single
@@ -49,3 +50,25 @@ def body_hidden(inner, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     tail = inner.model(input_ids=input_ids[:, shared:], attention_mask=attention_mask, past_key_values=cache,
                        use_cache=True).last_hidden_state
     return torch.cat([head.expand(rows, -1, -1), tail], dim=1)
+
+
+def logits_picker(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, chunk_tokens: int):
+    """`pick(index)`: the model's logits at `index` of the batch's [B, T] positions (a [B, T] mask, or a row and
+    its positions), without gradient. The body runs once over the batch (its common opening once) and the output
+    layer only at the picked positions, `chunk_tokens` at a time: a 152k-vocabulary teacher's full [B, T, V]
+    logits on 8 rows of 530 tokens are about 3 GB in fp32. A model whose output is capped after the layer
+    (final_logit_softcapping) or that has no separate body gives its full logits, picked."""
+    with torch.no_grad():
+        if getattr(model.config, "final_logit_softcapping", None) is not None or not hasattr(model, "model"):
+            logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+            return lambda index: logits[index]
+        states = body_hidden(model, input_ids, attention_mask)
+    head = model.get_output_embeddings()
+
+    @torch.no_grad()
+    def pick(index) -> torch.Tensor:
+        hidden = states[index]
+        parts = [head(hidden[i:i + chunk_tokens]) for i in range(0, hidden.shape[0], chunk_tokens)]
+        return torch.cat(parts) if parts else hidden.new_zeros((0, head.weight.shape[0]))
+
+    return pick
