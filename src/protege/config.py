@@ -40,6 +40,7 @@ LATER_SETTINGS: dict[str, object] = {
     "KDConfig.cross_tokenizer": "auto",
     "KDConfig.align": "start",
     "OnPolicyConfig.align": "start",
+    "OnPolicyConfig.micro_batch_tokens": None,
     "CooperativeConfig.answer_instruction": None,
     "CooperativeConfig.handoff": "word",
     "DPOConfig.start": "base",
@@ -233,6 +234,13 @@ class OnPolicyConfig(Strict):
     max_new_tokens: Optional[int] = None  # None: the kind's answer cap (kind.MAX_NEW_TOKENS)
     top_k: Optional[int] = None  # None: the teacher's whole distribution; k: its k most likely and a rest bucket
     chunk_tokens: int = 256
+    # The most tokens (rows x longest row, padded) the teacher scores and the student trains on at once: a step's
+    # sampled rows are split into consecutive groups under it, each backpropagated as it comes, weighted by its
+    # share of the step's answer tokens (the same gradient up to float rounding; train/onpolicy.py). None: the
+    # whole batch at once. Measured (session 38, fp32, the 22-layer Qwen prune taught by the 1.5B): 8 rows of ~530
+    # tokens at once ran a 24 GiB machine out of memory; in pairs (1100) the step peaked at 19.1 GB RSS, models
+    # included
+    micro_batch_tokens: Optional[int] = Field(None, gt=0)
     # A teacher with another tokenizer: auto scores the student's text re-tokenised by the teacher, aligned by
     # character offsets, on the shared tokens (train/cross_tokenizer.py); align does so even for one tokenizer
     cross_tokenizer: Literal["auto", "align", "refuse"] = "auto"

@@ -78,6 +78,21 @@ def teacher_targets(teacher, paired: list[dict], vmap, temperature: float, chunk
     return out
 
 
+def pairs_in_batch(batch: dict, paired: list[dict]) -> tuple[list[int], list[list[int]]]:
+    """Where the rows' pairs fall among the collated batch's answer positions (flattened, as aligned_kd_loss
+    numbers them), and per row which of its pairs those are (a pair past the batch's width or off the answer is
+    left out)."""
+    keep = batch["labels"][:, 1:] != -100
+    flat = torch.full(keep.shape, -1, dtype=torch.long)
+    flat[keep.cpu()] = torch.arange(int(keep.sum()))
+    rows, used = [], []
+    for b, entry in enumerate(paired):
+        mine = [j for j, (s_pos, _) in enumerate(entry["pairs"]) if s_pos < keep.shape[1] and flat[b, s_pos] >= 0]
+        rows += [int(flat[b, entry["pairs"][j][0]]) for j in mine]
+        used.append(mine)
+    return rows, used
+
+
 def aligned_loss(model, teacher_rows: list, batch: dict, paired: list[dict], vmap, alpha: float,
                  temperature: float, kind: str, beta: float, chunk_tokens: int):
     """aligned_kd_loss on a collated student batch, its rows' teacher entries (pair_row) and the teacher's
@@ -86,15 +101,9 @@ def aligned_loss(model, teacher_rows: list, batch: dict, paired: list[dict], vma
     hidden = body_hidden(inner, batch["input_ids"], batch["attention_mask"])
     targets = batch["labels"][:, 1:]
     keep = targets != -100
-    flat = torch.full(keep.shape, -1, dtype=torch.long, device=keep.device)
-    flat[keep] = torch.arange(int(keep.sum()), device=keep.device)
-    rows, t_rows = [], []
-    for b, entry in enumerate(paired):
-        used = [j for j, (s_pos, _) in enumerate(entry["pairs"]) if s_pos < keep.shape[1] and flat[b, s_pos] >= 0]
-        rows += [int(flat[b, entry["pairs"][j][0]]) for j in used]
-        t_rows.append(teacher_rows[b][used])
+    rows, used = pairs_in_batch(batch, paired)
     aligned = torch.tensor(rows, dtype=torch.long, device=keep.device)
-    t_logp = torch.cat(t_rows).to(keep.device)
+    t_logp = torch.cat([t[u] for t, u in zip(teacher_rows, used)]).to(keep.device)
     return aligned_kd_loss(hidden[:, :-1][keep], inner.lm_head, targets[keep], aligned, t_logp, vmap, alpha,
                            temperature, kind, beta, chunk_tokens)
 

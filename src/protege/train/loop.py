@@ -4,7 +4,8 @@
 
 `loss_fn(model, batch, indices)` returns (loss, parts): `batch` is the collated tensors on the model's device,
 `indices` the example indices in the batch (so an objective can look up per-example data such as cached teacher
-logits), `parts` a dict of floats logged beside the loss. AdamW, linear decay, bf16 autocast on CPUs with native
+logits), `parts` a dict of floats logged beside the loss; a loss_fn that ran the backward itself returns
+`Backpropagated(value)` as its loss. AdamW, linear decay, bf16 autocast on CPUs with native
 bf16 (fp32 master weights). Every `checkpoint_every` steps, and after any step that ends 10 minutes after the
 last checkpoint, the adapter, optimiser, scheduler, RNG and position are saved, so a killed run resumes where it
 stopped and follows the same loss curve; `train_log.jsonl` records every step.
@@ -32,6 +33,11 @@ LossFn = Callable[[object, dict, list], tuple]
 # a 0.5B student on two CPU cores: about 10 minutes a step, 6 steps in all) otherwise never reaches
 # checkpoint_every, and a kill loses all of it. Saving changes nothing the run computes.
 CHECKPOINT_SECONDS = 600.0
+
+
+class Backpropagated(float):
+    """A step's loss whose backward `loss_fn` ran itself, in parts (train/onpolicy.py's micro-batches, to bound
+    memory): the loop steps on the gradients it left and logs the value."""
 
 
 def collate(batch: list[dict], pad_id: int) -> dict:
@@ -112,9 +118,16 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
         if world > 1:  # weight by this share of the batch's answer tokens: summed gradients = the batch's mean
             tokens = int((batch["labels"][:, 1:] != -100).sum())
             weight = tokens / total_over_processes(tokens)
-            (loss * weight).backward()
+            if isinstance(loss, Backpropagated):
+                for p in params:
+                    if p.grad is not None:
+                        p.grad.mul_(weight)
+            else:
+                (loss * weight).backward()
             sum_gradients(params)
-            loss_value = total_over_processes(loss.item() * weight)
+            loss_value = total_over_processes(float(loss) * weight)
+        elif isinstance(loss, Backpropagated):
+            loss_value = float(loss)
         else:
             loss.backward()
             loss_value = loss.item()

@@ -17,6 +17,10 @@ which the loop's checkpoints keep: a killed run resumes on the same curve. Compu
 as train/rl.py counts them (each token through one forward): the student's sampling (prompt + answer), the
 teacher's scoring and the student's training forward (prompt + answer each); the run stops when the budget is
 spent (train.onpolicy.budget_tokens / budget_seconds, or the passes SFT would spend when match_sft).
+
+Memory: scoring and training run over the step's rows at once, unless train.onpolicy.micro_batch_tokens splits
+them into micro-batches, each scored, trained and backpropagated in turn (train/micro_batch.py): the same step up
+to float rounding, holding one micro-batch's activations and teacher logits.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
 from protege.train.kd_loss import balanced_kd_loss, check_same_tokenizer, topk_teacher
 from protege.train.loop import collate, train_lora
+from protege.train.micro_batch import backward_in_parts
 from protege.train.shared_prefix import body_hidden, logits_picker
 from protege.train.sft import build_examples
 
@@ -143,7 +148,7 @@ def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
     cross = o.cross_tokenizer == "align" or (o.cross_tokenizer == "auto" and not same_vocabulary(teacher_name, student))
     if cross:
         from protege.train.cross_kd import (aligned_loss, load_aligned_teacher, pair_row, paired_examples,
-                                            teacher_targets)
+                                            pairs_in_batch, teacher_targets)
 
         teacher, vmap = load_aligned_teacher(teacher_name, student, "train.onpolicy.cross_tokenizer")
         examples, paired = paired_examples(spec, rows, student, teacher, cfg.train.max_seq_len, o.align)
@@ -179,10 +184,26 @@ def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
                 fresh = [{"input_ids": p + a, "labels": [-100] * len(p) + a} for p, a in zip(prompts, answers)]
             batch = {k: v.to(batch["input_ids"].device) for k, v in collate(fresh, tok.pad_token_id).items()}
         if cross:
-            loss, parts = aligned_loss(model, teacher_targets(teacher, entries, vmap, 1.0, o.chunk_tokens), batch,
-                                       entries, vmap, 1.0, 1.0, *divergence_args(o.beta), o.chunk_tokens)
+            def loss_of(rows, sub):
+                mine = [entries[r] for r in rows]
+                return aligned_loss(model, teacher_targets(teacher, mine, vmap, 1.0, o.chunk_tokens), sub, mine,
+                                    vmap, 1.0, 1.0, *divergence_args(o.beta), o.chunk_tokens)
+
+            def count_of(rows, sub):  # aligned_kd_loss's mean is over the aligned positions
+                return len(pairs_in_batch(sub, [entries[r] for r in rows])[0])
         else:
-            loss, parts = distill_loss(model, teacher.model, batch, o.beta, o.top_k, o.chunk_tokens)
+            def loss_of(rows, sub):
+                return distill_loss(model, teacher.model, sub, o.beta, o.top_k, o.chunk_tokens)
+
+            def count_of(rows, sub):
+                return int((sub["labels"][:, 1:] != -100).sum())
+        if o.micro_batch_tokens is None:
+            loss, parts = loss_of(list(range(len(indices))), batch)
+        else:
+            loss, parts = backward_in_parts(batch, o.micro_batch_tokens, loss_of, count_of)
+            if cross:  # the share of answer positions aligned, over the whole batch
+                answer_positions = int((batch["labels"][:, 1:] != -100).sum())
+                parts["aligned"] = count_of(range(len(indices)), batch) / max(1, answer_positions)
         passes.tokens += sampled + 2 * int(batch["attention_mask"].sum())  # + teacher scoring + student training
         return loss, {"kd": parts["kd"], "on_policy": not teacher_text, "passes": passes.tokens,
                       "compute_seconds": round(passes.seconds(), 3),
