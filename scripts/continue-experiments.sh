@@ -34,10 +34,12 @@ run() {
     # the span table (the first table keeps session 20's rows, aligned by start)
     methods-code) $PY -m protege.lab.experiments.methods configs/methods-code.yaml --methods sft,kd,onpolicy,rl \
                     --out docs/experiments/methods-code.md --table span ;;
-    # on-policy's scoring and training in pairs of rows: 8 at once ran 24 GiB out of memory (session 37)
+    # on-policy's scoring and training, and GRPO's training, in pairs of rows: on-policy's 8 rows of ~530 tokens
+    # at once ran 24 GiB out of memory (session 37); in pairs it peaked at 19 GB (session 38)
     methods-code-qwen) $PY -m protege.lab.experiments.methods configs/methods-code.yaml \
                          --methods sft,kd,onpolicy,rl --out docs/experiments/methods-code.md --table qwen-student \
-                         "train.student=$(chosen_qwen)" train.onpolicy.micro_batch_tokens=1100 ;;
+                         "train.student=$(chosen_qwen)" train.onpolicy.micro_batch_tokens=1100 \
+                         train.rl.micro_batch_rows=2 ;;
     cooperative-code) $PY -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \
                         --out docs/experiments/cooperative-code.md ;;
     # issue 21's same-family student: the prune depth chosen on MBPP validation (bf16 on a bf16 CPU: the

@@ -45,6 +45,7 @@ LATER_SETTINGS: dict[str, object] = {
     "CooperativeConfig.handoff": "word",
     "DPOConfig.start": "base",
     "RLConfig.start": "base",
+    "RLConfig.micro_batch_rows": None,
     "EvalConfig.teacher_shots": None,
 }
 _ABSENT = object()
@@ -271,6 +272,11 @@ class RLConfig(Strict):
     lr: float = 1e-5
     num_generations: int = 4  # answers sampled per prompt; advantages are relative within this group
     prompts_per_step: int = 2  # one optimizer step trains on prompts_per_step * num_generations answers
+    # Rows of those answers per forward and backward (TRL's per-device batch, the rest by gradient accumulation:
+    # the same step, as the default DAPO loss is normalised over the whole generation batch); None: all at once.
+    # Bounds memory where a step's answers are long and the vocabulary large (on-policy KD's 8 rows of ~530 tokens
+    # with a 152k vocabulary at once ran a 24 GiB machine out of memory)
+    micro_batch_rows: Optional[int] = Field(None, gt=0)
     max_completion_length: Optional[int] = None  # None: the kind's own answer cap (kind.MAX_NEW_TOKENS)
     temperature: float = 1.0
     beta: float = 0.0  # KL pull towards the reference (the adapter disabled); 0 skips the reference forward

@@ -110,3 +110,44 @@ def test_sft_tokens_count_every_prompt_and_answer_token_per_epoch(setup):
              for it in items]
     whole = sum(lm.count_tokens(t) for t in texts)
     assert sft_tokens(examples, 1) == whole and sft_tokens(examples, 3) == 3 * whole
+
+
+def test_a_run_of_slow_steps_is_checkpointed_by_time(setup, tmp_path, monkeypatch):
+    """A budget stops GRPO long before checkpoint_every on a real student (minutes a step); a checkpoint also
+    follows any step that ends CHECKPOINT_SECONDS after the last (here 0: every step), so a kill loses one step."""
+    import protege.train.loop as loop
+
+    spec, lm, items = setup
+    monkeypatch.setattr(loop, "CHECKPOINT_SECONDS", 0.0)
+    with pytest.raises(KeyboardInterrupt):
+        run_grpo(spec, CFG, tmp_path / "rl", lm, items, reward_fn=contains_e, budget_tokens=4000, progress=False,
+                 callbacks=[Kill()])
+    summary = run_grpo(spec, CFG, tmp_path / "rl", lm, items, reward_fn=contains_e, budget_tokens=4000,
+                       progress=False)
+    assert CFG.checkpoint_every == 1000 and summary["resumed_from_step"] == 2  # killed in step 3
+    assert summary["stopped_by"] == "tokens" and not (tmp_path / "rl/checkpoint").exists()
+
+
+@pytest.mark.precision("fp32")  # equal steps up to float rounding is a claim about one precision
+def test_micro_batches_take_the_same_steps(setup, tmp_path):
+    """micro_batch_rows=2 trains each step's 4 answers in two forwards and backwards (gradient accumulation):
+    the same answers, rewards and tokens, and the same losses up to float rounding."""
+    spec, lm, items = setup
+    runs = {}
+    for rows in (None, 2):
+        cfg = CFG.model_copy(update={"micro_batch_rows": rows})
+        run_grpo(spec, cfg, tmp_path / f"rl-{rows}", lm, items, reward_fn=contains_e, budget_tokens=1500,
+                 progress=False)
+        runs[rows] = steps_of(tmp_path / f"rl-{rows}")
+    whole, parts = runs[None], runs[2]
+    assert len(whole) == len(parts) > 2
+    assert [r["tokens"] for r in parts] == [r["tokens"] for r in whole]
+    assert [r["reward"] for r in parts] == [r["reward"] for r in whole]
+    assert [r["loss"] for r in parts] == pytest.approx([r["loss"] for r in whole], rel=1e-4, abs=1e-6)
+
+
+def test_micro_batch_rows_must_divide_a_steps_answers(setup, tmp_path):
+    spec, lm, items = setup
+    with pytest.raises(ValueError, match="micro_batch_rows=3 does not divide a step's 4 answers"):
+        run_grpo(spec, CFG.model_copy(update={"micro_batch_rows": 3}), tmp_path / "rl", lm, items,
+                 reward_fn=contains_e, budget_tokens=1500, progress=False)

@@ -68,7 +68,7 @@ def run_dpo(spec: TaskSpec, cfg: DPOSettings, out_dir: Path, student_lm, pairs: 
         model, peft_config = PeftModel.from_pretrained(model, str(start_adapter), is_trainable=True), None
     trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=copy.deepcopy(student_lm.tokenizer), peft_config=peft_config,
-                         callbacks=[StepLog(log), *callbacks])
+                         callbacks=[StepLog(log), TimedCheckpoints(), *callbacks])
     quiet(trainer, progress)
     resume = last_checkpoint(out_dir / CHECKPOINTS)
     began = time.perf_counter()
@@ -176,6 +176,24 @@ def finish_adapter(trainer, out_dir: Path) -> Path:
     trainer.model.save_pretrained(str(adapter), selected_adapters=["default"])
     shutil.rmtree(Path(out_dir) / CHECKPOINTS, ignore_errors=True)
     return adapter
+
+
+class TimedCheckpoints(TrainerCallback):
+    """A checkpoint also once train/loop.py's CHECKPOINT_SECONDS have passed since the last, as the LoRA loop
+    does: GRPO on a 0.5B student takes several minutes a step on two CPU cores and a budget stops it before
+    `checkpoint_every`, so without it a kill loses the whole run. Saving changes nothing the run computes."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.saved = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        from protege.train import loop
+
+        if not control.should_training_stop and time.perf_counter() - self.saved >= loop.CHECKPOINT_SECONDS:
+            control.should_save = True
+
+    def on_save(self, args, state, control, **kwargs):
+        self.saved = time.perf_counter()
 
 
 class StepLog(TrainerCallback):

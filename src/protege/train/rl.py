@@ -21,6 +21,9 @@ A token's backward costs about twice its forward; weight `tokens["train"]` by 3 
 FLOPs instead. Seconds are wall-clock from the start of training (generation, rewards, sandbox runs, optimizer,
 checkpoints), not model loading; a resumed run adds the seconds its log recorded up to its checkpoint.
 
+Memory: `micro_batch_rows` splits a step's answers into forwards and backwards of that many rows (TRL's
+gradient accumulation; the answers are still generated together and the loss normalised over all of them).
+
 Writes into `out_dir` the same layout as train/dpo.py: adapter/, train_log.jsonl (per step: reward, reward_std,
 loss, completion lengths, tokens and seconds used so far) and checkpoint/ while running. The learning rate is
 constant: a run stopped by a budget has no known end for a schedule to decay towards.
@@ -38,7 +41,8 @@ from protege.config import RLConfig
 from protege.store import JsonlLog
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
-from protege.train.dpo import CHECKPOINTS, TRAIN_LOG, StepLog, finish_adapter, last_checkpoint, lora_config, quiet
+from protege.train.dpo import (CHECKPOINTS, TRAIN_LOG, StepLog, TimedCheckpoints, finish_adapter, last_checkpoint,
+                               lora_config, quiet)
 from protege.train.dpo import trainer_args
 
 Reward = Callable[[list[Example], list[str]], Sequence[float]]
@@ -70,9 +74,12 @@ def run_grpo(spec: TaskSpec, cfg: RLConfig, out_dir: Path, student_lm, items: Se
         return [float(r) for r in judge_fn([items[i] for i in item_index], texts)]
 
     budgeted = budget_tokens is not None or budget_seconds is not None
+    answers = cfg.prompts_per_step * cfg.num_generations  # one optimizer step's, generated together
+    rows = cfg.micro_batch_rows or answers
     args = trainer_args(
         GRPOConfig, out_dir, student_lm, lr=cfg.lr, epochs=cfg.epochs,
-        batch_size=cfg.prompts_per_step * cfg.num_generations, seed=cfg.seed, checkpoint_every=cfg.checkpoint_every,
+        batch_size=rows, gradient_accumulation_steps=answers // rows, seed=cfg.seed,
+        checkpoint_every=cfg.checkpoint_every,
         progress=progress, max_steps=cfg.max_steps or (NO_CEILING if budgeted else -1), lr_scheduler_type="constant",
         num_generations=cfg.num_generations, temperature=cfg.temperature, beta=cfg.beta,
         max_completion_length=cfg.max_completion_length or kind.MAX_NEW_TOKENS)
@@ -88,7 +95,8 @@ def run_grpo(spec: TaskSpec, cfg: RLConfig, out_dir: Path, student_lm, items: Se
     trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args,
                           train_dataset=dataset, processing_class=copy.deepcopy(student_lm.tokenizer),
                           peft_config=peft_config,
-                          callbacks=[budget, StepLog(log, extra=lambda state: budget.last), *callbacks])
+                          callbacks=[budget, StepLog(log, extra=lambda state: budget.last), TimedCheckpoints(),
+                                     *callbacks])
     quiet(trainer, progress)
     resume = last_checkpoint(out_dir / CHECKPOINTS)
     trainer.train(resume_from_checkpoint=resume)
@@ -161,6 +169,10 @@ def _check(spec, cfg: RLConfig, items, reward_fn, budget_tokens, budget_seconds,
         problems.append("items: no training prompts given")
     if any(it.id is None for it in items):
         problems.append("items: every item needs an id")
+    answers = cfg.prompts_per_step * cfg.num_generations
+    if cfg.micro_batch_rows is not None and answers % cfg.micro_batch_rows:
+        problems.append(f"micro_batch_rows={cfg.micro_batch_rows} does not divide a step's {answers} answers "
+                        f"(prompts_per_step x num_generations); choose a divisor of {answers}")
     if cfg.num_generations < 2:
         problems.append(f"num_generations={cfg.num_generations}: GRPO compares answers within a group; use >= 2")
     if budget_tokens is not None and budget_tokens <= 0:
