@@ -16,6 +16,7 @@ from protege.cooperative.config import CooperativeConfig
 from protege.choices import ExecutorKind, Precision, Scoring
 from protege.errors import ConfigError, Strict, pydantic_problems
 from protege.models.resolve import DEFAULT_MODEL
+from protege.stage_keys import LATER_SETTINGS, key_dump  # noqa: F401 (imported from here too)
 from protege.tasks.spec import DataSource
 from protege.train import registry
 
@@ -27,40 +28,6 @@ def _known_method(name: str) -> str:
 
 
 MethodName = Annotated[str, AfterValidator(_known_method)]  # a name in train/registry.py: sft, kd, dpo, rl, onpolicy
-
-
-# Settings added after runs already existed, each with the value that reproduces those runs. A setting that
-# holds that value stays out of its stage's key, so the runs made before it keep their keys and are reused.
-LATER_SETTINGS: dict[str, object] = {
-    "GenerateConfig.quantize": None,
-    "GenerateConfig.prompts_from": None,
-    "GenerateConfig.precision": None,
-    "CurateConfig.decontaminate_against": [],
-    "TrainConfig.max_examples": None,
-    "KDConfig.cross_tokenizer": "auto",
-    "KDConfig.align": "start",
-    "OnPolicyConfig.align": "start",
-    "OnPolicyConfig.micro_batch_tokens": None,
-    "CooperativeConfig.answer_instruction": None,
-    "CooperativeConfig.handoff": "word",
-    "DPOConfig.start": "base",
-    "RLConfig.start": "base",
-    "RLConfig.micro_batch_rows": None,
-    "EvalConfig.teacher_shots": None,
-}
-_ABSENT = object()
-
-
-def key_dump(model: BaseModel, exclude: set[str] | frozenset[str] = frozenset()) -> dict:
-    """`model.model_dump(exclude=exclude)` for a stage key: nested settings included, and the LATER_SETTINGS
-    that hold their old value left out."""
-    out = {}
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if name in exclude or LATER_SETTINGS.get(f"{type(model).__name__}.{name}", _ABSENT) == value:
-            continue
-        out[name] = key_dump(value) if isinstance(value, BaseModel) else model.model_dump(include={name})[name]
-    return out
 
 
 class GenerateConfig(Strict):
@@ -235,12 +202,8 @@ class OnPolicyConfig(Strict):
     max_new_tokens: Optional[int] = None  # None: the kind's answer cap (kind.MAX_NEW_TOKENS)
     top_k: Optional[int] = None  # None: the teacher's whole distribution; k: its k most likely and a rest bucket
     chunk_tokens: int = 256
-    # The most tokens (rows x longest row, padded) the teacher scores and the student trains on at once: a step's
-    # sampled rows are split into consecutive groups under it, each backpropagated as it comes, weighted by its
-    # share of the step's answer tokens (the same gradient up to float rounding; train/onpolicy.py). None: the
-    # whole batch at once. Measured (session 38, fp32, the 22-layer Qwen prune taught by the 1.5B): 8 rows of ~530
-    # tokens at once ran a 24 GiB machine out of memory; in pairs (1100) the step peaked at 19.1 GB RSS, models
-    # included
+    # Tokens (rows x longest row) scored and trained at once: a step's rows in micro-batches, each backpropagated in
+    # turn, the same step up to rounding (train/micro_batch.py; the measured case in scripts/continue-experiments.sh)
     micro_batch_tokens: Optional[int] = Field(None, gt=0)
     # A teacher with another tokenizer: auto scores the student's text re-tokenised by the teacher, aligned by
     # character offsets, on the shared tokens (train/cross_tokenizer.py); align does so even for one tokenizer
@@ -272,10 +235,7 @@ class RLConfig(Strict):
     lr: float = 1e-5
     num_generations: int = 4  # answers sampled per prompt; advantages are relative within this group
     prompts_per_step: int = 2  # one optimizer step trains on prompts_per_step * num_generations answers
-    # Rows of those answers per forward and backward (TRL's per-device batch, the rest by gradient accumulation:
-    # the same step, as the default DAPO loss is normalised over the whole generation batch); None: all at once.
-    # Bounds memory where a step's answers are long and the vocabulary large (on-policy KD's 8 rows of ~530 tokens
-    # with a 152k vocabulary at once ran a 24 GiB machine out of memory)
+    # Answers per forward and backward (TRL's gradient accumulation: the same step); None: all at once
     micro_batch_rows: Optional[int] = Field(None, gt=0)
     max_completion_length: Optional[int] = None  # None: the kind's own answer cap (kind.MAX_NEW_TOKENS)
     temperature: float = 1.0
