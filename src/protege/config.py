@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError, model_validator
 
 from protege.cooperative.config import CooperativeConfig
 from protege.choices import ExecutorKind, Precision, Scoring
