@@ -2,7 +2,8 @@
 import json
 import shutil
 
-from protege.config import EvalConfig, key_dump, load_config
+from protege.config import EvalConfig, load_config
+from protege.stage_keys import key_dump
 from protege.evaluate.model_eval import evaluate_model
 from protege.pipeline import Pipeline
 from protege.tasks.spec import load_task

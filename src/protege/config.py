@@ -16,7 +16,7 @@ from protege.cooperative.config import CooperativeConfig
 from protege.choices import ExecutorKind, Precision, Scoring
 from protege.errors import ConfigError, Strict, pydantic_problems
 from protege.models.resolve import DEFAULT_MODEL
-from protege.stage_keys import LATER_SETTINGS, key_dump  # noqa: F401 (imported from here too)
+from protege.stage_keys import key_dump
 from protege.tasks.spec import DataSource
 from protege.train import registry
 
@@ -255,6 +255,11 @@ class RLConfig(Strict):
     # base: GRPO's LoRA starts from the student itself; sft: from this run's SFT adapter (train.method=sft with the
     # other settings the same, trained first or reused), which is then also the reference of the KL term (beta)
     start: Literal["base", "sft"] = "base"
+
+    @property
+    def answers_per_step(self) -> int:
+        """The answers one optimizer step generates together and trains on."""
+        return self.prompts_per_step * self.num_generations
 
 
 class TrainConfig(Strict):

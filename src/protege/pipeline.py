@@ -13,10 +13,11 @@ import json
 import time
 from pathlib import Path
 
-from protege.config import RunConfig, key_dump
+from protege.config import RunConfig
 from protege.models.device import DeviceUnavailable, requested_device, resolve_device, use_device
 from protege.models.precision import (describe, key_part, requested, resolve_precision, slow_bf16_notice,
                                       use_precision)
+from protege.stage_keys import key_dump
 from protege.store import ANSWERS, RESULTS, SAMPLES, TRAIN_LOG, JsonlLog, StageDir, content_key, read_json
 
 STAGES = ["generate", "answers", "curate", "train", "eval", "report"]

@@ -118,7 +118,8 @@ def test_a_clause_longer_than_the_chunk_keeps_the_chunk_and_nothing_cut_stays_un
 
 
 def test_clause_handoff_is_a_setting_that_keeps_old_keys():
-    from protege.config import RunConfig, key_dump
+    from protege.config import RunConfig
+    from protege.stage_keys import key_dump
     from protege.cooperative.boundary import ClauseHandoff, LexicalPredictor, load_predictor
 
     assert isinstance(load_predictor("lexical"), LexicalPredictor)

@@ -192,7 +192,8 @@ def test_span_pairs_of_two_real_rows_predict_the_same_token_text(tmp_path, tiny_
 
 
 def test_the_start_alignment_keeps_the_stage_keys_runs_had_before_span():
-    from protege.config import KDConfig, OnPolicyConfig, key_dump
+    from protege.config import KDConfig, OnPolicyConfig
+    from protege.stage_keys import key_dump
 
     assert "align" not in key_dump(KDConfig(align="start")) and key_dump(KDConfig())["align"] == "span"
     assert "align" not in key_dump(OnPolicyConfig(align="start"))

@@ -22,7 +22,8 @@ def _batch(rows: list[tuple[int, int]]) -> dict:
 
 def test_the_setting_at_none_keeps_earlier_stage_keys():
     """Runs before the setting existed (session 37's on-policy checkpoint among them) keep their stage keys."""
-    from protege.config import OnPolicyConfig, key_dump
+    from protege.config import OnPolicyConfig
+    from protege.stage_keys import key_dump
 
     assert "micro_batch_tokens" not in key_dump(OnPolicyConfig())
     assert key_dump(OnPolicyConfig(micro_batch_tokens=1024))["micro_batch_tokens"] == 1024

@@ -29,6 +29,7 @@ from transformers import TrainerCallback
 from protege.config import DPOConfig
 from protege.store import PREFERENCES, TRAIN_LOG, JsonlLog
 from protege.tasks.spec import TaskSpec
+from protege.train import loop
 
 CHECKPOINTS = "checkpoint"
 ADAPTER = "adapter"
@@ -187,8 +188,6 @@ class TimedCheckpoints(TrainerCallback):
         self.saved = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
-        from protege.train import loop
-
         if not control.should_training_stop and time.perf_counter() - self.saved >= loop.CHECKPOINT_SECONDS:
             control.should_save = True
 

@@ -74,7 +74,7 @@ def run_grpo(spec: TaskSpec, cfg: RLConfig, out_dir: Path, student_lm, items: Se
         return [float(r) for r in judge_fn([items[i] for i in item_index], texts)]
 
     budgeted = budget_tokens is not None or budget_seconds is not None
-    answers = cfg.prompts_per_step * cfg.num_generations  # one optimizer step's, generated together
+    answers = cfg.answers_per_step
     rows = cfg.micro_batch_rows or answers
     args = trainer_args(
         GRPOConfig, out_dir, student_lm, lr=cfg.lr, epochs=cfg.epochs,
@@ -169,7 +169,7 @@ def _check(spec, cfg: RLConfig, items, reward_fn, budget_tokens, budget_seconds,
         problems.append("items: no training prompts given")
     if any(it.id is None for it in items):
         problems.append("items: every item needs an id")
-    answers = cfg.prompts_per_step * cfg.num_generations
+    answers = cfg.answers_per_step
     if cfg.micro_batch_rows is not None and answers % cfg.micro_batch_rows:
         problems.append(f"micro_batch_rows={cfg.micro_batch_rows} does not divide a step's {answers} answers "
                         f"(prompts_per_step x num_generations); choose a divisor of {answers}")
