@@ -85,3 +85,24 @@ def test_a_killed_multi_process_run_resumes_to_the_same_curve(tmp_path, tiny_mod
     reference = _losses(unbroken / "runs")
     assert len(reference) == len(resumed)
     assert all(abs(a - b) <= 1e-4 * abs(a) for a, b in zip(reference, resumed)), (reference, resumed)
+
+
+def test_onpolicy_in_two_processes_weights_each_by_its_sampled_answers(tmp_path, tiny_model_dir, tiny_task):
+    """On-policy KD's loss averages over the student's sampled answer tokens, not the curated rows' (the samples
+    replace them): each process weights its gradients by its share of those, so two processes follow one's
+    curve. Greedy samples, so both runs see the same answers; weighted by the curated rows' tokens it drifts."""
+    from test_kd_method import _peaked_teacher
+
+    teacher = _peaked_teacher(tmp_path / "teacher")
+    onpolicy = {"method": "onpolicy", "onpolicy": {"teacher": f"hf:{teacher}", "match_sft": False,
+                                                   "max_new_tokens": 6, "temperature": 0.0}}
+    one = _config(tmp_path / "one", tiny_model_dir, tiny_task, **onpolicy)
+    result = CliRunner().invoke(app, ["--precision", "fp32", "train", str(one)])
+    assert result.exit_code == 0, result.output
+    two = _config(tmp_path / "two", tiny_model_dir, tiny_task, **onpolicy)
+    result = subprocess.run(_train_command(two), capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    expected, got = _losses(tmp_path / "one" / "runs"), _losses(tmp_path / "two" / "runs")
+    assert len(got) == len(expected) > 2
+    assert all(abs(a - b) <= 1e-4 * abs(a) for a, b in zip(expected, got)), (expected, got)

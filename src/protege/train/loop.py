@@ -5,7 +5,9 @@
 `loss_fn(model, batch, indices)` returns (loss, parts): `batch` is the collated tensors on the model's device,
 `indices` the example indices in the batch (so an objective can look up per-example data such as cached teacher
 logits), `parts` a dict of floats logged beside the loss; a loss_fn that ran the backward itself returns
-`Backpropagated(value)` as its loss. AdamW, linear decay, bf16 autocast on CPUs with native
+`Backpropagated(value)` as its loss. A loss that is a mean over other positions than the batch's answer tokens
+(on-policy KD's sampled answers, aligned pairs across tokenizers) says how many in `parts[AVERAGED_OVER]`: several
+processes weight their gradients by it (not logged). AdamW, linear decay, bf16 autocast on CPUs with native
 bf16 (fp32 master weights). Every `checkpoint_every` steps, and after any step that ends 10 minutes after the
 last checkpoint, the adapter, optimiser, scheduler, RNG and position are saved, so a killed run resumes where it
 stopped and follows the same loss curve; `train_log.jsonl` records every step.
@@ -33,6 +35,8 @@ LossFn = Callable[[object, dict, list], tuple]
 # a 0.5B student on two CPU cores: about 10 minutes a step, 6 steps in all) otherwise never reaches
 # checkpoint_every, and a kill loses all of it. Saving changes nothing the run computes.
 CHECKPOINT_SECONDS = 600.0
+# The `parts` key by which a loss_fn gives the number of positions its loss averages over (see the docstring).
+AVERAGED_OVER = "averaged_over"
 
 
 class Backpropagated(float):
@@ -115,9 +119,10 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
         batch = collate([examples[i] for i in idx], lm.tokenizer.pad_token_id)
         with lm.autocast():
             loss, parts = loss_fn(model, {k: v.to(lm.device) for k, v in batch.items()}, idx)
-        if world > 1:  # weight by this share of the batch's answer tokens: summed gradients = the batch's mean
-            tokens = int((batch["labels"][:, 1:] != -100).sum())
-            weight = tokens / total_over_processes(tokens)
+        counted = parts.pop(AVERAGED_OVER, None)
+        if world > 1:  # weight by this share of the positions averaged: summed gradients = the batch's mean
+            tokens = int((batch["labels"][:, 1:] != -100).sum()) if counted is None else int(counted)
+            weight = tokens / max(1.0, total_over_processes(tokens))
             if isinstance(loss, Backpropagated):
                 for p in params:
                     if p.grad is not None:

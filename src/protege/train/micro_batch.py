@@ -5,7 +5,8 @@
 `loss_of(rows, sub_batch)` returns (loss, parts) for the batch's `rows`, the loss a mean over some positions of
 them; `count_of(rows, sub_batch)` says how many (the mean's denominator). Each micro-batch's loss is scaled by its
 share of the step's count before its backward, so the gradients add up to those of the whole batch's mean, and
-the returned value (and each part) is that mean: the same step as one pass, up to float rounding. On-policy
+the returned value (and each part) is that mean: the same step as one pass, up to float rounding; the parts also
+hold the step's count (loop.AVERAGED_OVER, which several processes weight their gradients by). On-policy
 distillation uses it (train.onpolicy.micro_batch_tokens): its sampled rows are ~530 tokens with a 152k
 vocabulary, too much for one forward and backward on a 24 GiB machine.
 """
@@ -15,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from protege.train.loop import Backpropagated
+from protege.train.loop import AVERAGED_OVER, Backpropagated
 
 
 def micro_batches(batch: dict, limit: int) -> list[tuple[list[int], dict]]:
@@ -47,7 +48,7 @@ def backward_in_parts(batch: dict, limit: int, loss_of: Callable, count_of: Call
     if total == 0:  # nothing to average over: one pass, as without micro-batches
         loss, parts = loss_of(list(range(batch["input_ids"].shape[0])), batch)
         loss.backward()
-        return Backpropagated(loss.item()), parts
+        return Backpropagated(loss.item()), {**parts, AVERAGED_OVER: 0}
     value, parts = 0.0, {}
     for (rows, sub), count in zip(groups, counts):
         if count == 0:
@@ -58,4 +59,4 @@ def backward_in_parts(batch: dict, limit: int, loss_of: Callable, count_of: Call
         value += loss.item() * share
         for name, part in mine.items():
             parts[name] = parts.get(name, 0.0) + float(part) * share
-    return Backpropagated(value), parts
+    return Backpropagated(value), {**parts, AVERAGED_OVER: total}

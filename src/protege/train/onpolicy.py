@@ -34,7 +34,7 @@ from protege.store import TRAIN_LOG, JsonlLog, StageDir
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
 from protege.train.kd_loss import balanced_kd_loss, check_same_tokenizer, topk_teacher
-from protege.train.loop import collate, train_lora
+from protege.train.loop import AVERAGED_OVER, collate, train_lora
 from protege.train.micro_batch import backward_in_parts
 from protege.train.shared_prefix import body_hidden, logits_picker
 from protege.train.sft import build_examples
@@ -198,12 +198,14 @@ def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
             def count_of(rows, sub):
                 return int((sub["labels"][:, 1:] != -100).sum())
         if o.micro_batch_tokens is None:
-            loss, parts = loss_of(list(range(len(indices))), batch)
+            everything = list(range(len(indices)))
+            loss, parts = loss_of(everything, batch)
+            parts[AVERAGED_OVER] = count_of(everything, batch)  # the sampled answers', not the curated rows'
         else:
             loss, parts = backward_in_parts(batch, o.micro_batch_tokens, loss_of, count_of)
             if cross:  # the share of answer positions aligned, over the whole batch
                 answer_positions = int((batch["labels"][:, 1:] != -100).sum())
-                parts["aligned"] = count_of(range(len(indices)), batch) / max(1, answer_positions)
+                parts["aligned"] = parts[AVERAGED_OVER] / max(1, answer_positions)
         passes.tokens += sampled + 2 * int(batch["attention_mask"].sum())  # + teacher scoring + student training
         return loss, {"kd": parts["kd"], "on_policy": not teacher_text, "passes": passes.tokens,
                       "compute_seconds": round(passes.seconds(), 3),
