@@ -299,7 +299,7 @@ def serve_command(model: str = typer.Option(..., help="bundled:..., hf:... or a 
 def train(config: Path = typer.Argument(..., help="run config YAML"),
           overrides: List[str] = typer.Argument(None, help="key.path=value overrides"),
           method: Optional[str] = typer.Option(None, help=f"overrides train.method: {registry.help_text()}"),
-          processes: int = typer.Option(1, help="train in this many data-parallel processes (sft and kd; gloo on "
+          processes: int = typer.Option(1, help="train in this many data-parallel processes (sft, kd, onpolicy; gloo on "
                                         "CPUs, NCCL with one GPU each); the stages before train run first, here")):
     """Run the flow up to the train stage (finished stages are reused)."""
     overrides = (overrides or []) + ([f"train.method={method}"] if method else [])
@@ -317,9 +317,10 @@ def _train_in_processes(config: Path, overrides: list[str], processes: int) -> N
 
     with user_errors():
         cfg = load_config(config, overrides)
-        if cfg.train.method not in ("sft", "kd"):
-            fail(f"--processes covers train.method sft and kd (protege's LoRA loop); {cfg.train.method} runs in "
-                 "one process (TRL's trainers take `accelerate launch` themselves)")
+        if cfg.train.method not in ("sft", "kd", "onpolicy"):
+            fail(f"--processes covers train.method sft, kd and onpolicy (protege's LoRA loop, each process's "
+                 f"gradients weighted by the positions its loss averages); {cfg.train.method} runs in one process "
+                 "(TRL's trainers take `accelerate launch` themselves)")
     _run(config, overrides, "curate")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
                "-m", "protege.train_launch", str(config), *overrides]

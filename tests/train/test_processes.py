@@ -87,22 +87,36 @@ def test_a_killed_multi_process_run_resumes_to_the_same_curve(tmp_path, tiny_mod
     assert all(abs(a - b) <= 1e-4 * abs(a) for a, b in zip(reference, resumed)), (reference, resumed)
 
 
+def _records(runs) -> list[dict]:
+    log = next(runs.rglob("train-*/train_log.jsonl"))
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
 def test_onpolicy_in_two_processes_weights_each_by_its_sampled_answers(tmp_path, tiny_model_dir, tiny_task):
     """On-policy KD's loss averages over the student's sampled answer tokens, not the curated rows' (the samples
     replace them): each process weights its gradients by its share of those, so two processes follow one's
-    curve. Greedy samples, so both runs see the same answers; weighted by the curated rows' tokens it drifts."""
+    curve (weighted by the curated rows' tokens it drifts). Greedy samples, so both runs see the same answers.
+    The token passes count both processes' shares, and a budget stops both at the step one process stops at."""
     from test_kd_method import _peaked_teacher
 
     teacher = _peaked_teacher(tmp_path / "teacher")
-    onpolicy = {"method": "onpolicy", "onpolicy": {"teacher": f"hf:{teacher}", "match_sft": False,
-                                                   "max_new_tokens": 6, "temperature": 0.0}}
-    one = _config(tmp_path / "one", tiny_model_dir, tiny_task, **onpolicy)
+    # labels of unequal length ('yes' 3 bytes, 'oddnumber' 9), so the curated rows' shares differ from the samples'
+    tiny_task.write_text(tiny_task.read_text().replace("'no'", "'oddnumber'"))
+    test = tiny_task.parent / "test.jsonl"
+    test.write_text(test.read_text().replace('"no"', '"oddnumber"'))
+    settings = {"teacher": f"hf:{teacher}", "match_sft": False, "max_new_tokens": 6, "temperature": 0.0}
+    one = _config(tmp_path / "one", tiny_model_dir, tiny_task, method="onpolicy", onpolicy=settings)
     result = CliRunner().invoke(app, ["--precision", "fp32", "train", str(one)])
     assert result.exit_code == 0, result.output
-    two = _config(tmp_path / "two", tiny_model_dir, tiny_task, **onpolicy)
+    expected = _records(tmp_path / "one" / "runs")
+    assert len(expected) > 3
+    budget = expected[2]["passes"]  # spent after the third step
+    two = _config(tmp_path / "two", tiny_model_dir, tiny_task, method="onpolicy",
+                  onpolicy={**settings, "budget_tokens": budget})
     result = subprocess.run(_train_command(two), capture_output=True, text=True, timeout=600,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    expected, got = _losses(tmp_path / "one" / "runs"), _losses(tmp_path / "two" / "runs")
-    assert len(got) == len(expected) > 2
-    assert all(abs(a - b) <= 1e-4 * abs(a) for a, b in zip(expected, got)), (expected, got)
+    got = _records(tmp_path / "two" / "runs")
+    assert [r["passes"] for r in got] == [r["passes"] for r in expected[:3]]
+    assert all(abs(a["loss"] - b["loss"]) <= 1e-4 * abs(a["loss"]) for a, b in zip(expected, got)), \
+        ([(a["loss"], a["kd"]) for a in expected], [(b["loss"], b["kd"]) for b in got])

@@ -62,6 +62,16 @@ def sum_gradients(params) -> None:
         offset += n
 
 
+def from_main(value):
+    """Rank 0's `value` on every process (itself in a single process): a decision every process must take alike,
+    such as a compute budget's stop, read off one clock."""
+    if not dist.is_initialized():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()

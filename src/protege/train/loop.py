@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from protege.config import TrainConfig
 from protege.store import TRAIN_LOG, JsonlLog, StageDir, atomic_torch_save, atomic_write_json, atomic_write_text
-from protege.train.distributed import barrier, process_group, sum_gradients
+from protege.train.distributed import barrier, from_main, process_group, sum_gradients
 from protege.train.distributed import total as total_over_processes
 
 LossFn = Callable[[object, dict, list], tuple]
@@ -150,7 +150,7 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
                     board.add_scalar(f"train/{name}", value, step)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.3f}")
-        stopped_by = stop() if stop is not None else None
+        stopped_by = from_main(stop()) if stop is not None else None  # every process stops at one step
         due = step % cfg.checkpoint_every == 0 or time.perf_counter() - saved >= CHECKPOINT_SECONDS
         if due and step < total and stopped_by is None and main:
             _save_checkpoint(ckpt, model, opt, sched, step, get_peft_model_state_dict)

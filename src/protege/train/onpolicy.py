@@ -34,6 +34,7 @@ from protege.store import TRAIN_LOG, JsonlLog, StageDir
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
 from protege.train.kd_loss import balanced_kd_loss, check_same_tokenizer, topk_teacher
+from protege.train.distributed import total as total_over_processes
 from protege.train.loop import AVERAGED_OVER, collate, train_lora
 from protege.train.micro_batch import backward_in_parts
 from protege.train.shared_prefix import body_hidden, logits_picker
@@ -206,8 +207,10 @@ def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
             if cross:  # the share of answer positions aligned, over the whole batch
                 answer_positions = int((batch["labels"][:, 1:] != -100).sum())
                 parts["aligned"] = parts[AVERAGED_OVER] / max(1, answer_positions)
-        passes.tokens += sampled + 2 * int(batch["attention_mask"].sum())  # + teacher scoring + student training
-        return loss, {"kd": parts["kd"], "on_policy": not teacher_text, "passes": passes.tokens,
+        # + the teacher's scoring and the student's training; over every process's share of the batch
+        passes.tokens += int(total_over_processes(sampled + 2 * int(batch["attention_mask"].sum())))
+        return loss, {"kd": parts["kd"], AVERAGED_OVER: parts[AVERAGED_OVER], "on_policy": not teacher_text,
+                      "passes": passes.tokens,
                       "compute_seconds": round(passes.seconds(), 3),
                       **({"aligned": parts["aligned"]} if cross else {})}
 
