@@ -20,9 +20,13 @@ from tiny import write_tiny_config
 TRAIN = {"batch_size": 4, "epochs": 2, "checkpoint_every": 2}
 
 
-def _losses(runs) -> list[float]:
+def _records(runs) -> list[dict]:
     log = next(runs.rglob("train-*/train_log.jsonl"))
-    return [json.loads(line)["loss"] for line in log.read_text().splitlines()]
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def _losses(runs) -> list[float]:
+    return [r["loss"] for r in _records(runs)]
 
 
 def _train_command(config) -> list[str]:
@@ -85,11 +89,6 @@ def test_a_killed_multi_process_run_resumes_to_the_same_curve(tmp_path, tiny_mod
     reference = _losses(unbroken / "runs")
     assert len(reference) == len(resumed)
     assert all(abs(a - b) <= 1e-4 * abs(a) for a, b in zip(reference, resumed)), (reference, resumed)
-
-
-def _records(runs) -> list[dict]:
-    log = next(runs.rglob("train-*/train_log.jsonl"))
-    return [json.loads(line) for line in log.read_text().splitlines()]
 
 
 def test_onpolicy_in_two_processes_weights_each_by_its_sampled_answers(tmp_path, tiny_model_dir, tiny_task):
