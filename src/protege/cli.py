@@ -300,7 +300,8 @@ def train(config: Path = typer.Argument(..., help="run config YAML"),
           overrides: List[str] = typer.Argument(None, help="key.path=value overrides"),
           method: Optional[str] = typer.Option(None, help=f"overrides train.method: {registry.help_text()}"),
           processes: int = typer.Option(1, help="train in this many data-parallel processes (sft, kd, onpolicy; "
-                                        "gloo on CPUs, NCCL with one GPU each); the stages before train run first, here")):
+                                        "gloo on CPUs, NCCL with one GPU each); the stages before train run "
+                                        "first, here")):
     """Run the flow up to the train stage (finished stages are reused)."""
     overrides = (overrides or []) + ([f"train.method={method}"] if method else [])
     if processes > 1:
