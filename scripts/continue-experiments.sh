@@ -5,8 +5,9 @@
 # script loses at most the chunk of items in progress; run it again to go on.
 #
 #   scripts/continue-experiments.sh                 # every experiment, in order
-#   scripts/continue-experiments.sh methods-code    # one (teacher-size, methods-code, methods-code-qwen, cooperative-code,
-#                                                   #   prune-depth-code, cooperative-code-qwen)
+#   scripts/continue-experiments.sh methods-code    # one (teacher-size, methods-code, methods-code-qwen,
+#                                                   #   cooperative-code, prune-depth-code, cooperative-code-qwen,
+#                                                   #   cooperative-code-qwen-ahead)
 #
 # Precision: fp32 (PROTEGE_PRECISION=fp32), the precision every carried stage was made in, except prune-depth-code
 # (bf16: the precision cooperative-code's data config writes the student's words in). On an
@@ -50,8 +51,13 @@ run() {
     cooperative-code-qwen) $PY -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \
                              --out docs/experiments/cooperative-code.md --table qwen-student \
                              "train.student=$(chosen_qwen)" ;;
+    # its arms that need no bf16 data, run ahead on any CPU while the trained-predictor variant's answers wait for
+    # one: at 134 rows, the smallest yield so far (teacher only 134, lexical 143); the command above reuses them
+    # if the trained variant keeps at least 134, and trains every arm again at its smaller yield otherwise
+    cooperative-code-qwen-ahead) $PY -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \
+                                   --ahead 134 "train.student=$(chosen_qwen)" ;;
     *) echo "unknown experiment '$1': teacher-size, methods-code, methods-code-qwen, cooperative-code," \
-            "prune-depth-code or cooperative-code-qwen" >&2
+            "prune-depth-code, cooperative-code-qwen or cooperative-code-qwen-ahead" >&2
        exit 2 ;;
   esac
 }

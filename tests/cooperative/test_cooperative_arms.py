@@ -7,6 +7,7 @@ from protege.config import load_config
 from protege.lab.experiments import cooperative_arms as arms
 from protege.pipeline import Pipeline
 from protege.store import JsonlLog
+from protege.synth.answers import answer_record
 from test_answer_modes import _code_task
 from tiny import write_tiny_config
 from written_results import finished_result
@@ -157,3 +158,38 @@ def test_the_finished_arms_rows_give_nll_compute_and_paired_tests(tiny_task, tmp
     assert rows[arms.TEACHER_ONLY].startswith(f"| {arms.TEACHER_ONLY} | 0.812 | 75.0 [65.0, 85.0] |  | p = 0.0123")
     assert rows[arms.ONPOLICY].startswith(f"| {arms.ONPOLICY} | its own samples | 25.0 [15.0, 35.0] | p = ")
     assert "| 3 steps, 4,096 token passes | 12 |" in rows[arms.ONPOLICY]
+
+
+def test_arms_ahead_train_the_curated_variants_at_the_rows_the_whole_command_will_use(tmp_path, tiny_model_dir,
+                                                                                    monkeypatch):
+    """--ahead N: before the trained variant's data exists, the teacher-only and on-policy arms run with the
+    overrides (so the stage keys) the whole command gives them once N is the smallest yield; N above a curated
+    variant's yield, or no curated teacher-only data, is refused."""
+    import pytest
+
+    config, pipe = _teacher_only(tmp_path, tiny_model_dir)
+    with pytest.raises(SystemExit, match="teacher only variant's data is not curated"):
+        arms.arms_ahead(config, [], 1)
+    samples = pipe.stages["generate"] / "samples.jsonl"
+    items = [{**it, "tokens_in": 1, "tokens_out": 1} for it in JsonlLog(samples).read()]
+    samples.unlink()
+    JsonlLog(samples).append(items)
+    raws = [f"We return {i}.\n```python\ndef f():\n    return {i}\n```" for i in range(len(items))]
+    passing = [{"id": it["id"], "mode": "answers", "raw": raw, **answer_record(pipe.spec, it, raw)}
+               for it, raw in zip(items, raws)]
+    (pipe.stages["answers"] / "answers.jsonl").unlink()
+    JsonlLog(pipe.stages["answers"] / "answers.jsonl").append(passing)
+    pipe.run("curate")
+    kept = arms.curated_so_far(config, [])[arms.TEACHER_ONLY]["kept"]
+    assert kept >= 2 and list(arms.curated_so_far(config, [])) == [arms.TEACHER_ONLY]
+    with pytest.raises(SystemExit, match=rf"teacher only kept {kept}\); give at most {kept}"):
+        arms.arms_ahead(config, [], kept + 1)
+    ran = []
+    monkeypatch.setattr(arms, "one_arm", lambda config, name, args, run=True: ran.append((name, args)))
+    assert arms.arms_ahead(config, [], kept - 1) == [arms.TEACHER_ONLY, arms.ONPOLICY]
+    runs = arms.variants(config, [])
+    whole = arms.arm_overrides({"variants": {arms.TEACHER_ONLY: {"overrides": runs[arms.TEACHER_ONLY], "kept": kept},
+                                             arms.LEXICAL: {"overrides": runs[arms.LEXICAL], "kept": kept - 1}}})
+    for name, args in ran:
+        ahead, later = (Pipeline(load_config(config, a), progress=False) for a in (args, whole[name]))
+        assert ahead.cfg.train.max_examples == kept - 1 and ahead.stages["eval"].key == later.stages["eval"].key

@@ -2,6 +2,7 @@
 
     python -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \\
         --out docs/experiments/cooperative-code.md [--phase data|all] [--report-only] [overrides...]
+    python -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml --ahead N [overrides...]
 
 Three variants of one run config, the same prompts answered three ways: the teacher alone (generate.mode=answers),
 and teacher and student in turns (generate.mode=cooperative) with the lexical boundary predictor and with a
@@ -125,10 +126,10 @@ def predictor_agreement(folder: Path, answers_dir: str) -> dict:
     return {"texts": len(texts), "accuracy": agreement(p, gold), "style_f1": agreement(p, gold, "style_f1")}
 
 
-def arm_overrides(data: dict) -> dict[str, list[str]]:
-    """Each arm's overrides: every variant's student SFT on its first N curated rows (N the smallest yield), and
-    the on-policy arm on the teacher-only variant's first N prompts (its generate and curate stages)."""
-    n = min(v["kept"] for v in data["variants"].values())
+def arm_overrides(data: dict, n: int | None = None) -> dict[str, list[str]]:
+    """Each arm's overrides: every variant's student SFT on its first N curated rows (N the smallest yield unless
+    given), and the on-policy arm on the teacher-only variant's first N prompts (its generate and curate stages)."""
+    n = n or min(v["kept"] for v in data["variants"].values())
     out = {name: v["overrides"] + [f"train.max_examples={n}"] for name, v in data["variants"].items()}
     out[ONPOLICY] = data["variants"][TEACHER_ONLY]["overrides"] + ["train.method=onpolicy",
                                                                    f"train.max_examples={n}"]
@@ -138,22 +139,59 @@ def arm_overrides(data: dict) -> dict[str, list[str]]:
 def arms(config: str, overrides: list[str], data: dict, run: bool = True) -> list[dict]:
     """Each arm trained and evaluated (arm_overrides); `run=False` reads the finished ones and lists the others
     as pending. (The overrides are in each variant's.)"""
+    return [one_arm(config, name, args, run) for name, args in arm_overrides(data).items()]
+
+
+def one_arm(config: str, name: str, args: list[str], run: bool = True) -> dict:
     from protege.benchmark.capacity import run_capacity
 
-    results = []
-    for name, args in arm_overrides(data).items():
-        cfg = load_config(config, args)
-        pipe = Pipeline(cfg)
-        if not run and not pipe.stages["eval"].complete:
-            results.append({"name": name, "pending": True})
-            continue
-        # the student's NLL on the rows it learns from; the on-policy arm learns from its own samples instead
-        nll = None if name == ONPOLICY else run_capacity(cfg, echo=lambda m: None)
-        pipe.run("eval")
-        results.append({"name": name, "n": cfg.train.max_examples, "cfg": cfg, "spec": pipe.spec, "nll": nll,
-                        "eval_dir": str(pipe.stages["eval"].path), "eval": read_json(pipe.stages["eval"] / RESULTS),
-                        "train": pipe.train_summary()})
-    return results
+    cfg = load_config(config, args)
+    pipe = Pipeline(cfg)
+    if not run and not pipe.stages["eval"].complete:
+        return {"name": name, "pending": True}
+    # the student's NLL on the rows it learns from; the on-policy arm learns from its own samples instead
+    nll = None if name == ONPOLICY else run_capacity(cfg, echo=lambda m: None)
+    pipe.run("eval")
+    return {"name": name, "n": cfg.train.max_examples, "cfg": cfg, "spec": pipe.spec, "nll": nll,
+            "eval_dir": str(pipe.stages["eval"].path), "eval": read_json(pipe.stages["eval"] / RESULTS),
+            "train": pipe.train_summary()}
+
+
+def curated_so_far(config: str, overrides: list[str]) -> dict:
+    """The variants whose data is curated, as data_phase gives them (overrides and yield), the others left out:
+    the trained one until its predictor is fitted and its answers curated."""
+    runs = variants(config, overrides)
+    first = Pipeline(load_config(config, runs[TEACHER_ONLY]), progress=False)
+    try:
+        folder, _ = fit_predictor(first.cfg, first, run=False)
+        runs[TRAINED] = runs[LEXICAL][:-1] + [f"generate.cooperative.predictor={folder}"]
+    except Unfinished:
+        pass
+    done = {}
+    for name, args in runs.items():
+        pipe = Pipeline(load_config(config, args), progress=False)
+        if not pipe.unfinished("curate"):
+            done[name] = {"overrides": args,
+                          "kept": read_json(pipe.stages["curate"] / "MANIFEST.json")["summary"]["kept"]}
+    return done
+
+
+def arms_ahead(config: str, overrides: list[str], n: int) -> list[str]:
+    """The arms whose data is curated, trained and evaluated at N rows before every variant's data is (a
+    variant whose data needs another machine). The whole command takes N = the smallest yield and reuses these
+    where that is N (the same stage keys); otherwise it trains them again at its N. Returns the arms run."""
+    done = curated_so_far(config, overrides)
+    if TEACHER_ONLY not in done:
+        raise SystemExit(f"--ahead: the {TEACHER_ONLY} variant's data is not curated yet; run the command without "
+                         "--ahead first")
+    if short := [f"{name} kept {v['kept']}" for name, v in done.items() if v["kept"] < n]:
+        raise SystemExit(f"--ahead {n}: more rows than a curated variant has ({'; '.join(short)}); give at most "
+                         f"{min(v['kept'] for v in done.values())}")
+    chosen = arm_overrides({"variants": done}, n)
+    for name, args in chosen.items():
+        print(f"== {name}: train.max_examples={n}", flush=True)
+        one_arm(config, name, args)
+    return list(chosen)
 
 
 def table(data: dict, results: list[dict], command: str) -> str:
@@ -201,6 +239,14 @@ def table(data: dict, results: list[dict], command: str) -> str:
 
 
 def main(argv: list[str]) -> None:
+    """`--ahead N` (with the config and overrides) runs arms_ahead and writes no table (the whole command does)."""
+    if "--ahead" in argv:
+        at = argv.index("--ahead")
+        n, argv = int(argv[at + 1]), argv[:at] + argv[at + 2:]
+        config = next(a for a in argv if not a.startswith("--") and "=" not in a)
+        overrides = [a for a in argv if "=" in a and not a.startswith("--")]
+        arms_ahead(config, overrides, n)
+        return
     phased_command(argv, __doc__, "protege.lab.experiments.cooperative_arms", data_phase, arms, table)
 
 
