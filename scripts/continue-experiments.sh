@@ -62,7 +62,8 @@ run() {
   esac
 }
 
-for name in "${@:-teacher-size methods-code methods-code-qwen cooperative-code prune-depth-code cooperative-code-qwen}"; do
+EVERY="teacher-size methods-code methods-code-qwen cooperative-code prune-depth-code cooperative-code-qwen"
+for name in "${@:-$EVERY}"; do
   for one in $name; do
     echo "== $one ($(date -u +%H:%M:%S))"
     run "$one"
