@@ -23,7 +23,8 @@ from protege.tasks.spec import Example, TaskSpec
 from protege.train.cross_tokenizer import (UnsupportedTokenizers, aligned_kd_loss, aligned_positions, answer_tokens,
                                            teacher_side, token_ends, vocabulary_map)
 from protege.train.kd_loss import TokenizerMismatch
-from protege.train.loop import collate, train_lora
+from protege.train.distributed import total
+from protege.train.loop import SHARE_OF_MEAN, collate, train_lora
 from protege.train.shared_prefix import body_hidden, logits_picker
 
 
@@ -94,9 +95,10 @@ def pairs_in_batch(batch: dict, paired: list[dict]) -> tuple[list[int], list[lis
 
 
 def aligned_loss(model, teacher_rows: list, batch: dict, paired: list[dict], vmap, alpha: float,
-                 temperature: float, kind: str, beta: float, chunk_tokens: int):
+                 temperature: float, kind: str, beta: float, chunk_tokens: int, over_processes: bool = False):
     """aligned_kd_loss on a collated student batch, its rows' teacher entries (pair_row) and the teacher's
-    targets at their pairs (teacher_targets, one tensor per row, in the entries' pair order)."""
+    targets at their pairs (teacher_targets, one tensor per row, in the entries' pair order). `over_processes`:
+    both means divide by their counts summed over every process (train/loop.py SHARE_OF_MEAN)."""
     inner = model.get_base_model()
     hidden = body_hidden(inner, batch["input_ids"], batch["attention_mask"])
     targets = batch["labels"][:, 1:]
@@ -104,8 +106,9 @@ def aligned_loss(model, teacher_rows: list, batch: dict, paired: list[dict], vma
     rows, used = pairs_in_batch(batch, paired)
     aligned = torch.tensor(rows, dtype=torch.long, device=keep.device)
     t_logp = torch.cat([t[u] for t, u in zip(teacher_rows, used)]).to(keep.device)
+    means_over = (total(int(keep.sum())), total(len(rows))) if over_processes else None
     return aligned_kd_loss(hidden[:, :-1][keep], inner.lm_head, targets[keep], aligned, t_logp, vmap, alpha,
-                           temperature, kind, beta, chunk_tokens)
+                           temperature, kind, beta, chunk_tokens, means_over)
 
 
 def all_teacher_targets(teacher, paired: list[dict], vmap, temperature: float, batch_size: int,
@@ -167,10 +170,11 @@ def run_cross_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
     teacher = None
     release_teacher(name, cfg.train.student)
 
-    def loss_fn(model, batch, indices):
+    def loss_fn(model, batch, indices):  # two means over different positions, each over every process's count
         loss, parts = aligned_loss(model, [targets[i] for i in indices], batch, [paired[i] for i in indices],
-                                   vmap, kd.alpha, kd.temperature, kd.divergence, kd.beta, kd.chunk_tokens)
-        return loss, {k: v for k, v in parts.items() if v == v}
+                                   vmap, kd.alpha, kd.temperature, kd.divergence, kd.beta, kd.chunk_tokens,
+                                   over_processes=True)
+        return loss, {**{k: v for k, v in parts.items() if v == v}, SHARE_OF_MEAN: True}
 
     summary = train_lora(cfg.train, stage, student, examples, loss_fn, desc=f"train LoRA KD across tokenizers "
                          f"a={kd.alpha}", progress=progress)

@@ -186,11 +186,13 @@ def teacher_side(teacher_logits: torch.Tensor, vmap: VocabularyMap, temperature:
 
 def aligned_kd_loss(hidden, lm_head, targets, rows: torch.Tensor, teacher_logp: torch.Tensor,
                     vmap: VocabularyMap, alpha: float, temperature: float, kind: str, beta: float,
-                    chunk_tokens: int = 256):
+                    chunk_tokens: int = 256, means_over: tuple[float, float] | None = None):
     """(1 - alpha) * CE over every answer position + alpha * T^2 * mean KD over the aligned ones.
 
     hidden [N,H] and targets [N]: the student's answer positions; rows [A]: which of them are aligned;
-    teacher_logp [A, shared (+1)]: teacher_side of the teacher's logits at the matching positions (constants)."""
+    teacher_logp [A, shared (+1)]: teacher_side of the teacher's logits at the matching positions (constants).
+    `means_over`: the (answer, aligned) position counts the two means divide by, (N, A) unless given; several
+    processes give the counts over all of them, so their losses add up to the whole batch's."""
     n, a = hidden.shape[0], rows.shape[0]
     want_ce, want_kd = alpha < 1.0, alpha > 0.0 and a > 0
     zero = hidden.new_zeros((), dtype=torch.float32)
@@ -214,7 +216,8 @@ def aligned_kd_loss(hidden, lm_head, targets, rows: torch.Tensor, teacher_logp: 
         for start in range(0, a, chunk_tokens):
             kd_sum = kd_sum + run(kd_chunk, picked[start:start + chunk_tokens],
                                   teacher_logp[start:start + chunk_tokens].detach())
-    ce_mean, kd_mean = ce_sum / n, kd_sum / max(a, 1)
+    n_all, a_all = means_over or (n, a)
+    ce_mean, kd_mean = ce_sum / max(n_all, 1), kd_sum / max(a_all, 1)
     loss = (1.0 - alpha) * ce_mean + alpha * temperature ** 2 * kd_mean
     nan = float("nan")
     return loss, {"ce": ce_mean.item() if want_ce else nan, "kd": kd_mean.item() if want_kd else nan,

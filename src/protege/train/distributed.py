@@ -7,7 +7,8 @@
 
 Every process holds the whole student and the same LoRA start (one seed), takes its share of each global batch,
 and weights its loss by its share of the positions the loss averages over (the batch's answer tokens, or
-on-policy KD's sampled ones: train/loop.py AVERAGED_OVER), so that summing the gradients over processes
+on-policy KD's sampled ones: train/loop.py AVERAGED_OVER; KD across tokenizers divides its two means by their
+counts over every process instead: SHARE_OF_MEAN), so that summing the gradients over processes
 gives the gradient of the one-process loss over the whole batch. Each then steps identically. Only rank 0 writes
 (log, checkpoints, the adapter, the stage's manifest); every rank resumes from rank 0's checkpoint. CPU processes
 talk over gloo, GPUs over NCCL, each process on its own GPU (LOCAL_RANK).

@@ -7,10 +7,11 @@
 logits), `parts` a dict of floats logged beside the loss; a loss_fn that ran the backward itself returns
 `Backpropagated(value)` as its loss. A loss that is a mean over other positions than the batch's answer tokens
 (on-policy KD's sampled answers, aligned pairs across tokenizers) says how many in `parts[AVERAGED_OVER]`: several
-processes weight their gradients by it (not logged). AdamW, linear decay, bf16 autocast on CPUs with native
-bf16 (fp32 master weights). Every `checkpoint_every` steps, and after any step that ends 10 minutes after the
-last checkpoint, the adapter, optimiser, scheduler, RNG and position are saved, so a killed run resumes where it
-stopped and follows the same loss curve; `train_log.jsonl` records every step.
+processes weight their gradients by it (not logged); a loss whose terms average over different positions divides
+each by its count over every process itself and says so with `parts[SHARE_OF_MEAN]`. AdamW, linear decay, bf16
+autocast on CPUs with native bf16 (fp32 master weights). Every `checkpoint_every` steps, and after any step that
+ends 10 minutes after the last checkpoint, the adapter, optimiser, scheduler, RNG and position are saved, so a
+killed run resumes where it stopped and follows the same loss curve; `train_log.jsonl` records every step.
 """
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ LossFn = Callable[[object, dict, list], tuple]
 CHECKPOINT_SECONDS = 600.0
 # The `parts` key by which a loss_fn gives the number of positions its loss averages over (see the docstring).
 AVERAGED_OVER = "averaged_over"
+# The `parts` key of a loss_fn whose loss already divides by counts summed over every process (a mean of several
+# terms over different positions, such as CE and KD across tokenizers): its gradients are summed unweighted.
+SHARE_OF_MEAN = "share_of_mean"
 
 
 class Backpropagated(float):
@@ -119,10 +123,10 @@ def train_lora(cfg: TrainConfig, stage: StageDir, lm, examples: list[dict], loss
         batch = collate([examples[i] for i in idx], lm.tokenizer.pad_token_id)
         with lm.autocast():
             loss, parts = loss_fn(model, {k: v.to(lm.device) for k, v in batch.items()}, idx)
-        counted = parts.pop(AVERAGED_OVER, None)
+        counted, shared = parts.pop(AVERAGED_OVER, None), parts.pop(SHARE_OF_MEAN, False)
         if world > 1:  # weight by this share of the positions averaged: summed gradients = the batch's mean
             tokens = int((batch["labels"][:, 1:] != -100).sum()) if counted is None else int(counted)
-            weight = tokens / max(1.0, total_over_processes(tokens))
+            weight = 1.0 if shared else tokens / max(1.0, total_over_processes(tokens))
             if isinstance(loss, Backpropagated):
                 for p in params:
                     if p.grad is not None:

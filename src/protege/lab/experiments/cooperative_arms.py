@@ -242,10 +242,10 @@ def main(argv: list[str]) -> None:
     """`--ahead N` (with the config and overrides) runs arms_ahead and writes no table (the whole command does)."""
     if "--ahead" in argv:
         at = argv.index("--ahead")
-        n, argv = int(argv[at + 1]), argv[:at] + argv[at + 2:]
-        config = next(a for a in argv if not a.startswith("--") and "=" not in a)
-        overrides = [a for a in argv if "=" in a and not a.startswith("--")]
-        arms_ahead(config, overrides, n)
+        n, rest = int(argv[at + 1]), argv[:at] + argv[at + 2:]
+        if others := [a for a in rest if a.startswith("--")]:
+            raise SystemExit(f"--ahead takes the config and overrides only, not {' '.join(others)}")
+        arms_ahead(rest[0], rest[1:], n)
         return
     phased_command(argv, __doc__, "protege.lab.experiments.cooperative_arms", data_phase, arms, table)
 
