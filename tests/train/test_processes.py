@@ -37,6 +37,13 @@ def _config(folder, tiny_model_dir, tiny_task, **train):
     return write_tiny_config(folder, tiny_model_dir, tiny_task, train={**TRAIN, **train})
 
 
+def _relabel_no(task, label: str) -> None:
+    """The tiny task with its 'no' label (seeds and test items) renamed."""
+    task.write_text(task.read_text().replace("'no'", f"'{label}'"))
+    test = task.parent / "test.jsonl"
+    test.write_text(test.read_text().replace('"no"', f'"{label}"'))
+
+
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory, tiny_model_dir):
     from tiny import write_tiny_task
@@ -100,9 +107,7 @@ def test_onpolicy_in_two_processes_weights_each_by_its_sampled_answers(tmp_path,
 
     teacher = _peaked_teacher(tmp_path / "teacher")
     # labels of unequal length ('yes' 3 bytes, 'oddnumber' 9), so the curated rows' shares differ from the samples'
-    tiny_task.write_text(tiny_task.read_text().replace("'no'", "'oddnumber'"))
-    test = tiny_task.parent / "test.jsonl"
-    test.write_text(test.read_text().replace('"no"', '"oddnumber"'))
+    _relabel_no(tiny_task, "oddnumber")
     settings = {"teacher": f"hf:{teacher}", "match_sft": False, "max_new_tokens": 6, "temperature": 0.0}
     one = _config(tmp_path / "one", tiny_model_dir, tiny_task, method="onpolicy", onpolicy=settings)
     result = CliRunner().invoke(app, ["--precision", "fp32", "train", str(one)])
@@ -133,9 +138,7 @@ def test_kd_across_tokenizers_in_two_processes_divides_each_mean_by_its_own_coun
     other = build_tiny_model(tmp_path / "other", seed=3, corpus=CORPUS[::-1] + ["yes no even odd"], vocab_size=270)
     # 'yes': all 3 answer positions align with the teacher's tokens; 'a location': 5 of 7 (the teacher's small
     # vocabulary cuts it into other pieces)
-    tiny_task.write_text(tiny_task.read_text().replace("'no'", "'a location'"))
-    test = tiny_task.parent / "test.jsonl"
-    test.write_text(test.read_text().replace('"no"', '"a location"'))
+    _relabel_no(tiny_task, "a location")
     kd = {"teacher": f"hf:{other}", "alpha": 0.5, "temperature": 2.0}
     one = _config(tmp_path / "one", tiny_model_dir, tiny_task, method="kd", kd=kd, lr=5e-3)
     result = CliRunner().invoke(app, ["--precision", "fp32", "train", str(one)])

@@ -89,6 +89,16 @@ def variants(config: str, overrides: list[str]) -> dict[str, list[str]]:
     return {name: list(overrides) + extra for name, extra in base.items()}
 
 
+def trained_variant(runs: dict[str, list[str]], predictor: Path) -> list[str]:
+    """The trained-predictor variant's overrides: the lexical variant's, cut by the fitted classifier instead."""
+    return runs[LEXICAL][:-1] + [f"generate.cooperative.predictor={predictor}"]
+
+
+def rows_kept(pipe: Pipeline) -> int:
+    """The rows curation kept for this variant (its curate stage finished)."""
+    return read_json(pipe.stages["curate"] / "MANIFEST.json")["summary"]["kept"]
+
+
 def data_phase(config: str, overrides: list[str], run: bool = True, progress: bool = True) -> dict:
     """Every variant's answers and curation; the trained predictor fitted after the teacher-only answers.
     `run=False` reads them, and raises Unfinished where one is not finished."""
@@ -96,7 +106,7 @@ def data_phase(config: str, overrides: list[str], run: bool = True, progress: bo
     first = Pipeline(load_config(config, runs[TEACHER_ONLY]), progress=progress)
     run_or_read(first, "curate", TEACHER_ONLY, run)
     folder, meta = fit_predictor(first.cfg, first, progress, run=run)
-    runs[TRAINED] = runs[LEXICAL][:-1] + [f"generate.cooperative.predictor={folder}"]
+    runs[TRAINED] = trained_variant(runs, folder)
     data = {"student": first.cfg.train.student, "teacher": first.cfg.teacher_for("answers"),
             "predictor": {"dir": str(folder), **meta}, "variants": {}}
     for name, args in runs.items():
@@ -106,7 +116,7 @@ def data_phase(config: str, overrides: list[str], run: bool = True, progress: bo
         summary = read_json(pipe.stages["answers"] / "MANIFEST.json")["summary"]
         data["variants"][name] = {
             "overrides": args, "answered": len(answers),
-            "kept": read_json(pipe.stages["curate"] / "MANIFEST.json")["summary"]["kept"],
+            "kept": rows_kept(pipe),
             "seconds": summary.get("stage_seconds_all_runs", summary.get("stage_seconds")),
             "teacher_tokens": sum(a.get("tokens", {}).get("teacher", 0) for a in answers),
             "student_tokens": sum(a.get("tokens", {}).get("student", 0) for a in answers),
@@ -164,15 +174,14 @@ def curated_so_far(config: str, overrides: list[str]) -> dict:
     first = Pipeline(load_config(config, runs[TEACHER_ONLY]), progress=False)
     try:
         folder, _ = fit_predictor(first.cfg, first, run=False)
-        runs[TRAINED] = runs[LEXICAL][:-1] + [f"generate.cooperative.predictor={folder}"]
+        runs[TRAINED] = trained_variant(runs, folder)
     except Unfinished:
         pass
     done = {}
     for name, args in runs.items():
         pipe = Pipeline(load_config(config, args), progress=False)
         if not pipe.unfinished("curate"):
-            done[name] = {"overrides": args,
-                          "kept": read_json(pipe.stages["curate"] / "MANIFEST.json")["summary"]["kept"]}
+            done[name] = {"overrides": args, "kept": rows_kept(pipe)}
     return done
 
 
