@@ -99,12 +99,38 @@ def test_reading_the_data_phase_refuses_unfinished_stages_and_an_unfitted_predic
 def test_variants_share_the_teacher_items_and_differ_in_their_answers(tmp_path, tiny_model_dir):
     config, pipe = _teacher_only(tmp_path, tiny_model_dir)
     runs = arms.variants(config, ["train.epochs=1"])
-    trained = runs[arms.LEXICAL][:-1] + [f"generate.cooperative.predictor={tmp_path}"]
+    trained = arms.trained_variant(["train.epochs=1"], tmp_path)
     pipes = [Pipeline(load_config(config, args), progress=False, echo=lambda m: None)
              for args in (runs[arms.TEACHER_ONLY], runs[arms.LEXICAL], trained)]
     assert len({p.stages["generate"].key for p in pipes}) == 1
     assert len({p.stages["answers"].key for p in pipes}) == 3
     assert all(p.cfg.train.epochs == 1 for p in pipes)
+
+
+def test_an_override_scoped_to_one_variant_changes_only_its_answers(tmp_path, tiny_model_dir):
+    """`trained:generate.precision=fp32`: the trained variant's answers in fp32 (a stage of their own), the other
+    variants' stages as without it; a value holding a colon is every variant's; an unknown scope is refused with
+    the scopes to write."""
+    import pytest
+
+    config, _ = _teacher_only(tmp_path, tiny_model_dir)
+    common = ["generate.precision=bf16", f"train.student=hf:{tiny_model_dir}"]
+    scoped = common + ["trained:generate.precision=fp32"]
+
+    def pipes(overrides):
+        runs = {**arms.variants(config, overrides), arms.TRAINED: arms.trained_variant(overrides, tmp_path)}
+        return {name: Pipeline(load_config(config, args), progress=False, echo=lambda m: None)
+                for name, args in runs.items()}
+
+    before, after = pipes(common), pipes(scoped)
+    assert [p.stage_precision("answers") for p in after.values()] == ["bf16", "bf16", "fp32"]
+    assert all(p.cfg.train.student == f"hf:{tiny_model_dir}" for p in after.values())
+    for name in (arms.TEACHER_ONLY, arms.LEXICAL):
+        assert before[name].stages["answers"].key == after[name].stages["answers"].key
+    assert before[arms.TRAINED].stages["answers"].key != after[arms.TRAINED].stages["answers"].key
+    with pytest.raises(SystemExit, match="'trainde:' names no variant; write one of teacher-only:, lexical:, "
+                                         "trained:"):
+        arms.variants(config, ["trainde:generate.precision=fp32"])
 
 
 def test_the_on_policy_arm_learns_from_the_teacher_only_prompts_at_the_sft_arms_size(tmp_path, tiny_model_dir):
@@ -129,13 +155,13 @@ def test_the_table_of_a_run_still_going(tmp_path):
                           "held_out_texts": 148, "held_out_accuracy": 0.97, "held_out_style_f1": 0.81},
             "agreement": {"texts": 374, "accuracy": 0.95, "style_f1": 0.7},
             "variants": {arms.TEACHER_ONLY: {"answered": 374, "kept": 160, "seconds": 1000.0, "teacher_tokens": 30000,
-                                             "student_tokens": 0, "student_share": None},
+                                             "student_tokens": 0, "student_share": None, "precision": "bf16"},
                          arms.LEXICAL: {"answered": 374, "kept": 150, "seconds": 1500.0, "teacher_tokens": 25000,
-                                        "student_tokens": 4000, "student_share": 0.125}}}
+                                        "student_tokens": 4000, "student_share": 0.125, "precision": "fp32"}}}
     text = arms.table(data, [{"name": arms.TEACHER_ONLY, "pending": True}, {"name": arms.ONPOLICY, "pending": True}],
                       "python -m x")
-    assert f"| {arms.LEXICAL} | 374 | 1500 | 1.50 | 25,000 | 4,000 | 12.5% | 150 |" in text
-    assert f"| {arms.TEACHER_ONLY} | 374 | 1000 | 1.00 | 30,000 | 0 | n/a | 160 |" in text
+    assert f"| {arms.LEXICAL} | 374 | 1500 | 1.50 | 25,000 | 4,000 | 12.5% | 150 | fp32 |" in text
+    assert f"| {arms.TEACHER_ONLY} | 374 | 1000 | 1.00 | 30,000 | 0 | n/a | 160 | bf16 |" in text
     assert "95.0% (style F1 0.70)" in text and "Still running" in text and arms.TEACHER_ONLY in text.split("Still")[1]
     assert arms.ONPOLICY in text.split("Still")[1]
     json.dumps(data)  # the doc's .json twin holds the data as it is
@@ -149,7 +175,7 @@ def test_the_finished_arms_rows_give_nll_compute_and_paired_tests(tiny_task, tmp
     data = {"predictor": {"dir": "b", "train_texts": 2, "train_tokens": 9, "held_out_texts": 1},
             "agreement": {"texts": 1, "accuracy": 1.0, "style_f1": 1.0},
             "variants": {arms.TEACHER_ONLY: {"answered": 4, "kept": 4, "seconds": 10.0, "teacher_tokens": 9,
-                                             "student_tokens": 0, "student_share": None}}}
+                                             "student_tokens": 0, "student_share": None, "precision": "fp32"}}}
     only = finished_result(tmp_path / "a", spec, [True] * 30 + [False] * 10, name=arms.TEACHER_ONLY, n=40,
                            nll={"nll_per_token": 0.8123})
     on = finished_result(tmp_path / "b", spec, [False] * 30 + [True] * 10, name=arms.ONPOLICY, n=40, nll=None)

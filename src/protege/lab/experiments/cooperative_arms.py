@@ -83,15 +83,39 @@ def fit_predictor(cfg, teacher_only: Pipeline, progress: bool = True, run: bool 
     return out, read_json(out / META_FILE)
 
 
+# An override for one variant only, `trained:generate.precision=fp32`: the trained-predictor variant's data in fp32
+# where the CPU has no bf16 (the others as the config says, so their finished stages are reused; the table's
+# precision column says so). The other overrides are every variant's.
+SCOPES = {"teacher-only": TEACHER_ONLY, "lexical": LEXICAL, "trained": TRAINED}
+
+
+def scoped(overrides: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """The overrides for every variant, and each variant's own (`SCOPE:key=value`, SCOPE one of SCOPES)."""
+    common, own = [], {name: [] for name in SCOPES.values()}
+    for o in overrides:
+        scope, colon, rest = o.partition(":")
+        if not colon or "=" in scope:  # key=value, whose value may hold a colon (train.student=hf:...)
+            common.append(o)
+        elif scope in SCOPES:
+            own[SCOPES[scope]].append(rest)
+        else:
+            raise SystemExit(f"override '{o}': '{scope}:' names no variant; write one of "
+                             f"{', '.join(s + ':' for s in SCOPES)} before key=value, or key=value for every variant")
+    return common, own
+
+
 def variants(config: str, overrides: list[str]) -> dict[str, list[str]]:
+    """The teacher-only and lexical variants' overrides (the trained one's needs its fitted predictor)."""
+    common, own = scoped(overrides)
     base = {TEACHER_ONLY: ["generate.mode=answers"],
             LEXICAL: ["generate.mode=cooperative", "generate.cooperative.predictor=lexical"]}
-    return {name: list(overrides) + extra for name, extra in base.items()}
+    return {name: common + extra + own[name] for name, extra in base.items()}
 
 
-def trained_variant(runs: dict[str, list[str]], predictor: Path) -> list[str]:
+def trained_variant(overrides: list[str], predictor: Path) -> list[str]:
     """The trained-predictor variant's overrides: the lexical variant's, cut by the fitted classifier instead."""
-    return runs[LEXICAL][:-1] + [f"generate.cooperative.predictor={predictor}"]
+    common, own = scoped(overrides)
+    return common + ["generate.mode=cooperative", f"generate.cooperative.predictor={predictor}"] + own[TRAINED]
 
 
 def rows_kept(pipe: Pipeline) -> int:
@@ -106,7 +130,7 @@ def data_phase(config: str, overrides: list[str], run: bool = True, progress: bo
     first = Pipeline(load_config(config, runs[TEACHER_ONLY]), progress=progress)
     run_or_read(first, "curate", TEACHER_ONLY, run)
     folder, meta = fit_predictor(first.cfg, first, progress, run=run)
-    runs[TRAINED] = trained_variant(runs, folder)
+    runs[TRAINED] = trained_variant(overrides, folder)
     data = {"student": first.cfg.train.student, "teacher": first.cfg.teacher_for("answers"),
             "predictor": {"dir": str(folder), **meta}, "variants": {}}
     for name, args in runs.items():
@@ -115,7 +139,7 @@ def data_phase(config: str, overrides: list[str], run: bool = True, progress: bo
         answers = JsonlLog(pipe.stages["answers"] / ANSWERS).read()
         summary = read_json(pipe.stages["answers"] / "MANIFEST.json")["summary"]
         data["variants"][name] = {
-            "overrides": args, "answered": len(answers),
+            "overrides": args, "answered": len(answers), "precision": pipe.stage_precision("answers"),
             "kept": rows_kept(pipe),
             "seconds": summary.get("stage_seconds_all_runs", summary.get("stage_seconds")),
             "teacher_tokens": sum(a.get("tokens", {}).get("teacher", 0) for a in answers),
@@ -174,7 +198,7 @@ def curated_so_far(config: str, overrides: list[str]) -> dict:
     first = Pipeline(load_config(config, runs[TEACHER_ONLY]), progress=False)
     try:
         folder, _ = fit_predictor(first.cfg, first, run=False)
-        runs[TRAINED] = trained_variant(runs, folder)
+        runs[TRAINED] = trained_variant(overrides, folder)
     except Unfinished:
         pass
     done = {}
@@ -209,12 +233,13 @@ def table(data: dict, results: list[dict], command: str) -> str:
     lines = [f"Command: `{command}`", "", f"Teacher `{data.get('teacher')}`, student `{data.get('student')}`.", "",
              "Data (the same prompts for every variant):", "",
              "| answers by | answered | answer time (s) | x teacher-only | teacher tokens | student tokens "
-             "| student's share of characters | kept by curation |", "|---|---|---|---|---|---|---|---|"]
+             "| student's share of characters | kept by curation | data precision |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, d in v.items():
         ratio = f"{d['seconds'] / base_s:.2f}" if d["seconds"] and base_s else "n/a"
         share = "n/a" if d["student_share"] is None else f"{100 * d['student_share']:.1f}%"
         lines.append(f"| {name} | {d['answered']} | {d['seconds'] or 0:.0f} | {ratio} | {d['teacher_tokens']:,} | "
-                     f"{d['student_tokens']:,} | {share} | {d['kept']} |")
+                     f"{d['student_tokens']:,} | {share} | {d['kept']} | {d['precision']} |")
     p, a = data["predictor"], data["agreement"]
     lines += ["", f"Trained predictor: `{p['dir']}`, fitted on {p['train_texts']} texts ({p['train_tokens']:,} "
               f"words and symbols); on its {p['held_out_texts']} held-out texts it agrees with the lexical labels on "
