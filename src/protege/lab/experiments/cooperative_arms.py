@@ -4,6 +4,9 @@
         --out docs/experiments/cooperative-code.md [--phase data|all] [--report-only] [overrides...]
     python -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml --ahead N [overrides...]
 
+An override is every variant's (key=value) or one variant's (teacher-only:, lexical: or trained: before it, e.g.
+trained:generate.precision=fp32 where that variant's data is made on a CPU without bf16).
+
 Three variants of one run config, the same prompts answered three ways: the teacher alone (generate.mode=answers),
 and teacher and student in turns (generate.mode=cooperative) with the lexical boundary predictor and with a
 boundary classifier trained for this pair (cooperative/classifier.py; fitted once, on the lexicon's labels of
