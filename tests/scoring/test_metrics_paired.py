@@ -90,3 +90,23 @@ def test_bootstrap_small_difference_is_not_significant_and_uses_bootstrap_ci():
     ci = bootstrap_ci(delta, GOLD, list(zip(pred_b, pred_a)), n_resamples=500, seed=3)
     assert (out["ci_low"], out["ci_high"]) == pytest.approx(ci)
     assert math.isfinite(out["p_value"])
+
+
+def test_the_mean_bootstrap_in_numpy_gives_bootstrap_cis_interval_to_the_last_bit():
+    """Stored CIs stay as they were: per-item F1s (floats), 0/1 and booleans, an odd size, another seed."""
+    import random
+
+    import numpy as np
+
+    from protege.scoring.metrics.uncertainty import bootstrap_mean_ci
+
+    def mean(g, _):
+        return float(np.mean(g)) if g else 0.0
+
+    rng = random.Random(7)
+    for values in ([rng.random() for _ in range(333)], [rng.random() < 0.3 for _ in range(500)],
+                   [float(rng.randint(0, 1)) for _ in range(41)], [0.25]):
+        for seed in (0, 5):
+            assert bootstrap_mean_ci(values, n_resamples=300, seed=seed) == bootstrap_ci(mean, values, values,
+                                                                                         n_resamples=300, seed=seed)
+    assert bootstrap_mean_ci([]) == (0.0, 0.0)
