@@ -157,10 +157,14 @@ def test_the_table_of_a_run_still_going(tmp_path):
             "variants": {arms.TEACHER_ONLY: {"answered": 374, "kept": 160, "seconds": 1000.0, "teacher_tokens": 30000,
                                              "student_tokens": 0, "student_share": None, "precision": "bf16"},
                          arms.LEXICAL: {"answered": 374, "kept": 150, "seconds": 1500.0, "teacher_tokens": 25000,
-                                        "student_tokens": 4000, "student_share": 0.125, "precision": "fp32"}}}
+                                        "student_tokens": 4000, "student_share": 0.125, "precision": "bf16"},
+                         arms.TRAINED: {"answered": 374, "kept": 140, "seconds": 3000.0, "teacher_tokens": 25000,
+                                        "student_tokens": 4100, "student_share": 0.13, "precision": "fp32"}}}
     text = arms.table(data, [{"name": arms.TEACHER_ONLY, "pending": True}, {"name": arms.ONPOLICY, "pending": True}],
                       "python -m x")
-    assert f"| {arms.LEXICAL} | 374 | 1500 | 1.50 | 25,000 | 4,000 | 12.5% | 150 | fp32 |" in text
+    assert f"| {arms.LEXICAL} | 374 | 1500 | 1.50 | 25,000 | 4,000 | 12.5% | 150 | bf16 |" in text
+    # a variant made in another precision (another CPU) has no time ratio to the teacher-only one
+    assert f"| {arms.TRAINED} | 374 | 3000 | n/a (fp32 vs bf16) | 25,000 | 4,100 | 13.0% | 140 | fp32 |" in text
     assert f"| {arms.TEACHER_ONLY} | 374 | 1000 | 1.00 | 30,000 | 0 | n/a | 160 | bf16 |" in text
     assert "95.0% (style F1 0.70)" in text and "Still running" in text and arms.TEACHER_ONLY in text.split("Still")[1]
     assert arms.ONPOLICY in text.split("Still")[1]

@@ -240,6 +240,8 @@ def table(data: dict, results: list[dict], command: str) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for name, d in v.items():
         ratio = f"{d['seconds'] / base_s:.2f}" if d["seconds"] and base_s else "n/a"
+        if d["precision"] != v[TEACHER_ONLY]["precision"]:  # other arithmetic, so in practice another CPU
+            ratio = f"n/a ({d['precision']} vs {v[TEACHER_ONLY]['precision']})"
         share = "n/a" if d["student_share"] is None else f"{100 * d['student_share']:.1f}%"
         lines.append(f"| {name} | {d['answered']} | {d['seconds'] or 0:.0f} | {ratio} | {d['teacher_tokens']:,} | "
                      f"{d['student_tokens']:,} | {share} | {d['kept']} | {d['precision']} |")
