@@ -48,12 +48,14 @@ run() {
     prune-depth-code) PROTEGE_PRECISION=bf16 $PY -m protege.lab.experiments.prune_depth \
                         --from bundled:qwen2.5-coder-0.5b-instruct --task mbpp --keep 12,14,16,18,20,21,22 \
                         --out docs/experiments/prune-depth-code.md ;;
+    # Its trained-predictor variant's answers in fp32 (session 42: no bf16 CPU since session 27; its 160 bf16
+    # answers stay for the precision comparison); the other variants' data stay bf16 (the table says each).
     cooperative-code-qwen) $PY -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \
                              --out docs/experiments/cooperative-code.md --table qwen-student \
-                             "train.student=$(chosen_qwen)" ;;
-    # its arms that need no bf16 data, run ahead on any CPU while the trained-predictor variant's answers wait for
-    # one: at 134 rows, the smallest yield so far (teacher only 134, lexical 143); the command above reuses them
-    # if the trained variant keeps at least 134, and trains every arm again at its smaller yield otherwise
+                             "train.student=$(chosen_qwen)" trained:generate.precision=fp32 ;;
+    # its arms whose data was curated first, run ahead at 134 rows, the smallest yield then (teacher only 134,
+    # lexical 143); the command above reuses them if the trained variant keeps at least 134, and trains every arm
+    # again at its smaller yield otherwise
     cooperative-code-qwen-ahead) $PY -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \
                                    --ahead 134 "train.student=$(chosen_qwen)" ;;
     *) echo "unknown experiment '$1': teacher-size, methods-code, methods-code-qwen, cooperative-code," \
