@@ -7,7 +7,7 @@
 #   scripts/continue-experiments.sh                 # every experiment, in order
 #   scripts/continue-experiments.sh methods-code    # one (teacher-size, methods-code, methods-code-qwen,
 #                                                   #   cooperative-code, prune-depth-code, cooperative-code-qwen,
-#                                                   #   cooperative-code-qwen-ahead)
+#                                                   #   cooperative-code-qwen-trained)
 #
 # Precision: fp32 (PROTEGE_PRECISION=fp32), the precision every carried stage was made in, except prune-depth-code
 # (bf16: the precision cooperative-code's data config writes the student's words in). On an
@@ -48,18 +48,20 @@ run() {
     prune-depth-code) PROTEGE_PRECISION=bf16 $PY -m protege.lab.experiments.prune_depth \
                         --from bundled:qwen2.5-coder-0.5b-instruct --task mbpp --keep 12,14,16,18,20,21,22 \
                         --out docs/experiments/prune-depth-code.md ;;
-    # Its trained-predictor variant's answers in fp32 (session 42: no bf16 CPU since session 27; its 160 bf16
-    # answers stay for the precision comparison); the other variants' data stay bf16 (the table says each).
+    # Its table without the trained-predictor variant (session 42): that variant's answers are bf16 (160 of 374
+    # carried), which AVX2 only emulates, and in fp32 its first 16 answers took 20 min on AVX2 (about 8 h for 374)
+    # and 11 of them differed from the bf16 ones: a precision effect larger than the predictor's. The three other
+    # arms (teacher only, lexical, on-policy) at the smaller of the two other yields, 134.
     cooperative-code-qwen) $PY -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \
-                             --out docs/experiments/cooperative-code.md --table qwen-student \
-                             "train.student=$(chosen_qwen)" trained:generate.precision=fp32 ;;
-    # its arms whose data was curated first, run ahead at 134 rows, the smallest yield then (teacher only 134,
-    # lexical 143); the command above reuses them if the trained variant keeps at least 134, and trains every arm
-    # again at its smaller yield otherwise
-    cooperative-code-qwen-ahead) $PY -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \
-                                   --ahead 134 "train.student=$(chosen_qwen)" ;;
+                             --out docs/experiments/cooperative-code.md --table qwen-student --without trained \
+                             "train.student=$(chosen_qwen)" ;;
+    # on an AVX-512 BF16 or AMX CPU (about 55 min of answers): the same table with the trained variant's arm; it
+    # reuses the three arms above if that variant keeps at least 134 rows, and trains every arm again otherwise
+    cooperative-code-qwen-trained) $PY -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \
+                                     --out docs/experiments/cooperative-code.md --table qwen-student \
+                                     "train.student=$(chosen_qwen)" ;;
     *) echo "unknown experiment '$1': teacher-size, methods-code, methods-code-qwen, cooperative-code," \
-            "prune-depth-code, cooperative-code-qwen or cooperative-code-qwen-ahead" >&2
+            "prune-depth-code, cooperative-code-qwen or cooperative-code-qwen-trained" >&2
        exit 2 ;;
   esac
 }

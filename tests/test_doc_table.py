@@ -71,6 +71,25 @@ def test_a_phased_command_runs_its_phases_and_keeps_the_measured_values(tmp_path
     assert json.loads(doc.with_suffix(".json").read_text())["data"] == {"kept": ["x=1"]}
 
 
+def test_a_phased_commands_options_reach_its_data_phase_and_stay_in_the_command(tmp_path):
+    asked = []
+
+    def data_phase(config, overrides, run, without):
+        asked.append(without)
+        return {}
+
+    from protege.lab.experiments.doc_table import phased_command
+
+    doc = tmp_path / "exp.md"
+    for argv in (["c.yaml", "--without", "trained", "--out", str(doc), "x=1"], ["c.yaml", "--out", str(doc)]):
+        phased_command(argv, "Doc.", "m", data_phase, lambda *a, **k: [], lambda d, r, command: command,
+                       options={"without": ""})
+    assert asked == ["trained", ""]
+    phased_command(["c.yaml", "--without", "trained", "--out", str(doc), "x=1"], "Doc.", "m", data_phase,
+                   lambda *a, **k: [], lambda d, r, command: command, options={"without": ""})
+    assert f"python -m m c.yaml --without trained --out {doc} x=1" in doc.read_text()
+
+
 def test_a_report_only_run_refuses_an_unfinished_data_phase_and_writes_nothing(tmp_path, capsys):
     """--report-only reads: where the data phase is unfinished it says so and exits 2, and the doc is untouched."""
     import pytest

@@ -150,6 +150,33 @@ def test_the_on_policy_arm_learns_from_the_teacher_only_prompts_at_the_sft_arms_
     assert cfgs[arms.ONPOLICY].train.onpolicy.match_sft  # at the token passes SFT spends on the same rows
 
 
+def test_without_trained_leaves_its_variant_out_and_the_others_keep_their_arms(tmp_path, tiny_model_dir,
+                                                                                monkeypatch):
+    """--without trained: the predictor still fitted (its agreement reported), the trained variant neither run
+    nor in the arms, whose N is then the smallest of the other yields; anything else cannot be left out."""
+    import pytest
+
+    config, pipe = _teacher_only(tmp_path, tiny_model_dir)
+    ran = []
+    monkeypatch.setattr(arms, "run_or_read", lambda p, until, name, run: ran.append(name))
+    monkeypatch.setattr(arms, "fit_predictor", lambda *a, **k: (tmp_path / "boundary-x", {"fitted": 1}))
+    monkeypatch.setattr(arms, "rows_kept", lambda p: {"answers": 5, "cooperative": 4}[p.cfg.generate.mode])
+    monkeypatch.setattr(arms, "read_json", lambda path: {"summary": {"stage_seconds": 1.0}})
+    monkeypatch.setattr(arms, "JsonlLog", lambda path: type("Log", (), {"read": lambda self: []})())
+    monkeypatch.setattr(arms, "student_share", lambda run: None)
+    monkeypatch.setattr(arms, "predictor_agreement", lambda folder, answers: {"on": answers})
+    data = arms.data_phase(config, [], progress=False, without="trained")
+    assert ran == [arms.TEACHER_ONLY, arms.TEACHER_ONLY, arms.LEXICAL] and list(data["variants"]) == ran[1:]
+    assert data["left_out"] == [arms.TRAINED] and data["predictor"]["fitted"] == 1
+    assert data["agreement"]["on"] == data["variants"][arms.LEXICAL]["answers_dir"]
+    assert list(arms.arm_overrides(data)) == [arms.TEACHER_ONLY, arms.LEXICAL, arms.ONPOLICY]
+    assert {a[-1] for a in arms.arm_overrides(data).values()} == {"train.max_examples=4"}
+    ran.clear()
+    assert arms.TRAINED in arms.data_phase(config, [], progress=False)["variants"] and len(ran) == 4
+    with pytest.raises(SystemExit, match="only 'trained' can be left out \\(lexical cannot"):
+        arms.data_phase(config, [], progress=False, without="lexical")
+
+
 def test_the_table_of_a_run_still_going(tmp_path):
     data = {"predictor": {"dir": "runs/mbpp/boundary-x", "train_texts": 600, "train_tokens": 40000,
                           "held_out_texts": 148, "held_out_accuracy": 0.97, "held_out_style_f1": 0.81},
@@ -167,7 +194,9 @@ def test_the_table_of_a_run_still_going(tmp_path):
     assert f"| {arms.TRAINED} | 374 | 3000 | n/a (fp32 vs bf16) | 25,000 | 4,100 | 13.0% | 140 | fp32 |" in text
     assert f"| {arms.TEACHER_ONLY} | 374 | 1000 | 1.00 | 30,000 | 0 | n/a | 160 | bf16 |" in text
     assert "95.0% (style F1 0.70)" in text and "Still running" in text and arms.TEACHER_ONLY in text.split("Still")[1]
-    assert arms.ONPOLICY in text.split("Still")[1]
+    assert arms.ONPOLICY in text.split("Still")[1] and "Left out" not in text
+    data["left_out"] = [arms.TRAINED]
+    assert f"Left out of this table (`--without`): {arms.TRAINED} (its data and arm)." in arms.table(data, [], "c")
     json.dumps(data)  # the doc's .json twin holds the data as it is
 
 

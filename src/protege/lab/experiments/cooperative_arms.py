@@ -1,7 +1,8 @@
 """Teacher-only vs cooperative answers with each boundary predictor, the student trained on the same number of rows.
 
     python -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \\
-        --out docs/experiments/cooperative-code.md [--phase data|all] [--report-only] [overrides...]
+        --out docs/experiments/cooperative-code.md [--phase data|all] [--report-only] [--without trained] \\
+        [overrides...]
     python -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml --ahead N [overrides...]
 
 An override is every variant's (key=value) or one variant's (teacher-only:, lexical: or trained: before it, e.g.
@@ -126,16 +127,27 @@ def rows_kept(pipe: Pipeline) -> int:
     return read_json(pipe.stages["curate"] / "MANIFEST.json")["summary"]["kept"]
 
 
-def data_phase(config: str, overrides: list[str], run: bool = True, progress: bool = True) -> dict:
-    """Every variant's answers and curation; the trained predictor fitted after the teacher-only answers.
-    `run=False` reads them, and raises Unfinished where one is not finished."""
+def left_out(without: str) -> list[str]:
+    """`--without trained`: the table without the trained-predictor variant (its data made where the CPU allows;
+    the predictor is still fitted and its agreement reported). The other variants are the table's base."""
+    names = [n.strip() for n in without.split(",") if n.strip()]
+    if wrong := [n for n in names if n != "trained"]:
+        raise SystemExit(f"--without {without}: only 'trained' can be left out ({', '.join(wrong)} cannot: the "
+                         "teacher-only and lexical variants are every table's base)")
+    return [SCOPES[n] for n in names]
+
+
+def data_phase(config: str, overrides: list[str], run: bool = True, progress: bool = True, without: str = "") -> dict:
+    """Every variant's answers and curation (but those `without` names); the trained predictor fitted after the
+    teacher-only answers. `run=False` reads them, and raises Unfinished where one is not finished."""
     runs = variants(config, overrides)
     first = Pipeline(load_config(config, runs[TEACHER_ONLY]), progress=progress)
     run_or_read(first, "curate", TEACHER_ONLY, run)
     folder, meta = fit_predictor(first.cfg, first, progress, run=run)
-    runs[TRAINED] = trained_variant(overrides, folder)
+    if TRAINED not in (skipped := left_out(without)):
+        runs[TRAINED] = trained_variant(overrides, folder)
     data = {"student": first.cfg.train.student, "teacher": first.cfg.teacher_for("answers"),
-            "predictor": {"dir": str(folder), **meta}, "variants": {}}
+            "predictor": {"dir": str(folder), **meta}, "left_out": skipped, "variants": {}}
     for name, args in runs.items():
         pipe = Pipeline(load_config(config, args), progress=progress)
         run_or_read(pipe, "curate", name, run)
@@ -251,6 +263,8 @@ def table(data: dict, results: list[dict], command: str) -> str:
               f"{100 * p.get('held_out_accuracy', float('nan')):.1f}% of words (style F1 "
               f"{p.get('held_out_style_f1', float('nan')):.2f}); on the {a['texts']} cooperative answers of the "
               f"lexical variant, {100 * a['accuracy']:.1f}% (style F1 {a['style_f1']:.2f})."]
+    if data.get("left_out"):
+        lines += ["", f"Left out of this table (`--without`): {'; '.join(data['left_out'])} (its data and arm)."]
     pending = [r["name"] for r in results if r.get("pending")]
     done = [r for r in results if not r.get("pending")]
     if pending:
@@ -286,7 +300,8 @@ def main(argv: list[str]) -> None:
             raise SystemExit(f"--ahead takes the config and overrides only, not {' '.join(others)}")
         arms_ahead(rest[0], rest[1:], n)
         return
-    phased_command(argv, __doc__, "protege.lab.experiments.cooperative_arms", data_phase, arms, table)
+    phased_command(argv, __doc__, "protege.lab.experiments.cooperative_arms", data_phase, arms, table,
+                   options={"without": ""})
 
 
 if __name__ == "__main__":

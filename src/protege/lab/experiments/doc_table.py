@@ -61,10 +61,11 @@ def run_or_read(pipe, until: str, what: str, run: bool = True):
 
 
 def phased_command(argv: list[str], doc: str, module: str, data_phase: Callable, arms: Callable, table: Callable,
-                   data_record: Callable = lambda data: data) -> None:
+                   data_record: Callable = lambda data: data, options: dict[str, str] | None = None) -> None:
     """The command line of an experiment in two phases over one run config (the data, then its arms):
-    `CONFIG [--out DOC] [--table NAME] [--phase data|all] [--report-only] [overrides...]`. `data_phase(config,
-    overrides, run)` (run False: read the finished data, raise Unfinished where some is not), `arms(config,
+    `CONFIG [--out DOC] [--table NAME] [--phase data|all] [--report-only] [--OPTION VALUE] [overrides...]`.
+    `data_phase(config, overrides, run, **options)` (run False: read the finished data, raise Unfinished where
+    some is not; `options` name to default, the values given), `arms(config,
     overrides, data, run)` (run False: only the arms already evaluated, the rest marked pending) and `table(data,
     results, command)`; the table goes into DOC and the measured values into DOC's .json twin (with --table NAME:
     a second table of DOC, e.g. one per student, and DOC-NAME.json). --report-only runs nothing: with the data
@@ -82,10 +83,13 @@ def phased_command(argv: list[str], doc: str, module: str, data_phase: Callable,
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: the table of the arms evaluated so far (refused while the data is "
                         "unfinished)")
+    for name, default in (options or {}).items():
+        parser.add_argument(f"--{name}", default=default)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args(argv)
+    chosen = {name: getattr(args, name) for name in options or {}}
     try:
-        data = data_phase(args.config, args.overrides, run=not args.report_only)
+        data = data_phase(args.config, args.overrides, run=not args.report_only, **chosen)
     except Unfinished as e:
         print(f"--report-only reads finished work only, and the data phase is not finished: {e}. Run the command "
               "without --report-only to finish it.", file=sys.stderr)
