@@ -16,9 +16,10 @@ kept in `<runs>/<task>/boundary-<key>/`). First every variant's data (answers, c
 there); then the student is fine-tuned on the first N curated rows of each, N the smallest count, so the arms
 differ in whose words they learn, not in how many, and evaluated. The table: answer wall time (and its ratio to
 teacher-only), tokens each side decoded, the student's share of the answer characters, curation yield, the
-student's NLL per token on each training set before training (lower: closer to its own voice), the fine-tuned
-student's headline metric with its CI, exact McNemar against the teacher-only student and against the untuned
-student, the forgetting suite before -> after, and how far the two predictors agree on the cooperative answers.
+student's NLL per token on each variant's curated rows before training (all it kept: the N it learns from and any
+more; lower: closer to its own voice), the fine-tuned student's headline metric with its CI, exact McNemar against
+the teacher-only student and against the untuned student, the forgetting suite before -> after, and how far the two
+predictors agree on the cooperative answers.
 A fourth arm learns in the student's own voice another way: on-policy distillation (train.method=onpolicy), the
 student sampling answers to the same N prompts and the teacher scoring them, at the token passes SFT spends on
 those rows (train.onpolicy.match_sft), so it compares with the SFT arms at equal training compute.
@@ -198,7 +199,8 @@ def one_arm(config: str, name: str, args: list[str], run: bool = True) -> dict:
     pipe = Pipeline(cfg)
     if not run and not pipe.stages["eval"].complete:
         return {"name": name, "pending": True}
-    # the student's NLL on the rows it learns from; the on-policy arm learns from its own samples instead
+    # the student's NLL on the variant's curated rows (all kept, not only the first N: the capacity stage's
+    # measure of the data); the on-policy arm learns from its own samples instead
     nll = None if name == ONPOLICY else run_capacity(cfg, echo=lambda m: None)
     pipe.run("eval")
     return {"name": name, "n": cfg.train.max_examples, "cfg": cfg, "spec": pipe.spec, "nll": nll,
@@ -276,8 +278,8 @@ def table(data: dict, results: list[dict], command: str) -> str:
     lines += ["", f"Student fine-tuned on the first {done[0]['n']} curated rows of each variant; "
               f"{done[0]['eval']['test_items']} test items, {metric} in points with 95% bootstrap CIs; untuned "
               f"(zero-shot) {100 * zero[metric]:.1f}. McNemar: exact, on the same test items.", "",
-              f"| answers by | student NLL per token on the data | fine-tuned {metric} | vs teacher-only | vs untuned "
-              "| forgetting suite (before -> after) | train compute | train s | eval run |",
+              f"| answers by | student NLL per token on the curated rows | fine-tuned {metric} | vs teacher-only "
+              "| vs untuned | forgetting suite (before -> after) | train compute | train s | eval run |",
               "|---|---|---|---|---|---|---|---|---|"]
     teacher_only = next((r for r in done if r["name"] == TEACHER_ONLY), None)
     for r in done:
