@@ -154,3 +154,25 @@ def test_kd_across_tokenizers_in_two_processes_divides_each_mean_by_its_own_coun
     # measured (AVX2, fp32): within 1.6e-7 relative; weighted by answer tokens instead, 3.6e-6 to 1.8e-5 from step 2
     assert all(abs(a["loss"] - b["loss"]) <= 1.5e-6 * abs(a["loss"]) for a, b in zip(expected, got)), \
         ([a["loss"] for a in expected], [b["loss"] for b in got])
+
+
+def test_a_sum_over_processes_is_reduced_where_the_backend_talks(monkeypatch):
+    """gloo reduces CPU tensors; NCCL (several GPUs) only GPU ones: a CPU tensor there fails ("No backend type
+    associated with device type cpu"), so the counts and losses summed over processes go to this process's GPU."""
+    import torch
+    import torch.distributed as dist
+
+    from protege.train import distributed
+
+    seen = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "all_reduce", lambda t: seen.append(t.device.type))
+    monkeypatch.setattr(dist, "get_backend", lambda: "gloo")
+    assert distributed.total(3) == 3.0 and seen == ["cpu"]
+    monkeypatch.setattr(dist, "get_backend", lambda: "nccl")
+    if torch.cuda.is_available():
+        assert distributed.total(3) == 3.0 and seen[-1] == "cuda"
+    else:  # this machine cannot make the GPU tensor, and the attempt is what is checked
+        with pytest.raises((RuntimeError, AssertionError), match="CUDA|cuda|GPU"):
+            distributed.total(3)
+        assert seen == ["cpu"]

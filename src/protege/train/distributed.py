@@ -40,11 +40,17 @@ def process_group() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def total(value: float | int, device="cpu") -> float:
+def reduce_device() -> str:
+    """Where a collective's tensors must be: NCCL reduces GPU tensors only (this process's GPU, set in
+    process_group), gloo CPU ones."""
+    return "cuda" if dist.get_backend() == "nccl" else "cpu"
+
+
+def total(value: float | int) -> float:
     """The sum of `value` over every process (itself in a single process)."""
     if not dist.is_initialized():
         return float(value)
-    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    t = torch.tensor([float(value)], dtype=torch.float64, device=reduce_device())
     dist.all_reduce(t)
     return float(t.item())
 
