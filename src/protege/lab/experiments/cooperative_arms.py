@@ -109,18 +109,21 @@ def scoped(overrides: list[str]) -> tuple[list[str], dict[str, list[str]]]:
     return common, own
 
 
+def cooperative_with(predictor: str | Path) -> list[str]:
+    return ["generate.mode=cooperative", f"generate.cooperative.predictor={predictor}"]
+
+
 def variants(config: str, overrides: list[str]) -> dict[str, list[str]]:
     """The teacher-only and lexical variants' overrides (the trained one's needs its fitted predictor)."""
     common, own = scoped(overrides)
-    base = {TEACHER_ONLY: ["generate.mode=answers"],
-            LEXICAL: ["generate.mode=cooperative", "generate.cooperative.predictor=lexical"]}
+    base = {TEACHER_ONLY: ["generate.mode=answers"], LEXICAL: cooperative_with("lexical")}
     return {name: common + extra + own[name] for name, extra in base.items()}
 
 
 def trained_variant(overrides: list[str], predictor: Path) -> list[str]:
     """The trained-predictor variant's overrides: the lexical variant's, cut by the fitted classifier instead."""
     common, own = scoped(overrides)
-    return common + ["generate.mode=cooperative", f"generate.cooperative.predictor={predictor}"] + own[TRAINED]
+    return common + cooperative_with(predictor) + own[TRAINED]
 
 
 def rows_kept(pipe: Pipeline) -> int:
@@ -252,10 +255,12 @@ def table(data: dict, results: list[dict], command: str) -> str:
              "| answers by | answered | answer time (s) | x teacher-only | teacher tokens | student tokens "
              "| student's share of characters | kept by curation | data precision |",
              "|---|---|---|---|---|---|---|---|---|"]
+    base_precision = v[TEACHER_ONLY]["precision"]
     for name, d in v.items():
-        ratio = f"{d['seconds'] / base_s:.2f}" if d["seconds"] and base_s else "n/a"
-        if d["precision"] != v[TEACHER_ONLY]["precision"]:  # other arithmetic, so in practice another CPU
-            ratio = f"n/a ({d['precision']} vs {v[TEACHER_ONLY]['precision']})"
+        if d["precision"] != base_precision:  # other arithmetic, so in practice another CPU: no ratio
+            ratio = f"n/a ({d['precision']} vs {base_precision})"
+        else:
+            ratio = f"{d['seconds'] / base_s:.2f}" if d["seconds"] and base_s else "n/a"
         share = "n/a" if d["student_share"] is None else f"{100 * d['student_share']:.1f}%"
         lines.append(f"| {name} | {d['answered']} | {d['seconds'] or 0:.0f} | {ratio} | {d['teacher_tokens']:,} | "
                      f"{d['student_tokens']:,} | {share} | {d['kept']} | {d['precision']} |")

@@ -37,15 +37,21 @@ def config_command(argv: list[str], doc: str, module: str, make_table: Callable[
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("config")
     parser.add_argument("--out", default=None)
-    for name, default in (options or {}).items():
-        parser.add_argument(f"--{name}", default=default)
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_intermixed_args(argv)
-    chosen = {name: getattr(args, name) for name in options or {}}
+    args, chosen = parse_with_options(parser, argv, options)
     table = make_table(args.config, args.overrides, f"python -m {module} " + " ".join(argv), **chosen)
     print(table)
     if args.out:
         write_table(Path(args.out), table)
+
+
+def parse_with_options(parser, argv: list[str], options: dict[str, str] | None):
+    """`--NAME VALUE` for each option (name to default), then the overrides; the parsed args and the options'
+    values by name."""
+    for name, default in (options or {}).items():
+        parser.add_argument(f"--{name}", default=default)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_intermixed_args(argv)
+    return args, {name: getattr(args, name) for name in options or {}}
 
 
 class Unfinished(Exception):
@@ -83,11 +89,7 @@ def phased_command(argv: list[str], doc: str, module: str, data_phase: Callable,
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: the table of the arms evaluated so far (refused while the data is "
                         "unfinished)")
-    for name, default in (options or {}).items():
-        parser.add_argument(f"--{name}", default=default)
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_intermixed_args(argv)
-    chosen = {name: getattr(args, name) for name in options or {}}
+    args, chosen = parse_with_options(parser, argv, options)
     try:
         data = data_phase(args.config, args.overrides, run=not args.report_only, **chosen)
     except Unfinished as e:
