@@ -163,3 +163,22 @@ def test_an_answers_teacher_answers_the_items_another_teacher_wrote(tmp_path, ti
     assert loaded == [f"hf:{tiny_model_dir}", f"hf:{other}"]  # the generate stage's, then the answers stage's
     with pytest.raises(ConfigError, match="answers_teacher"):
         pipe("c", answers_teacher=f"hf:{other}")
+
+
+def test_the_data_stages_teachers_leave_memory_before_training_and_the_student_stays(tmp_path, tiny_model_dir,
+                                                                                    monkeypatch):
+    """A teacher the answers stage loaded is no longer held when the train stage starts (a 1.5B teacher left loaded
+    ran a 24 GiB machine out of memory under a 0.5B student's training); the student, shared, stays loaded."""
+    from protege.models import resolve
+
+    other = build_tiny_model(tmp_path / "other", seed=2)
+    cfg = load_config(write_tiny_config(tmp_path, tiny_model_dir, _math_task(tmp_path / "task"), generate={
+        "mode": "answers", "answers_teacher": f"hf:{other}"}))
+    said, held = [], {}
+    pipe = Pipeline(cfg, progress=False, echo=said.append)
+    monkeypatch.setattr(Pipeline, "_train", lambda self, stage: held.update(names=set(resolve._loaded)) or {})
+    student = resolve.load_lm(cfg.train.student)
+    pipe.run("train")
+    assert f"hf:{other}" not in held["names"] and cfg.train.student in held["names"]
+    assert resolve.load_lm(cfg.train.student) is student
+    assert f"[train] released from memory before training: hf:{other}" in said

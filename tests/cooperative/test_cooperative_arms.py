@@ -152,14 +152,22 @@ def test_the_on_policy_arm_learns_from_the_teacher_only_prompts_at_the_sft_arms_
 
 def test_without_trained_leaves_its_variant_out_and_the_others_keep_their_arms(tmp_path, tiny_model_dir,
                                                                                 monkeypatch):
-    """--without trained: the predictor still fitted (its agreement reported), the trained variant neither run
-    nor in the arms, whose N is then the smallest of the other yields; anything else cannot be left out."""
+    """--without trained: the predictor read where it is fitted (its agreement reported) and not fitted where it is
+    not; the trained variant neither run nor in the arms, whose N is then the smallest of the other yields;
+    anything else cannot be left out."""
     import pytest
 
     config, pipe = _teacher_only(tmp_path, tiny_model_dir)
-    ran = []
+    ran, fits, fitted = [], [], [True]
+
+    def fit(*a, run=True, **k):
+        fits.append(run)
+        if not fitted[0] and not run:
+            raise arms.Unfinished("not fitted")
+        return tmp_path / "boundary-x", {"fitted": 1}
+
     monkeypatch.setattr(arms, "run_or_read", lambda p, until, name, run: ran.append(name))
-    monkeypatch.setattr(arms, "fit_predictor", lambda *a, **k: (tmp_path / "boundary-x", {"fitted": 1}))
+    monkeypatch.setattr(arms, "fit_predictor", fit)
     monkeypatch.setattr(arms, "rows_kept", lambda p: {"answers": 5, "cooperative": 4}[p.cfg.generate.mode])
     monkeypatch.setattr(arms, "read_json", lambda path: {"summary": {"stage_seconds": 1.0}})
     monkeypatch.setattr(arms, "JsonlLog", lambda path: type("Log", (), {"read": lambda self: []})())
@@ -167,12 +175,17 @@ def test_without_trained_leaves_its_variant_out_and_the_others_keep_their_arms(t
     monkeypatch.setattr(arms, "predictor_agreement", lambda folder, answers: {"on": answers})
     data = arms.data_phase(config, [], progress=False, without="trained")
     assert ran == [arms.TEACHER_ONLY, arms.TEACHER_ONLY, arms.LEXICAL] and list(data["variants"]) == ran[1:]
-    assert data["left_out"] == [arms.TRAINED] and data["predictor"]["fitted"] == 1
+    assert data["left_out"] == [arms.TRAINED] and data["predictor"]["fitted"] == 1 and fits == [False]
     assert data["agreement"]["on"] == data["variants"][arms.LEXICAL]["answers_dir"]
     assert list(arms.arm_overrides(data)) == [arms.TEACHER_ONLY, arms.LEXICAL, arms.ONPOLICY]
     assert {a[-1] for a in arms.arm_overrides(data).values()} == {"train.max_examples=4"}
+    fitted[0] = False  # a new pair: left out, its predictor is not fitted, and the table says so
+    data = arms.data_phase(config, [], progress=False, without="trained")
+    assert data["predictor"] is None and data["agreement"] is None and list(data["variants"]) == ran[4:]
+    assert "Trained predictor: not fitted for this pair" in arms.table(data, [], "c")
     ran.clear()
     assert arms.TRAINED in arms.data_phase(config, [], progress=False)["variants"] and len(ran) == 4
+    assert fits[-1] is True
     with pytest.raises(SystemExit, match="only 'trained' can be left out \\(lexical cannot"):
         arms.data_phase(config, [], progress=False, without="lexical")
 

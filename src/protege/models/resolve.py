@@ -199,6 +199,15 @@ def release(name: str) -> int:
     return len(keys)
 
 
+def release_all_but(keep: str) -> list[str]:
+    """Forget every loaded model but `keep` (each of its copies stays), before a stage that needs the memory;
+    returns the names dropped. A later load_lm of one loads it again (seconds, from the converted cache)."""
+    names = sorted({k.split("#")[0].split("@")[0] for k in _loaded} - {keep})
+    for name in names:
+        release(name)
+    return names
+
+
 def release_teacher(teacher: str, student: str) -> None:
     """release(teacher) once a method has what it needs from it, unless the teacher is the student, which trains on."""
     if teacher != student:

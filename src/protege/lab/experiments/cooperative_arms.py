@@ -143,15 +143,22 @@ def left_out(without: str) -> list[str]:
 
 def data_phase(config: str, overrides: list[str], run: bool = True, progress: bool = True, without: str = "") -> dict:
     """Every variant's answers and curation (but those `without` names); the trained predictor fitted after the
-    teacher-only answers. `run=False` reads them, and raises Unfinished where one is not finished."""
+    teacher-only answers (`without` it, only read where fitted: its agreement is then still reported).
+    `run=False` reads them, and raises Unfinished where one is not finished."""
     runs = variants(config, overrides)
     first = Pipeline(load_config(config, runs[TEACHER_ONLY]), progress=progress)
     run_or_read(first, "curate", TEACHER_ONLY, run)
-    folder, meta = fit_predictor(first.cfg, first, progress, run=run)
-    if TRAINED not in (skipped := left_out(without)):
+    skipped = left_out(without)
+    try:  # left out, the predictor is read where it is fitted, not fitted (the student's answers cost hours)
+        folder, meta = fit_predictor(first.cfg, first, progress, run=run and TRAINED not in skipped)
+    except Unfinished:
+        if TRAINED not in skipped:
+            raise
+        folder, meta = None, None
+    if TRAINED not in skipped:
         runs[TRAINED] = trained_variant(overrides, folder)
     data = {"student": first.cfg.train.student, "teacher": first.cfg.teacher_for("answers"),
-            "predictor": {"dir": str(folder), **meta}, "left_out": skipped, "variants": {}}
+            "predictor": folder and {"dir": str(folder), **meta}, "left_out": skipped, "variants": {}}
     for name, args in runs.items():
         pipe = Pipeline(load_config(config, args), progress=progress)
         run_or_read(pipe, "curate", name, run)
@@ -164,7 +171,7 @@ def data_phase(config: str, overrides: list[str], run: bool = True, progress: bo
             "teacher_tokens": sum(a.get("tokens", {}).get("teacher", 0) for a in answers),
             "student_tokens": sum(a.get("tokens", {}).get("student", 0) for a in answers),
             "student_share": student_share({"stages": pipe.stages}), "answers_dir": str(pipe.stages["answers"].path)}
-    data["agreement"] = predictor_agreement(folder, data["variants"][LEXICAL]["answers_dir"])
+    data["agreement"] = folder and predictor_agreement(folder, data["variants"][LEXICAL]["answers_dir"])
     return data
 
 
@@ -247,6 +254,16 @@ def arms_ahead(config: str, overrides: list[str], n: int) -> list[str]:
     return list(chosen)
 
 
+def predictor_line(p: dict | None, a: dict | None) -> str:
+    if p is None:
+        return "Trained predictor: not fitted for this pair (its variant left out, so its agreement is not measured)."
+    return (f"Trained predictor: `{p['dir']}`, fitted on {p['train_texts']} texts ({p['train_tokens']:,} "
+            f"words and symbols); on its {p['held_out_texts']} held-out texts it agrees with the lexical labels on "
+            f"{100 * p.get('held_out_accuracy', float('nan')):.1f}% of words (style F1 "
+            f"{p.get('held_out_style_f1', float('nan')):.2f}); on the {a['texts']} cooperative answers of the "
+            f"lexical variant, {100 * a['accuracy']:.1f}% (style F1 {a['style_f1']:.2f}).")
+
+
 def table(data: dict, results: list[dict], command: str) -> str:
     v = data["variants"]
     base_s = v[TEACHER_ONLY]["seconds"]
@@ -264,12 +281,7 @@ def table(data: dict, results: list[dict], command: str) -> str:
         share = "n/a" if d["student_share"] is None else f"{100 * d['student_share']:.1f}%"
         lines.append(f"| {name} | {d['answered']} | {d['seconds'] or 0:.0f} | {ratio} | {d['teacher_tokens']:,} | "
                      f"{d['student_tokens']:,} | {share} | {d['kept']} | {d['precision']} |")
-    p, a = data["predictor"], data["agreement"]
-    lines += ["", f"Trained predictor: `{p['dir']}`, fitted on {p['train_texts']} texts ({p['train_tokens']:,} "
-              f"words and symbols); on its {p['held_out_texts']} held-out texts it agrees with the lexical labels on "
-              f"{100 * p.get('held_out_accuracy', float('nan')):.1f}% of words (style F1 "
-              f"{p.get('held_out_style_f1', float('nan')):.2f}); on the {a['texts']} cooperative answers of the "
-              f"lexical variant, {100 * a['accuracy']:.1f}% (style F1 {a['style_f1']:.2f})."]
+    lines += ["", predictor_line(data["predictor"], data["agreement"])]
     if data.get("left_out"):
         lines += ["", f"Left out of this table (`--without`): {'; '.join(data['left_out'])} (its data and arm)."]
     pending = [r["name"] for r in results if r.get("pending")]
