@@ -6,8 +6,7 @@
 #
 #   scripts/continue-experiments.sh                 # every experiment, in order
 #   scripts/continue-experiments.sh methods-code    # one (teacher-size, methods-code, methods-code-qwen,
-#                                                   #   cooperative-code, prune-depth-code, cooperative-code-qwen,
-#                                                   #   cooperative-code-qwen-trained)
+#                                                   #   cooperative-code, prune-depth-code, cooperative-code-qwen)
 #
 # Precision: fp32 (PROTEGE_PRECISION=fp32), the precision every carried stage was made in, except prune-depth-code
 # (bf16: the precision cooperative-code's data config writes the student's words in). On an
@@ -48,20 +47,15 @@ run() {
     prune-depth-code) PROTEGE_PRECISION=bf16 $PY -m protege.lab.experiments.prune_depth \
                         --from bundled:qwen2.5-coder-0.5b-instruct --task mbpp --keep 12,14,16,18,20,21,22 \
                         --out docs/experiments/prune-depth-code.md ;;
-    # Its table without the trained-predictor variant (session 42): that variant's answers are bf16 (160 of 374
-    # carried), which AVX2 only emulates, and in fp32 its first 16 answers took 20 min on AVX2 (about 8 h for 374)
-    # and 11 of them differed from the bf16 ones: a precision effect larger than the predictor's. The three other
-    # arms (teacher only, lexical, on-policy) at the smaller of the two other yields, 134.
+    # Its four arms at the smallest yield, 134 (teacher only 134, lexical 143, trained predictor 141). Every variant's
+    # data is made (bf16, the trained one's finished on an AVX-512 BF16 CPU in session 43), so the rest, training
+    # and evaluation, is fp32 on any CPU. (Sessions 41-42 ran its arms without the trained variant, `--without
+    # trained`, whose answers AVX2 can only emulate; those arms have the same stage keys and are reused.)
     cooperative-code-qwen) $PY -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \
-                             --out docs/experiments/cooperative-code.md --table qwen-student --without trained \
+                             --out docs/experiments/cooperative-code.md --table qwen-student \
                              "train.student=$(chosen_qwen)" ;;
-    # on an AVX-512 BF16 or AMX CPU (about 55 min of answers): the same table with the trained variant's arm; it
-    # reuses the three arms above if that variant keeps at least 134 rows, and trains every arm again otherwise
-    cooperative-code-qwen-trained) $PY -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \
-                                     --out docs/experiments/cooperative-code.md --table qwen-student \
-                                     "train.student=$(chosen_qwen)" ;;
     *) echo "unknown experiment '$1': teacher-size, methods-code, methods-code-qwen, cooperative-code," \
-            "prune-depth-code, cooperative-code-qwen or cooperative-code-qwen-trained" >&2
+            "prune-depth-code or cooperative-code-qwen" >&2
        exit 2 ;;
   esac
 }
