@@ -202,7 +202,7 @@ def release(name: str) -> int:
 def release_all_but(keep: str) -> list[str]:
     """Forget every loaded model but `keep` (each of its copies stays), before a stage that needs the memory;
     returns the names dropped. A later load_lm of one loads it again (seconds, from the converted cache)."""
-    names = sorted({k.split("#")[0].split("@")[0] for k in _loaded} - {keep})
+    names = sorted({lm.name for lm in _loaded.values()} - {keep})
     for name in names:
         release(name)
     return names

@@ -88,6 +88,14 @@ def fit_predictor(cfg, teacher_only: Pipeline, progress: bool = True, run: bool 
     return out, read_json(out / META_FILE)
 
 
+def fitted_predictor(cfg, teacher_only: Pipeline) -> tuple[Path | None, dict | None]:
+    """The pair's fitted predictor and its meta, or (None, None) where it is not fitted (nothing is run)."""
+    try:
+        return fit_predictor(cfg, teacher_only, run=False)
+    except Unfinished:
+        return None, None
+
+
 # An override for one variant only, `trained:generate.precision=fp32`: the trained-predictor variant's data in fp32
 # where the CPU has no bf16 (the others as the config says, so their finished stages are reused; the table's
 # precision column says so). The other overrides are every variant's.
@@ -148,14 +156,10 @@ def data_phase(config: str, overrides: list[str], run: bool = True, progress: bo
     runs = variants(config, overrides)
     first = Pipeline(load_config(config, runs[TEACHER_ONLY]), progress=progress)
     run_or_read(first, "curate", TEACHER_ONLY, run)
-    skipped = left_out(without)
-    try:  # left out, the predictor is read where it is fitted, not fitted (the student's answers cost hours)
-        folder, meta = fit_predictor(first.cfg, first, progress, run=run and TRAINED not in skipped)
-    except Unfinished:
-        if TRAINED not in skipped:
-            raise
-        folder, meta = None, None
-    if TRAINED not in skipped:
+    if TRAINED in (skipped := left_out(without)):  # read where fitted, not fitted (the student's answers: hours)
+        folder, meta = fitted_predictor(first.cfg, first)
+    else:
+        folder, meta = fit_predictor(first.cfg, first, progress, run=run)
         runs[TRAINED] = trained_variant(overrides, folder)
     data = {"student": first.cfg.train.student, "teacher": first.cfg.teacher_for("answers"),
             "predictor": folder and {"dir": str(folder), **meta}, "left_out": skipped, "variants": {}}
@@ -223,11 +227,8 @@ def curated_so_far(config: str, overrides: list[str]) -> dict:
     the trained one until its predictor is fitted and its answers curated."""
     runs = variants(config, overrides)
     first = Pipeline(load_config(config, runs[TEACHER_ONLY]), progress=False)
-    try:
-        folder, _ = fit_predictor(first.cfg, first, run=False)
+    if (folder := fitted_predictor(first.cfg, first)[0]) is not None:
         runs[TRAINED] = trained_variant(overrides, folder)
-    except Unfinished:
-        pass
     done = {}
     for name, args in runs.items():
         pipe = Pipeline(load_config(config, args), progress=False)
