@@ -282,10 +282,22 @@ class TrainConfig(Strict):
     report_to: Literal["none", "tensorboard"] = "none"
     checkpoint_every: int = 20  # steps between resumable checkpoints
     seed: int = 0
+    # sft and kd (one tokenizer): a step's rows in micro-batches of at most this many tokens (rows x longest row),
+    # each backpropagated in turn: memory holds one micro-batch's activations, the same step up to float rounding
+    # (train/micro_batch.py). On-policy has train.onpolicy.micro_batch_tokens, GRPO train.rl.micro_batch_rows.
+    micro_batch_tokens: Optional[int] = Field(None, gt=0)
     kd: KDConfig = KDConfig()
     dpo: DPOConfig = DPOConfig()
     rl: RLConfig = RLConfig()
     onpolicy: OnPolicyConfig = OnPolicyConfig()
+
+    @model_validator(mode="after")
+    def _micro_batches(self):
+        if self.micro_batch_tokens is not None and self.method not in ("sft", "kd"):
+            own = {"onpolicy": "train.onpolicy.micro_batch_tokens", "rl": "train.rl.micro_batch_rows"}
+            raise ValueError(f"train.micro_batch_tokens applies to train.method sft and kd, not {self.method}: "
+                             + (f"use {own[self.method]}" if self.method in own else "leave it unset"))
+        return self
 
     def stage_key(self) -> dict:
         """What determines a trained model: the settings of other methods are left out, so changing them

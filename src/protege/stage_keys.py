@@ -17,6 +17,7 @@ LATER_SETTINGS: dict[str, object] = {
     "GenerateConfig.precision": None,
     "CurateConfig.decontaminate_against": [],
     "TrainConfig.max_examples": None,
+    "TrainConfig.micro_batch_tokens": None,
     "KDConfig.cross_tokenizer": "auto",
     "KDConfig.align": "start",
     "OnPolicyConfig.align": "start",

@@ -162,6 +162,9 @@ def run_cross_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
                  progress: bool = True) -> dict:
     kd = cfg.train.kd
     name = cfg.teacher_for("kd")
+    if cfg.train.micro_batch_tokens is not None:
+        raise ValueError(f"train.micro_batch_tokens: KD across tokenizers (student {student.name}, teacher {name}) "
+                         "trains each step's batch at once; unset it and lower train.batch_size to bound memory")
     teacher, vmap = load_aligned_teacher(name, student, "train.kd.cross_tokenizer")
     examples, paired = paired_examples(spec, rows, student, teacher, cfg.train.max_seq_len, kd.align)
     began, saved = time.perf_counter(), stage.path / "teacher-targets"

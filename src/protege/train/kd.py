@@ -21,6 +21,7 @@ from protege.store import StageDir, content_key
 from protege.tasks.spec import TaskSpec
 from protege.train.kd_loss import balanced_kd_loss, check_same_tokenizer
 from protege.train.loop import train_lora
+from protege.train.micro_batch import answer_mean_in_parts
 from protege.train.shared_prefix import body_hidden
 from protege.train.sft import build_examples
 
@@ -108,7 +109,8 @@ def run_kd(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows: list[
                                        kd.temperature, kd.divergence, kd.beta, chunk_tokens=kd.chunk_tokens)
         return loss, {k: v for k, v in parts.items() if v == v}  # NaN: the part alpha switched off
 
-    summary = train_lora(cfg.train, stage, student, examples, loss_fn, desc=f"train LoRA KD a={kd.alpha}",
+    step_loss = answer_mean_in_parts(loss_fn, cfg.train.micro_batch_tokens)
+    summary = train_lora(cfg.train, stage, student, examples, step_loss, desc=f"train LoRA KD a={kd.alpha}",
                          progress=progress)
     return {"method": "kd", "teacher": cfg.teacher_for("kd"), "alpha": kd.alpha, "temperature": kd.temperature,
             "divergence": kd.divergence, "signal": kd.signal, **cache_info, **summary}

@@ -8,7 +8,9 @@ share of the step's count before its backward, so the gradients add up to those 
 the returned value (and each part) is that mean: the same step as one pass, up to float rounding; the parts also
 hold the step's count (loop.AVERAGED_OVER, which several processes weight their gradients by). On-policy
 distillation uses it (train.onpolicy.micro_batch_tokens): its sampled rows are ~530 tokens with a 152k
-vocabulary, too much for one forward and backward on a 24 GiB machine.
+vocabulary, too much for one forward and backward on a 24 GiB machine. SFT and KD on one tokenizer use it through
+`answer_mean_in_parts` (train.micro_batch_tokens): a 0.5B student's step of 8 rows x 512 tokens holds 11-22 GB of
+activations at once.
 """
 from __future__ import annotations
 
@@ -60,3 +62,23 @@ def backward_in_parts(batch: dict, limit: int, loss_of: Callable, count_of: Call
         for name, part in mine.items():
             parts[name] = parts.get(name, 0.0) + float(part) * share
     return Backpropagated(value), {**parts, AVERAGED_OVER: total}
+
+
+def answer_tokens(rows: list[int], sub: dict) -> int:
+    """How many positions a mean over the answer tokens averages (SFT's and KD's losses): the labelled targets."""
+    return int((sub["labels"][:, 1:] != -100).sum())
+
+
+def answer_mean_in_parts(loss_fn: Callable, limit: int | None) -> Callable:
+    """A train_lora `loss_fn(model, batch, indices)` whose loss is a mean over the batch's answer tokens, run in
+    micro-batches of at most `limit` tokens, each backpropagated as it comes; `limit` None: `loss_fn` itself."""
+    if limit is None:
+        return loss_fn
+
+    def in_parts(model, batch: dict, indices: list) -> tuple[Backpropagated, dict]:
+        def loss_of(rows, sub):
+            return loss_fn(model, sub, [indices[r] for r in rows])
+
+        return backward_in_parts(batch, limit, loss_of, answer_tokens)
+
+    return in_parts

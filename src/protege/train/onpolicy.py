@@ -36,7 +36,7 @@ from protege.tasks.spec import Example, TaskSpec
 from protege.train.kd_loss import balanced_kd_loss, check_same_tokenizer, topk_teacher
 from protege.train.distributed import total as total_over_processes
 from protege.train.loop import AVERAGED_OVER, collate, train_lora
-from protege.train.micro_batch import backward_in_parts
+from protege.train.micro_batch import answer_tokens, backward_in_parts
 from protege.train.shared_prefix import body_hidden, logits_picker
 from protege.train.sft import build_examples
 
@@ -196,8 +196,7 @@ def run_onpolicy(spec: TaskSpec, cfg: RunConfig, stage: StageDir, student, rows:
             def loss_of(rows, sub):
                 return distill_loss(model, teacher.model, sub, o.beta, o.top_k, o.chunk_tokens)
 
-            def count_of(rows, sub):
-                return int((sub["labels"][:, 1:] != -100).sum())
+            count_of = answer_tokens
         if o.micro_batch_tokens is None:
             everything = list(range(len(indices)))
             loss, parts = loss_of(everything, batch)

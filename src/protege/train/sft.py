@@ -9,6 +9,7 @@ import torch
 from protege.config import TrainConfig
 from protege.store import StageDir
 from protege.train.loop import train_lora
+from protege.train.micro_batch import answer_mean_in_parts
 from protege.train.shared_prefix import body_hidden
 from protege.tasks.kinds import kind_of
 from protege.tasks.spec import Example, TaskSpec
@@ -53,7 +54,8 @@ def run_train(spec: TaskSpec, cfg: TrainConfig, stage: StageDir, lm, rows: list[
     def loss_fn(model, batch, indices):
         return answer_loss(model, **batch), {}
 
-    return train_lora(cfg, stage, lm, examples, loss_fn, desc="train LoRA SFT", progress=progress)
+    return train_lora(cfg, stage, lm, examples, answer_mean_in_parts(loss_fn, cfg.micro_batch_tokens),
+                      desc="train LoRA SFT", progress=progress)
 
 
 class SFT:

@@ -9,7 +9,9 @@ against a naive transformers loop and llama.cpp servers (goal >= 1000 output tok
 llama.cpp; the first run builds llama.cpp, see protege/lab/throughput/llama_cpp_setup.py), in fp32, bf16 and int8 where the
 CPU has them; training throughput of the LoRA loop against TRL's SFTTrainer at its defaults and tuned (goal >= 2x),
 its share of the matmul peak (goal >= 40% of bf16) and a KD step from the cache against an SFT step (goal <=
-1.2x), once per precision the CPU runs natively (fp32, and bf16 on AMX or AVX-512 BF16); cooperative
+1.2x), once per precision the CPU runs natively (fp32, and bf16 on AMX or AVX-512 BF16); training memory: the
+peak RSS of SFT steps of 8 x 512 tokens, whole batches against train.micro_batch_tokens (goal: 1024-token
+micro-batches at most half the whole batch's memory above the loaded model, at most 1.3x its time); cooperative
 generation's cost against the teacher writing alone (goal <= 2x), with the 20-layer pruned SmolLM2 as the student where `protege student prune` has
 made it, else SmolLM2 on both sides (then it measures the turn-taking overhead only). The CPU's features and what
 precision auto means on it are printed first and stored in runs/bench/machine.json.
@@ -19,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from protege.lab.throughput import (distillation_steps, generation_projection, generation_throughput,
-                                    sandbox_throughput, training_throughput)
+                                    sandbox_throughput, training_memory, training_throughput)
 from protege.lab.throughput import cooperative_cost as cooperative_bench
 from protege.models.precision import bf16_fast, cpu_features, describe, machine_line
 from protege.models.resolve import DEFAULT_MODEL
@@ -49,6 +51,8 @@ def main() -> None:
         print(f"== training throughput, {precision}: protege LoRA SFT vs TRL (defaults, tuned); KD vs SFT ==")
         json = f"runs/bench/training_throughput-{precision}.json"
         training_throughput.main(["--precision", precision, "--json", json])
+    print("== training memory: SFT steps of 8 x 512 tokens, whole batches vs train.micro_batch_tokens ==")
+    training_memory.main(["--json", "runs/bench/training_memory.json"])
     if teachers_installed():
         print("== distillation steps vs an SFT step: KD (cache, across tokenizers), on-policy (self, across) ==")
         distillation_steps.main(["--json", "runs/bench/distillation_steps.json"])
