@@ -51,9 +51,11 @@ run() {
     # data is made (bf16, the trained one's finished on an AVX-512 BF16 CPU in session 43), so the rest, training
     # and evaluation, is fp32 on any CPU. (Sessions 41-42 ran its arms without the trained variant, `--without
     # trained`, whose answers AVX2 can only emulate; those arms have the same stage keys and are reused.)
+    # the on-policy arm's micro-batches as methods-code-qwen's (one step at once needs more than 24 GiB); the SFT
+    # arms' stage keys leave train.onpolicy out
     cooperative-code-qwen) $PY -m protege.lab.experiments.cooperative_arms configs/cooperative-code.yaml \
                              --out docs/experiments/cooperative-code.md --table qwen-student \
-                             "train.student=$(chosen_qwen)" ;;
+                             "train.student=$(chosen_qwen)" train.onpolicy.micro_batch_tokens=1100 ;;
     *) echo "unknown experiment '$1': teacher-size, methods-code, methods-code-qwen, cooperative-code," \
             "prune-depth-code or cooperative-code-qwen" >&2
        exit 2 ;;
