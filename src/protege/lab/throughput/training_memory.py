@@ -24,15 +24,14 @@ from pathlib import Path
 
 from protege.store import atomic_write_json
 
-QWEN_PRUNE = Path("~/.cache/protege/pruned/bundled-qwen2.5-coder-0.5b-instruct-keep22").expanduser()
-
-
 def default_model() -> str:
     """The 22-layer Qwen2.5-Coder-0.5B prune where `protege student prune` made it (the student whose SFT swings
     11-22 GB), else the embedded default."""
+    from protege.models.prune import pruned_dir
     from protege.models.resolve import DEFAULT_MODEL
 
-    return f"hf:{QWEN_PRUNE}" if QWEN_PRUNE.is_dir() else DEFAULT_MODEL
+    prune = pruned_dir("bundled:qwen2.5-coder-0.5b-instruct", 22)
+    return f"hf:{prune}" if prune.is_dir() else DEFAULT_MODEL
 
 
 def peak_gib() -> float:
