@@ -90,3 +90,25 @@ def test_a_killed_attempt_is_closed_at_the_stage_last_write_when_the_stage_resum
     attempts = read_json(stage / ATTEMPTS)
     assert len(attempts) == 2 and attempts[0]["seconds"] == 50.0 and "seconds" not in attempts[1]
     assert stage.earlier_attempts() == (1, 50.0)
+
+
+def test_two_writers_of_one_path_at_once_each_leave_a_whole_file(tmp_path, monkeypatch):
+    """The processes of a data-parallel stage cache the same teacher targets under one name. Here a second write
+    of the path lands while the first is saving (torch.save patched to run it in between): with one shared
+    temporary name the second renamed the first's file away and the first's rename failed (FileNotFoundError)."""
+    import torch
+
+    from protege import store
+
+    path, save, nested = tmp_path / "targets.pt", torch.save, []
+
+    def save_with_another_writer_between(obj, f, *args, **kwargs):
+        save(obj, f, *args, **kwargs)
+        if not nested:
+            nested.append(True)
+            store.atomic_torch_save({"writer": 2}, path)
+
+    monkeypatch.setattr(torch, "save", save_with_another_writer_between)
+    store.atomic_torch_save({"writer": 1}, path)
+    assert torch.load(path) == {"writer": 1}  # the last rename wins, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["targets.pt"]  # no temporary file left behind

@@ -84,14 +84,21 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary name in the same folder, then rename: a kill leaves the whole file or none."""
+    """torch.save to a temporary name in the same folder, then rename: a kill leaves the whole file or none. The
+    temporary name is this call's own, so writers of one path at once (the processes of a data-parallel stage
+    caching the same teacher targets) each rename a whole file instead of one renaming the other's away."""
     import torch
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_json(path: Path) -> Any:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import sys
 
+from torch.distributed.elastic.multiprocessing.errors import record
 
+
+@record  # a failing process's traceback goes into the launcher's "Root Cause" summary, not only its own output
 def main(argv: list[str] | None = None) -> None:
     from protege.config import load_config
     from protege.pipeline import Pipeline

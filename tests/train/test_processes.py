@@ -69,18 +69,22 @@ def test_two_processes_follow_the_one_process_curve(tmp_path, tiny_model_dir, ti
 
 
 def test_a_killed_multi_process_run_resumes_to_the_same_curve(tmp_path, tiny_model_dir, tiny_task, one_process):
+    """The kill must land between the first checkpoint and the last step. A tiny step takes tens of milliseconds,
+    and two training processes busy both cores of a 2-core machine, so the run goes at the lowest priority (nice
+    19) and this process looks for the checkpoint every 10 ms: at nice 0 with 0.2 s polls it was once starved
+    long enough that the run had finished all its steps before the kill."""
     config = _config(tmp_path, tiny_model_dir, tiny_task, epochs=6)
     command = _train_command(config)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=lambda: os.nice(19))
     deadline = time.monotonic() + 300
     checkpoint = None
     while time.monotonic() < deadline and first.poll() is None:
         checkpoint = next((tmp_path / "runs").rglob("train-*/checkpoint/state.pt"), None)
         if checkpoint is not None:
             break
-        time.sleep(0.2)
+        time.sleep(0.01)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     assert checkpoint is not None, "no checkpoint before the kill"
