@@ -17,7 +17,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 def main(argv: list[str] | None = None) -> None:
     from protege.config import load_config
     from protege.pipeline import Pipeline
-    from protege.train.distributed import process_group
+    from protege.train.distributed import leave_process_group, process_group
 
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     pipeline = Pipeline(load_config(argv[0], argv[1:]), progress=rank == 0,
                         echo=print if rank == 0 else (lambda message: None))
     pipeline.run("train")
+    leave_process_group()
 
 
 if __name__ == "__main__":

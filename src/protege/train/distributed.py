@@ -82,3 +82,13 @@ def from_main(value):
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+def leave_process_group() -> None:
+    """Leave the group together once the work is done, so that no process exits while another still talks to it.
+    Without it the group was torn down at interpreter exit; one process of a 2-process test was once aborted
+    (SIGABRT) after training had finished, not reproduced in 8 runs of the file since, so this is a tidy exit,
+    not a measured fix."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
