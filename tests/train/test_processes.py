@@ -69,7 +69,7 @@ def test_two_processes_follow_the_one_process_curve(tmp_path, tiny_model_dir, ti
 
 
 def test_a_killed_multi_process_run_resumes_to_the_same_curve(tmp_path, tiny_model_dir, tiny_task, one_process):
-    """The kill must land between the first checkpoint and the last step. A tiny step takes tens of milliseconds,
+    """The kill must land between the first checkpoint and the last step. The 18 tiny steps take about 2 s in all,
     and two training processes busy both cores of a 2-core machine, so the run goes at the lowest priority (nice
     19) and this process looks for the checkpoint every 10 ms: at nice 0 with 0.2 s polls it was once starved
     long enough that the run had finished all its steps before the kill."""
