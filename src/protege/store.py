@@ -17,6 +17,7 @@ import json
 import os
 import tempfile
 import time as _time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -44,20 +45,29 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: readers see the old or the new file."""
+@contextmanager
+def _whole_or_nothing(path: Path) -> Iterator[Path]:
+    """A temporary file of this call's own beside `path` to write; renamed over `path` when the block ends, removed
+    if it raises. Readers see the old or the new file, a kill leaves no part of one, and writers of one path at once
+    (the processes of a data-parallel stage caching the same teacher targets) each rename a whole file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: readers see the old or the new file."""
+    with _whole_or_nothing(path) as tmp, tmp.open("w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def write_marked_section(path: Path, start: str, end: str, text: str, before: str | None = None) -> None:
@@ -84,21 +94,11 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary name in the same folder, then rename: a kill leaves the whole file or none. The
-    temporary name is this call's own, so writers of one path at once (the processes of a data-parallel stage
-    caching the same teacher targets) each rename a whole file instead of one renaming the other's away."""
+    """torch.save through _whole_or_nothing: a kill, or another process saving the same path, leaves a whole file."""
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with _whole_or_nothing(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_json(path: Path) -> Any:

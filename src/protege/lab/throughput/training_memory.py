@@ -24,6 +24,7 @@ from pathlib import Path
 
 from protege.store import atomic_write_json
 
+
 def default_model() -> str:
     """The 22-layer Qwen2.5-Coder-0.5B prune where `protege student prune` made it (the student whose SFT swings
     11-22 GB), else the embedded default."""
